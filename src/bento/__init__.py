@@ -1,0 +1,1 @@
+"""Bento: hexagonal DDD messaging for Python."""

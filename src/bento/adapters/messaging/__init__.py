@@ -1,0 +1,1 @@
+"""MessageBus adapters: inprocess, rabbitmq, pulsar, redis, nats."""

@@ -1,0 +1,122 @@
+"""Port-level failures. Every adapter raises these, so callers never see a driver error."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bento.domain.errors import BentoError
+
+
+class HandlerNotFoundError(BentoError, LookupError):
+    """No handler is registered for a command or query type."""
+
+    def __init__(self, message_type: type) -> None:
+        super().__init__(
+            f"no handler registered for {message_type.__qualname__}; register one with "
+            f"bus.register({message_type.__name__}Handler(...))"
+        )
+        self.message_type = message_type
+
+
+class HandlerAlreadyRegisteredError(BentoError, ValueError):
+    """A command or query type may have exactly one handler."""
+
+    def __init__(self, message_type: type, existing: object) -> None:
+        super().__init__(
+            f"{message_type.__qualname__} already has a handler ({type(existing).__qualname__}); "
+            "commands and queries have exactly one"
+        )
+        self.message_type = message_type
+
+
+class ConcurrencyError(BentoError):
+    """Another writer appended first. The store never merges concurrent appends;
+    handlers reload and retry, which is safe because the command is validated again."""
+
+    def __init__(self, stream: str, expected: int, actual: int) -> None:
+        super().__init__(
+            f"stream {stream!r} is at version {actual}, not {expected}; reload the aggregate and retry"
+        )
+        self.stream, self.expected, self.actual = stream, expected, actual
+
+
+class DeserializationError(BentoError, ValueError):
+    """A message body could not be decoded: bad JSON, a bad envelope, or a payload that
+    fails validation. Consumers dead-letter the message with this reason."""
+
+    def __init__(self, reason: str, *, wire_name: str | None = None, message_id: str | None = None) -> None:
+        where = []
+        if wire_name:
+            where.append(f"type {wire_name!r}")
+        if message_id:
+            where.append(f"id {message_id}")
+        prefix = f"cannot decode message ({', '.join(where)})" if where else "cannot decode message"
+        super().__init__(f"{prefix}: {reason}")
+        self.reason, self.wire_name, self.message_id = reason, wire_name, message_id
+
+
+class UnknownMessageTypeError(DeserializationError):
+    """The envelope names a wire name no registered class claims."""
+
+    def __init__(self, wire_name: str, *, message_id: str | None = None, known: Sequence[str] = ()) -> None:
+        hint = f" (known: {', '.join(sorted(known)[:10])}{', …' if len(known) > 10 else ''})" if known else ""
+        super().__init__(
+            f"unknown message type {wire_name!r}{hint}; define a DomainEvent with that wire name",
+            wire_name=wire_name,
+            message_id=message_id,
+        )
+
+
+class PublishError(BentoError):
+    """The transport did not confirm a publish; the message may not have been sent."""
+
+    def __init__(self, topic: str, reason: str) -> None:
+        super().__init__(f"publishing to {topic!r} failed: {reason}")
+        self.topic, self.reason = topic, reason
+
+
+class SubscribeError(BentoError):
+    """A subscription could not be set up."""
+
+    def __init__(self, topic: str, reason: str) -> None:
+        super().__init__(f"subscribing to {topic!r} failed: {reason}")
+        self.topic, self.reason = topic, reason
+
+
+class BrokerUnavailableError(BentoError, ConnectionError):
+    """The broker or store could not be reached."""
+
+    def __init__(self, what: str, where: str, reason: str) -> None:
+        super().__init__(f"{what} at {where} is unreachable: {reason}")
+        self.what, self.where, self.reason = what, where, reason
+
+
+class BusClosedError(BentoError, RuntimeError):
+    """The adapter was closed (or never started) and refuses new work."""
+
+
+class ConfigurationError(BentoError, ValueError):
+    """Settings are invalid; the message lists every problem at once."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid Bento configuration ({len(problems)} problem(s)):\n{lines}")
+        self.problems = list(problems)
+
+
+class MissingExtraError(BentoError, ImportError):
+    """An adapter's client library is not installed."""
+
+    def __init__(self, adapter: str, extra: str, module: str) -> None:
+        super().__init__(
+            f"the {adapter} adapter needs the {module!r} package: pip install 'bento-ddd[{extra}]'"
+        )
+        self.adapter, self.extra, self.module = adapter, extra, module
+
+
+class LockTimeoutError(BentoError, TimeoutError):
+    """A StreamLock could not be taken in time (another writer holds the stream)."""
+
+    def __init__(self, streams: object, timeout: float) -> None:
+        super().__init__(f"could not lock stream(s) {streams!r} within {timeout:.1f}s; another writer holds them")
+        self.streams, self.timeout = streams, timeout

@@ -1,0 +1,33 @@
+"""Application ports: Protocols the application calls and adapters implement."""
+
+from bento.application.ports.capabilities import Capabilities, HealthStatus
+from bento.application.ports.checkpoint_store import CheckpointStore
+from bento.application.ports.command_bus import CommandBus
+from bento.application.ports.event_publisher import EventPublisherPort
+from bento.application.ports.event_store import ANY_VERSION, NO_STREAM, EventFilter, EventStore, StoredEvent
+from bento.application.ports.inbox import Inbox
+from bento.application.ports.message_bus import DeadLetter, MessageBus, MessageHandler, Subscription
+from bento.application.ports.query_bus import QueryBus
+from bento.application.ports.read_model import ReadModelPort
+from bento.application.ports.stream_lock import StreamLock
+
+__all__ = [
+    "ANY_VERSION",
+    "NO_STREAM",
+    "Capabilities",
+    "CheckpointStore",
+    "CommandBus",
+    "DeadLetter",
+    "EventFilter",
+    "EventPublisherPort",
+    "EventStore",
+    "HealthStatus",
+    "Inbox",
+    "MessageBus",
+    "MessageHandler",
+    "QueryBus",
+    "ReadModelPort",
+    "StoredEvent",
+    "StreamLock",
+    "Subscription",
+]

@@ -1,0 +1,83 @@
+"""EventStore: durable history of every domain event, in one global order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from bento.domain.events import DomainEvent
+
+#: `expected_version` that skips the concurrency check (append whatever the version).
+ANY_VERSION = -1
+#: `expected_version` of a stream that must not exist yet.
+NO_STREAM = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One event as the store keeps it. `data`/`metadata` are JSON text; decode with
+    `JsonCodec.decode_stored(...)` or `stored.decode(codec)`."""
+
+    position: int
+    stream: str
+    version: int
+    event_id: str
+    event_type: str
+    schema_version: int
+    data: str
+    metadata: str
+    recorded_at: datetime
+    aggregate_type: str = ""
+    tenant_id: str = ""
+    correlation_id: str = ""
+    causation_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Criteria for `EventStore.query`; every given criterion must match."""
+
+    event_types: Sequence[str] = ()
+    aggregate_type: str | None = None
+    tenant_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    after_position: int = 0
+    limit: int = 1000
+
+
+class EventStore(Protocol):
+    """Durable history of every domain event, in one global order.
+
+    `append` is all-or-nothing and returns the stream's new version (versions start
+    at 1; a new stream is at 0). If the stream is not at `expected_version` it
+    raises ConcurrencyError and writes nothing, even when the other writer is another
+    process. `ANY_VERSION` skips the check.
+
+    `read_all(after_position, limit)` returns events with position > after_position
+    in position order. Positions never change once read, and a reader that has
+    checkpointed position P never misses an event that becomes visible later with a
+    position <= P; projections and the outbox relay checkpoint against them.
+    """
+
+    async def append(
+        self, stream: str, events: Sequence[DomainEvent], expected_version: int, *, aggregate_type: str = ""
+    ) -> int: ...
+
+    async def read_stream(self, stream: str, from_version: int = 0) -> list[StoredEvent]:
+        """Events of `stream` with version > from_version, in version order."""
+        ...
+
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]: ...
+
+    async def stream_version(self, stream: str) -> int: ...
+
+    async def query(self, criteria: EventFilter) -> list[StoredEvent]:
+        """Events matching every criterion, in position order."""
+        ...
+
+    async def last_position(self) -> int: ...
+
+    async def close(self) -> None: ...

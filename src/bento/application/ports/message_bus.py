@@ -1,0 +1,100 @@
+"""MessageBus: the transport port (seed 002's publish/subscribe/close shape)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Protocol, Self
+
+from bento.application.ports.capabilities import Capabilities, HealthStatus
+from bento.domain.events import DomainEvent
+
+#: What a subscriber provides: an async callable that raises to refuse a message.
+MessageHandler = Callable[[DomainEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message the bus gave up on, with the original body and why."""
+
+    topic: str
+    group: str | None
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+    error_type: str = ""
+    error_message: str = ""
+    attempts: int = 0
+    message_id: str | None = None
+
+
+class Subscription(Protocol):
+    """A live subscription; `cancel` stops delivery and waits for in-flight handlers."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def group(self) -> str | None: ...
+
+    async def cancel(self) -> None: ...
+
+
+class MessageBus(Protocol):
+    """Moves domain events between processes (or within one) by topic.
+
+    Delivery is at-least-once: a message is acknowledged only after its handler
+    returned. A handler that raises gets the message again after a back-off, up to
+    `max_attempts` deliveries in all; then the message goes to the dead-letter path
+    with the original body, the error type and message and the attempt count, and
+    the subscription keeps going. A body that cannot be decoded (bad JSON, unknown
+    wire name, invalid payload) is dead-lettered at once with the reason.
+
+    `group=None` subscribes for broadcast (every such subscriber gets every message);
+    subscribers that share a group share the work, and each group gets every message.
+    `ordered=True` asks for per-key order (`key` defaults to the event's aggregate id);
+    adapters whose `capabilities.ordered_per_key` is False refuse it.
+    Topics may contain `*` wildcards when `capabilities.pattern_subscriptions`.
+    `publish` returns only once the backend has accepted the message (confirms);
+    `publish_batch` pipelines and returns when all are accepted.
+    """
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    async def publish(
+        self,
+        topic: str,
+        message: DomainEvent,
+        *,
+        key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None: ...
+
+    async def publish_batch(self, topic: str, messages: Sequence[DomainEvent]) -> None: ...
+
+    async def publish_raw(
+        self, topic: str, body: bytes, *, key: str | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """Send an already-encoded body (interop, replays, tests of the poison path)."""
+        ...
+
+    async def subscribe(
+        self, topic: str, handler: MessageHandler, *, group: str | None = None, ordered: bool = False
+    ) -> Subscription: ...
+
+    async def dead_letters(self, topic: str, *, group: str | None, limit: int = 100) -> list[DeadLetter]:
+        """Messages dead-lettered for `topic` and `group`, oldest first (they stay there)."""
+        ...
+
+    async def health_check(self) -> HealthStatus: ...

@@ -1,0 +1,209 @@
+"""JSON envelopes for messages on the wire and rows in the event store.
+
+Wire format (one JSON object, UTF-8):
+
+    {"type": "order.placed", "version": 1, "message": {<every model field>}}
+
+`message` is pydantic's own JSON of the model (ids, timestamp, metadata and payload),
+so encoding is one `model_dump_json` plus a few bytes. Decoding resolves `type`
+through a MessageRegistry (registered wire names only, never an import path), runs
+upcasters from the stored version to the class's current one, then validates.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from bento.application.errors import DeserializationError, UnknownMessageTypeError
+from bento.domain.errors import DuplicateMessageTypeError
+from bento.domain.events import DomainEvent, concrete_event_types
+
+#: Turns the JSON dict of one schema version into the next version's dict.
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+CONTENT_TYPE = "application/vnd.bento.envelope+json"
+
+
+class MessageRegistry:
+    """Wire name → DomainEvent class, plus upcasters.
+
+    Every defined (non-abstract) DomainEvent subclass is known without registration:
+    the class tree is consulted on a miss and cached. `register` adds nothing new for
+    such classes but lets a service list its types explicitly; `restrict_to` limits a
+    registry to an allow-list.
+    """
+
+    def __init__(self, types: Iterable[type[DomainEvent]] = (), *, restrict_to_types: bool = False) -> None:
+        self._types: dict[str, type[DomainEvent]] = {}
+        self._upcasters: dict[tuple[str, int], Upcaster] = {}
+        self._restricted = restrict_to_types
+        for cls in types:
+            self.register(cls)
+
+    def register(self, cls: type[DomainEvent]) -> type[DomainEvent]:
+        existing = self._types.get(cls.__wire_name__)
+        if existing is not None and existing is not cls and existing.__qualname__ != cls.__qualname__:
+            raise DuplicateMessageTypeError(cls.__wire_name__, existing.__qualname__, cls.__qualname__)
+        self._types[cls.__wire_name__] = cls
+        return cls
+
+    def add_upcaster(self, wire_name: str, from_version: int, upcaster: Upcaster) -> None:
+        """Register how to turn `wire_name` at `from_version` into `from_version + 1`."""
+        self._upcasters[(wire_name, from_version)] = upcaster
+
+    def upcaster(self, wire_name: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
+        """Decorator form of `add_upcaster`."""
+
+        def register(fn: Upcaster) -> Upcaster:
+            self.add_upcaster(wire_name, from_version, fn)
+            return fn
+
+        return register
+
+    def resolve(self, wire_name: str, *, message_id: str | None = None) -> type[DomainEvent]:
+        cls = self._types.get(wire_name)
+        if cls is not None:
+            return cls
+        if not self._restricted:
+            for candidate in concrete_event_types():
+                if candidate.__wire_name__ == wire_name:
+                    self._types[wire_name] = candidate
+                    return candidate
+        raise UnknownMessageTypeError(wire_name, message_id=message_id, known=self.names())
+
+    def names(self) -> list[str]:
+        if self._restricted:
+            return sorted(self._types)
+        return sorted({*self._types, *(c.__wire_name__ for c in concrete_event_types())})
+
+    def upcast(self, wire_name: str, version: int, data: dict[str, Any], target: int) -> dict[str, Any]:
+        while version < target:
+            step = self._upcasters.get((wire_name, version))
+            if step is None:
+                raise DeserializationError(
+                    f"schema version {version} is older than {target} and no upcaster "
+                    f"from version {version} is registered",
+                    wire_name=wire_name,
+                )
+            data = step(data)
+            version += 1
+        if version > target:
+            raise DeserializationError(
+                f"schema version {version} is newer than this service's version {target}; "
+                "deploy the newer event class first",
+                wire_name=wire_name,
+            )
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedEvent:
+    """The columns an event store keeps for one event."""
+
+    event_id: str
+    event_type: str
+    schema_version: int
+    data: str
+    metadata: str
+    tenant_id: str
+    correlation_id: str
+    causation_id: str
+    aggregate_type: str
+
+
+class JsonCodec:
+    """Encode and decode envelopes; shared by every transport and store adapter."""
+
+    content_type = CONTENT_TYPE
+
+    def __init__(self, registry: MessageRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else MessageRegistry()
+
+    # -- transport ------------------------------------------------------------------
+    def encode(self, message: DomainEvent, headers: Mapping[str, str] | None = None) -> bytes:
+        if headers:
+            message = message.with_metadata(headers={**message.metadata.headers, **headers})
+        cls = type(message)
+        return b'{"type":%s,"version":%d,"message":%s}' % (
+            json.dumps(cls.__wire_name__).encode(),
+            cls.__schema_version__,
+            message.__pydantic_serializer__.to_json(message),
+        )
+
+    def decode(self, body: bytes | str) -> DomainEvent:
+        try:
+            envelope = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DeserializationError(f"body is not JSON ({exc})") from exc
+        if not isinstance(envelope, dict):
+            raise DeserializationError(f"envelope must be a JSON object, got {type(envelope).__name__}")
+        wire_name, version, data = envelope.get("type"), envelope.get("version", 1), envelope.get("message")
+        if not isinstance(wire_name, str) or not isinstance(data, dict) or not isinstance(version, int):
+            raise DeserializationError("envelope needs 'type' (string), 'version' (int) and 'message' (object)")
+        return self._validate(wire_name, version, data)
+
+    @staticmethod
+    def peek_type(body: bytes | str) -> str | None:
+        """The wire name in an envelope, or None when it cannot be read (for routing and logs)."""
+        try:
+            value = json.loads(body).get("type")
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            return None
+        return value if isinstance(value, str) else None
+
+    # -- event store ----------------------------------------------------------------
+    def encode_for_store(self, event: DomainEvent, *, aggregate_type: str = "") -> EncodedEvent:
+        meta = event.metadata
+        cls = type(event)
+        metadata_json = json.dumps(
+            {"timestamp": event.timestamp.isoformat(), **meta.model_dump(mode="json")}, separators=(",", ":")
+        )
+        return EncodedEvent(
+            event_id=event.message_id,
+            event_type=cls.__wire_name__,
+            schema_version=cls.__schema_version__,
+            data=json.dumps(event.payload(), separators=(",", ":")),
+            metadata=metadata_json,
+            tenant_id=meta.tenant_id or "",
+            correlation_id=meta.correlation_id or event.message_id,
+            causation_id=meta.causation_id or "",
+            aggregate_type=aggregate_type or meta.aggregate_type or "",
+        )
+
+    def decode_stored(self, event_id: str, event_type: str, schema_version: int, data: str, metadata: str) -> DomainEvent:
+        try:
+            payload = json.loads(data)
+            meta = json.loads(metadata)
+        except ValueError as exc:
+            raise DeserializationError(f"stored JSON is corrupt ({exc})", wire_name=event_type,
+                                       message_id=event_id) from exc
+        timestamp = meta.pop("timestamp", None)
+        fields = {**payload, "message_id": event_id, "metadata": meta}
+        if timestamp is not None:
+            fields["timestamp"] = timestamp
+        return self._validate(event_type, schema_version, fields)
+
+    def _validate(self, wire_name: str, version: int, data: dict[str, Any]) -> DomainEvent:
+        message_id = data.get("message_id") if isinstance(data.get("message_id"), str) else None
+        cls = self.registry.resolve(wire_name, message_id=message_id)
+        if version != cls.__schema_version__:
+            data = self.registry.upcast(wire_name, version, data, cls.__schema_version__)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise DeserializationError(
+                f"payload does not match {cls.__qualname__} v{cls.__schema_version__}: "
+                f"{exc.error_count()} error(s): {_summarise(exc)}",
+                wire_name=wire_name,
+                message_id=message_id,
+            ) from exc
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]]
+    return "; ".join(parts)

@@ -1,0 +1,1 @@
+"""Test support: in-memory fixtures, collectors, and the port contract suites."""

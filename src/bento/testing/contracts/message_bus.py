@@ -1,0 +1,274 @@
+"""MessageBusContract: behaviour every MessageBus adapter shows.
+
+Subclass it as `Test<Adapter>` and provide a `bus` fixture yielding a started bus
+built with `max_attempts=3` (the `max_attempts` fixture) and retry delays of at most
+0.2 s. Each test gets its own `topic` (and derived group names), so runs against a
+shared broker never collide. Behaviour that only some adapters have is gated on
+`bus.capabilities` and skips with the reason, never by adapter name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections import defaultdict
+
+import pytest
+
+from bento.application.errors import BusClosedError
+from bento.application.ports.message_bus import MessageBus
+from bento.domain.events import DomainEvent
+from bento.testing.collector import Collector
+from bento.testing.events import ContractEvent, make_event
+
+
+class MessageBusContract:
+    """The MessageBus promises, as tests. Subclasses provide the `bus` fixture."""
+
+    @pytest.fixture
+    def max_attempts(self) -> int:
+        return 3
+
+    @pytest.fixture
+    def topic(self) -> str:
+        return f"contract.{uuid.uuid4().hex[:12]}"
+
+    @pytest.fixture
+    def group(self, topic: str) -> str:
+        return f"g-{topic.rsplit('.', 1)[-1]}"
+
+    # -- delivery ---------------------------------------------------------------------
+    async def test_every_message_reaches_the_group(self, bus: MessageBus, topic: str, group: str) -> None:
+        received = Collector()
+        await bus.subscribe(topic, received, group=group)
+        sent = [make_event(n) for n in range(20)]
+        for message in sent:
+            await bus.publish(topic, message)
+        assert await received.wait_for(20) == {m.message_id for m in sent}
+
+    async def test_decoded_message_equals_the_published_one(self, bus: MessageBus, topic: str, group: str) -> None:
+        received = Collector()
+        await bus.subscribe(topic, received, group=group)
+        sent = make_event(7, key="k-1", blob="ünïcødé ✓").with_metadata(tenant_id="t-9", correlation_id="c-1")
+        await bus.publish(topic, sent, headers={"x-origin": "contract"})
+        await received.wait_for(1)
+        got = received.received[0]
+        assert isinstance(got, ContractEvent)
+        assert (got.seq, got.key, got.blob) == (7, "k-1", "ünïcødé ✓")
+        assert got.message_id == sent.message_id
+        assert got.timestamp == sent.timestamp
+        assert got.metadata.tenant_id == "t-9"
+        assert got.metadata.correlation_id == "c-1"
+        assert got.metadata.headers.get("x-origin") == "contract"
+
+    async def test_each_group_gets_every_message(self, bus: MessageBus, topic: str, group: str) -> None:
+        first, second = Collector(), Collector()
+        await bus.subscribe(topic, first, group=f"{group}-a")
+        await bus.subscribe(topic, second, group=f"{group}-b")
+        sent = [make_event(n) for n in range(10)]
+        await bus.publish_batch(topic, sent)
+        expected = {m.message_id for m in sent}
+        assert await first.wait_for(10) == expected
+        assert await second.wait_for(10) == expected
+
+    async def test_group_members_share_the_work(self, bus: MessageBus, topic: str, group: str) -> None:
+        if not bus.capabilities.consumer_groups:
+            pytest.skip("adapter does not offer consumer groups")
+        one, two = Collector(), Collector()
+        await bus.subscribe(topic, one, group=group)
+        await bus.subscribe(topic, two, group=group)
+        sent = [make_event(n, key=f"k{n}") for n in range(200)]
+        await bus.publish_batch(topic, sent)
+        expected = {m.message_id for m in sent}
+        await one.wait_until(lambda: (one.ids() | two.ids()) >= expected, timeout=20)
+        assert one.ids() | two.ids() == expected
+        # Competing consumers: no message handled by both members (no failure happened).
+        assert not (one.ids() & two.ids())
+
+    async def test_broadcast_subscribers_each_get_everything(self, bus: MessageBus, topic: str) -> None:
+        if not bus.capabilities.broadcast:
+            pytest.skip("adapter does not offer broadcast subscriptions")
+        one, two = Collector(), Collector()
+        await bus.subscribe(topic, one)
+        await bus.subscribe(topic, two)
+        sent = [make_event(n) for n in range(10)]
+        for message in sent:
+            await bus.publish(topic, message)
+        expected = {m.message_id for m in sent}
+        assert await one.wait_for(10) == expected
+        assert await two.wait_for(10) == expected
+
+    async def test_pattern_subscription_matches_sub_topics(self, bus: MessageBus, topic: str, group: str) -> None:
+        if not bus.capabilities.pattern_subscriptions:
+            pytest.skip("adapter does not offer pattern subscriptions")
+        received = Collector()
+        await bus.subscribe(f"{topic}.*", received, group=group)
+        a, b, other = make_event(1), make_event(2), make_event(3)
+        await bus.publish(f"{topic}x.a", other)
+        await bus.publish(f"{topic}.a", a)
+        await bus.publish(f"{topic}.b", b)
+        assert await received.wait_for(2) == {a.message_id, b.message_id}
+        await asyncio.sleep(0.3)
+        assert other.message_id not in received.ids()
+
+    async def test_publish_batch_delivers_every_message(self, bus: MessageBus, topic: str, group: str) -> None:
+        received = Collector()
+        await bus.subscribe(topic, received, group=group)
+        sent = [make_event(n, key=f"k{n % 7}", blob="x" * 200) for n in range(300)]
+        await bus.publish_batch(topic, sent)
+        assert await received.wait_for(300, timeout=20) == {m.message_id for m in sent}
+
+    # -- failure path -----------------------------------------------------------------
+    async def test_failed_handler_gets_the_message_again(self, bus: MessageBus, topic: str, group: str) -> None:
+        if not bus.capabilities.redelivery:
+            pytest.skip("adapter does not redeliver")
+
+        def fail_twice(event: DomainEvent, attempt: int) -> None:
+            if attempt < 3:
+                raise RuntimeError(f"transient failure {attempt}")
+
+        received = Collector(fail_twice)
+        await bus.subscribe(topic, received, group=group)
+        sent = make_event(1)
+        await bus.publish(topic, sent)
+        await received.wait_for(1, timeout=20)
+        assert received.attempts[sent.message_id] == 3
+        assert await bus.dead_letters(topic, group=group) == []
+
+    async def test_poison_message_is_dead_lettered_after_max_attempts(
+        self, bus: MessageBus, topic: str, group: str, max_attempts: int
+    ) -> None:
+        if not bus.capabilities.dead_letter:
+            pytest.skip("adapter has no dead-letter path")
+        poison = make_event(-1, blob="poison")
+
+        def refuse_poison(event: DomainEvent, attempt: int) -> None:
+            if event.message_id == poison.message_id:
+                raise ValueError("cannot handle the poison message")
+
+        received = Collector(refuse_poison)
+        await bus.subscribe(topic, received, group=group)
+        good = [make_event(n) for n in range(50)]
+        await bus.publish(topic, poison, headers={"x-case": "poison"})
+        await bus.publish_batch(topic, good)
+        await received.wait_for(50, timeout=20)
+        letters = await _wait_for_dead_letters(bus, topic, group, 1)
+        assert received.attempts[poison.message_id] == max_attempts
+        assert len(letters) == 1
+        letter = letters[0]
+        assert letter.message_id == poison.message_id
+        assert letter.error_type == "ValueError"
+        assert "cannot handle the poison message" in letter.error_message
+        assert letter.attempts == max_attempts
+        assert bus_decodes(bus, letter.body).message_id == poison.message_id
+        assert letter.headers.get("x-case") == "poison" or b'"x-case":"poison"' in letter.body
+        await asyncio.sleep(0.5)
+        assert received.attempts[poison.message_id] == max_attempts  # it never loops
+
+    async def test_undecodable_bodies_are_dead_lettered_with_the_reason(
+        self, bus: MessageBus, topic: str, group: str
+    ) -> None:
+        if not bus.capabilities.dead_letter:
+            pytest.skip("adapter has no dead-letter path")
+        received = Collector()
+        await bus.subscribe(topic, received, group=group)
+        await bus.publish_raw(topic, b"this is not json")
+        await bus.publish_raw(topic, b'{"type":"no.such.event","version":1,"message":{}}')
+        await bus.publish_raw(topic, b'{"type":"bento.testing.contract_event","version":1,"message":{"seq":"x"}}')
+        good = make_event(1)
+        await bus.publish(topic, good)
+        await received.wait_for(1)
+        letters = await _wait_for_dead_letters(bus, topic, group, 3)
+        by_body = {letter.body: letter for letter in letters}
+        assert by_body[b"this is not json"].error_type == "DeserializationError"
+        unknown = by_body[b'{"type":"no.such.event","version":1,"message":{}}']
+        assert unknown.error_type == "UnknownMessageTypeError"
+        assert "no.such.event" in unknown.error_message
+        invalid = next(v for k, v in by_body.items() if b'"seq":"x"' in k)
+        assert invalid.error_type == "DeserializationError" and "seq" in invalid.error_message
+        assert received.ids() == {good.message_id}
+
+    # -- ordering ---------------------------------------------------------------------
+    async def test_same_key_keeps_order(self, bus: MessageBus, topic: str, group: str) -> None:
+        if not bus.capabilities.ordered_per_key:
+            pytest.skip("adapter does not promise per-key order")
+        seen: dict[str, list[int]] = defaultdict(list)
+
+        async def slow_and_jittery(event: DomainEvent, attempt: int) -> None:
+            assert isinstance(event, ContractEvent)
+            await asyncio.sleep(random.random() / 1000)
+            seen[event.key].append(event.seq)
+
+        one, two = Collector(slow_and_jittery), Collector(slow_and_jittery)
+        await bus.subscribe(topic, one, group=group, ordered=True)
+        await bus.subscribe(topic, two, group=group, ordered=True)
+        sent = [make_event(n, key=f"key-{n % 5}") for n in range(250)]
+        await bus.publish_batch(topic, sent)
+        await one.wait_until(lambda: len(one.ids() | two.ids()) >= 250, timeout=30)
+        for key, seqs in seen.items():
+            expected = [m.seq for m in sent if m.key == key]
+            assert _dedupe_keep_first(seqs) == expected, f"order broken for {key}"
+
+    # -- lifecycle --------------------------------------------------------------------
+    async def test_cancelled_subscription_gets_nothing_more(self, bus: MessageBus, topic: str, group: str) -> None:
+        received = Collector()
+        subscription = await bus.subscribe(topic, received, group=group)
+        first = make_event(1)
+        await bus.publish(topic, first)
+        await received.wait_for(1)
+        await subscription.cancel()
+        await bus.publish(topic, make_event(2))
+        await asyncio.sleep(0.5)
+        assert received.ids() == {first.message_id}
+
+    async def test_health_check_is_a_real_round_trip(self, bus: MessageBus) -> None:
+        status = await bus.health_check()
+        assert status.healthy, status.detail
+        assert status.latency_ms >= 0
+
+    async def test_stress_many_publishers_and_consumers(self, bus: MessageBus, topic: str, group: str) -> None:
+        members = [Collector() for _ in range(3)]
+        for member in members:
+            await bus.subscribe(topic, member, group=group)
+        batches = [[make_event(p * 1000 + n, key=f"k{n % 13}") for n in range(500)] for p in range(4)]
+
+        async def publisher(batch: list[ContractEvent]) -> None:
+            for start in range(0, len(batch), 50):
+                await bus.publish_batch(topic, batch[start : start + 50])
+
+        await asyncio.gather(*(publisher(b) for b in batches))
+        expected = {m.message_id for b in batches for m in b}
+
+        def all_ids() -> set[str]:
+            return set().union(*(m.ids() for m in members))
+
+        await members[0].wait_until(lambda: all_ids() >= expected, timeout=60)
+        assert all_ids() == expected
+
+    async def test_close_is_idempotent_and_refuses_new_work(self, bus: MessageBus, topic: str) -> None:
+        await bus.close()
+        await bus.close()
+        with pytest.raises(BusClosedError):
+            await bus.publish(topic, make_event(1))
+
+
+def bus_decodes(bus: MessageBus, body: bytes) -> DomainEvent:
+    from bento.application.serialization import JsonCodec
+
+    return JsonCodec().decode(body)
+
+
+def _dedupe_keep_first(seqs: list[int]) -> list[int]:
+    # At-least-once may redeliver; order is about first deliveries.
+    seen: set[int] = set()
+    return [s for s in seqs if not (s in seen or seen.add(s))]  # type: ignore[func-returns-value]
+
+
+async def _wait_for_dead_letters(bus: MessageBus, topic: str, group: str, count: int, timeout: float = 20.0):  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(timeout):
+        while True:
+            letters = await bus.dead_letters(topic, group=group)
+            if len(letters) >= count:
+                return letters
+            await asyncio.sleep(0.1)

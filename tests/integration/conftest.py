@@ -1,0 +1,1 @@
+"""Shared fixtures for tests against real servers (one folder per technology)."""

@@ -1,0 +1,15 @@
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bento.adapters.messaging.inprocess import InProcessMessageBus, InProcessSettings
+from bento.application.ports.message_bus import MessageBus
+from bento.testing.contracts.message_bus import MessageBusContract
+
+
+class TestInProcessMessageBus(MessageBusContract):
+    @pytest.fixture
+    async def bus(self, max_attempts: int) -> AsyncIterator[MessageBus]:
+        settings = InProcessSettings(max_attempts=max_attempts, retry_delays=[0.01, 0.02])
+        async with InProcessMessageBus(settings) as bus:
+            yield bus
