@@ -1,0 +1,1 @@
+"""CheckpointStore adapters."""

@@ -1,0 +1,1 @@
+"""StreamLock adapters: in-process (asyncio), and distributed ones (redis)."""

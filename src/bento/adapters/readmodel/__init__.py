@@ -1,0 +1,1 @@
+"""ReadModelPort adapters: memory, clickhouse."""

@@ -1,0 +1,51 @@
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bento.adapters.checkpoint.memory import InMemoryCheckpointStore
+from bento.adapters.eventstore.memory import InMemoryEventStore
+from bento.adapters.inbox.memory import InMemoryInbox
+from bento.adapters.locking.inprocess import InProcessStreamLock
+from bento.adapters.readmodel.memory import InMemoryReadModel
+from bento.application.ports.checkpoint_store import CheckpointStore
+from bento.application.ports.event_store import EventStore
+from bento.application.ports.inbox import Inbox
+from bento.application.ports.read_model import ReadModelPort
+from bento.application.ports.stream_lock import StreamLock
+from bento.testing.contracts.checkpoint_store import CheckpointStoreContract
+from bento.testing.contracts.event_store import EventStoreContract
+from bento.testing.contracts.inbox import InboxContract
+from bento.testing.contracts.read_model import ContractRecord, ReadModelContract
+from bento.testing.contracts.stream_lock import StreamLockContract
+
+
+class TestInMemoryEventStore(EventStoreContract):
+    @pytest.fixture
+    async def event_store(self) -> AsyncIterator[EventStore]:
+        store = InMemoryEventStore()
+        yield store
+        await store.close()
+
+
+class TestInMemoryReadModel(ReadModelContract):
+    @pytest.fixture
+    def read_model(self) -> ReadModelPort[ContractRecord]:
+        return InMemoryReadModel(ContractRecord)
+
+
+class TestInMemoryCheckpointStore(CheckpointStoreContract):
+    @pytest.fixture
+    def checkpoints(self) -> CheckpointStore:
+        return InMemoryCheckpointStore()
+
+
+class TestInMemoryInbox(InboxContract):
+    @pytest.fixture
+    def inbox(self) -> Inbox:
+        return InMemoryInbox()
+
+
+class TestInProcessStreamLock(StreamLockContract):
+    @pytest.fixture
+    def stream_lock(self) -> StreamLock:
+        return InProcessStreamLock()
