@@ -1,0 +1,2 @@
+"""Infrastructure: settings, builders and the DI container — the only code that names
+concrete adapters."""
