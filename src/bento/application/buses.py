@@ -61,7 +61,7 @@ class CommandBus(_SingleHandlerBus):
         command_type: type[Command] | None = None,
     ) -> None:
         message_type = command_type or _declared_type(handler)
-        self._register(message_type, handler, handler)
+        self._register(message_type, _entry_point(handler), handler)
 
     async def dispatch(self, command: Command) -> Any:
         try:
@@ -79,7 +79,7 @@ class QueryBus(_SingleHandlerBus):
         query_type: type[Query] | None = None,
     ) -> None:
         message_type = query_type or _declared_type(handler)
-        self._register(message_type, handler, handler)
+        self._register(message_type, _entry_point(handler), handler)
 
     async def ask(self, query: Query) -> Any:
         try:
@@ -87,6 +87,13 @@ class QueryBus(_SingleHandlerBus):
         except KeyError:
             raise HandlerNotFoundError(type(query)) from None
         return await handler(query)
+
+
+def _entry_point(handler: Any) -> Call:
+    # Register the bound `handle` of handler classes: one coroutine frame less per dispatch.
+    if isinstance(handler, CommandHandler | QueryHandler | EventHandler):
+        return handler.handle  # type: ignore[no-any-return]
+    return handler  # type: ignore[no-any-return]
 
 
 def _declared_type(handler: object) -> type[Any]:
@@ -146,7 +153,7 @@ class EventBus:
         return register
 
     def register(self, handler: EventHandler[Any]) -> None:
-        self.add_subscriber(handler.handled_type(), handler, name=handler.handler_name)
+        self.add_subscriber(handler.handled_type(), _entry_point(handler), name=handler.handler_name)
 
     def add_subscriber(
         self, event_type: type[DomainEvent], fn: Callable[[Any], Awaitable[None]], *, name: str

@@ -78,9 +78,11 @@ class AggregateRoot:
     # -- rebuilding -----------------------------------------------------------------
     @classmethod
     def from_history(cls, id: str, events: Iterable[DomainEvent]) -> Self:
-        """Rebuild an aggregate by replaying its stored events in order."""
-        aggregate = cls.__new__(cls)
-        AggregateRoot.__init__(aggregate, id)
+        """Rebuild an aggregate by replaying its stored events in order.
+
+        The aggregate is created with `cls(id)`, so subclasses keep that signature
+        (initial state in `__init__`, everything else from events)."""
+        aggregate = cls(id)
         aggregate.replay(events)
         return aggregate
 

@@ -168,3 +168,15 @@ async def clickhouse_checkpoints(engine: Any) -> AsyncIterator[CheckpointStore]:
     store = ClickHouseCheckpointStore(engine)
     await store.start()
     yield store
+
+
+async def memory_checkpoints() -> AsyncIterator[CheckpointStore]:
+    from bento.adapters.checkpoint.memory import InMemoryCheckpointStore
+
+    yield InMemoryCheckpointStore()
+
+
+async def inprocess_stream_lock() -> AsyncIterator[StreamLock]:
+    from bento.adapters.locking.inprocess import InProcessStreamLock
+
+    yield InProcessStreamLock()

@@ -17,9 +17,7 @@ from typing import Any
 
 from dependency_injector import containers, providers
 
-from bento.adapters.checkpoint.memory import InMemoryCheckpointStore
 from bento.adapters.inbox.memory import InMemoryInbox
-from bento.adapters.locking.inprocess import InProcessStreamLock
 from bento.application.buses import CommandBus, EventBus, QueryBus
 from bento.application.handlers import CommandHandler, EventHandler, QueryHandler
 from bento.application.serialization import JsonCodec, MessageRegistry
@@ -56,7 +54,7 @@ class BentoContainer(containers.DeclarativeContainer):
     clickhouse_engine = providers.Resource(builders.clickhouse_engine, settings.provided.clickhouse)
     stream_lock = providers.Selector(
         settings.provided.event_store.lock,
-        inprocess=providers.Singleton(InProcessStreamLock),
+        inprocess=providers.Resource(builders.inprocess_stream_lock),
         redis=providers.Resource(builders.redis_stream_lock, settings.provided.event_store),
     )
     event_store = providers.Selector(
@@ -68,7 +66,7 @@ class BentoContainer(containers.DeclarativeContainer):
     )
     checkpoint_store = providers.Selector(
         settings.provided.read_model.backend,
-        memory=providers.Singleton(InMemoryCheckpointStore),
+        memory=providers.Resource(builders.memory_checkpoints),
         clickhouse=providers.Resource(builders.clickhouse_checkpoints, clickhouse_engine),
     )
     read_models = providers.Selector(

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Prepare a fresh Debian/Ubuntu machine (Python 3.11) for Bento: a virtualenv in .venv
+# with Bento installed in editable mode. Usage: scripts/setup.sh [EXTRAS]  (default: all,dev)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-all,dev}"
+sudo_cmd=""
+if [ "$(id -u)" != "0" ]; then sudo_cmd="sudo"; fi
+
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then $sudo_cmd apt-get update -q >/dev/null; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q "$@" >/dev/null
+}
+
+python=${PYTHON:-python3.11}
+command -v "$python" >/dev/null 2>&1 || python=python3
+if ! "$python" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+  echo "Bento needs Python >= 3.11 ($python is $("$python" --version 2>&1))" >&2
+  exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+  if ! "$python" -m venv .venv >/dev/null 2>&1; then
+    apt_install python3-venv
+    "$python" -m venv .venv
+  fi
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e ".[${extras}]"

@@ -1,0 +1,81 @@
+import sys
+from pathlib import Path
+
+import pytest
+from dependency_injector import providers
+
+import bento
+from bento import MissingExtraError
+from bento.adapters.eventstore.memory import InMemoryEventStore
+from bento.adapters.messaging.inprocess import InProcessMessageBus
+from bento.infrastructure.container import BentoContainer
+from bento.infrastructure.settings import load_settings
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BENTO_CONFIG", raising=False)
+
+
+async def test_defaults_select_in_process_adapters_and_shut_down() -> None:
+    container = BentoContainer()
+    bus = await container.message_bus()
+    store = await container.event_store()
+    assert isinstance(bus, InProcessMessageBus) and isinstance(store, InMemoryEventStore)
+    assert await container.message_bus() is bus
+    await container.shutdown_resources()
+    with pytest.raises(bento.BusClosedError):
+        await bus.publish("t", bento.DomainEvent.model_construct())
+
+
+async def test_named_instances_open_on_demand(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVENT__AUDIT__BACKEND", "memory")
+    container = BentoContainer()
+    buses = await container.message_buses()
+    audit = await buses.get("audit")
+    assert isinstance(audit, InProcessMessageBus) and await buses.get("AUDIT") is audit
+    assert set(buses.opened()) == {"audit"}
+    with pytest.raises(bento.ConfigurationError, match="EVENT__NOPE__BACKEND"):
+        await buses.get("nope")
+    await container.shutdown_resources()
+
+
+async def test_settings_override_selects_another_backend_without_opening_the_default() -> None:
+    container = BentoContainer()
+    container.settings.override(providers.Object(load_settings(event={"backend": "rabbitmq"})))
+    assert container.settings().event_backend == "rabbitmq"
+    store = await container.event_store()  # the rabbitmq bus is not opened by this
+    assert isinstance(store, InMemoryEventStore)
+    await container.shutdown_resources()
+
+
+def test_import_bento_pulls_in_no_client_library() -> None:
+    for client in ("aio_pika", "pulsar", "redis", "nats", "clickhouse_driver", "chdb", "fastapi"):
+        assert client not in sys.modules or not sys.modules[client].__name__.startswith("bento")
+    import subprocess
+
+    code = (
+        "import sys, bento, bento.infrastructure.container; "
+        "bad=[m for m in ('aio_pika','pulsar','redis','nats','clickhouse_driver','chdb') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_missing_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bento.adapters.messaging.rabbitmq as rabbitmq_package
+
+    monkeypatch.setitem(sys.modules, "aio_pika", None)  # as if not installed
+    with pytest.raises(MissingExtraError, match=r"bento-ddd\[rabbitmq\]"):
+        rabbitmq_package.__getattr__("RabbitMQMessageBus")
+
+
+def test_public_api_all_is_sorted_and_complete() -> None:
+    def key(name: str) -> tuple[bool, bool, str]:
+        return (not name.isupper(), not name[0].isupper(), name)
+
+    assert bento.__all__ == sorted(bento.__all__, key=key)
+    for name in bento.__all__:
+        assert hasattr(bento, name), name

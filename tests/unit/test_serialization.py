@@ -1,0 +1,84 @@
+import json
+
+import pytest
+
+from bento import DeserializationError, DomainEvent, JsonCodec, MessageRegistry, UnknownMessageTypeError
+
+
+class PriceChanged(DomainEvent, name="test.codec.price_changed", version=3):
+    sku: str
+    cents: int
+
+
+def test_round_trip_keeps_every_field() -> None:
+    codec = JsonCodec()
+    event = PriceChanged(sku="A", cents=100).with_metadata(tenant_id="t", headers={"h": "v"})
+    body = codec.encode(event, {"extra": "1"})
+    decoded = codec.decode(body)
+    assert decoded.model_dump(exclude={"metadata"}) == event.model_dump(exclude={"metadata"})
+    assert decoded.metadata.headers == {"h": "v", "extra": "1"}
+    envelope = json.loads(body)
+    assert envelope["type"] == "test.codec.price_changed" and envelope["version"] == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "text"),
+    [
+        (b"{not json", DeserializationError, "not JSON"),
+        (b"[1,2]", DeserializationError, "JSON object"),
+        (b'{"type": 5, "message": {}}', DeserializationError, "'type'"),
+        (b'{"type":"test.codec.nope","version":1,"message":{}}', UnknownMessageTypeError, "test.codec.nope"),
+        (b'{"type":"test.codec.price_changed","version":3,"message":{"sku":"A"}}', DeserializationError, "cents"),
+    ],
+)
+def test_bad_bodies_raise_typed_errors_that_say_why(body: bytes, error: type[Exception], text: str) -> None:
+    with pytest.raises(error) as caught:
+        JsonCodec().decode(body)
+    assert text in str(caught.value)
+
+
+def test_unknown_type_error_carries_the_wire_name_and_id() -> None:
+    body = b'{"type":"test.codec.gone","version":1,"message":{"message_id":"m-1"}}'
+    with pytest.raises(UnknownMessageTypeError) as caught:
+        JsonCodec().decode(body)
+    assert caught.value.wire_name == "test.codec.gone" and caught.value.message_id == "m-1"
+
+
+def test_upcasters_bring_old_versions_to_the_current_one() -> None:
+    registry = MessageRegistry()
+
+    @registry.upcaster("test.codec.price_changed", 1)
+    def v1_to_v2(data: dict) -> dict:  # type: ignore[type-arg]
+        data["cents"] = int(data.pop("price") * 100)
+        return data
+
+    registry.add_upcaster("test.codec.price_changed", 2, lambda data: data)
+    codec = JsonCodec(registry)
+    old = b'{"type":"test.codec.price_changed","version":1,"message":{"sku":"A","price":1.5}}'
+    event = codec.decode(old)
+    assert isinstance(event, PriceChanged) and event.cents == 150
+
+
+def test_missing_upcaster_and_future_versions_are_errors() -> None:
+    codec = JsonCodec()
+    with pytest.raises(DeserializationError, match="no upcaster"):
+        codec.decode(b'{"type":"test.codec.price_changed","version":1,"message":{"sku":"A","cents":1}}')
+    with pytest.raises(DeserializationError, match="newer"):
+        codec.decode(b'{"type":"test.codec.price_changed","version":9,"message":{"sku":"A","cents":1}}')
+
+
+def test_restricted_registry_resolves_only_registered_names() -> None:
+    codec = JsonCodec(MessageRegistry(restrict_to_types=True))
+    with pytest.raises(UnknownMessageTypeError):
+        codec.decode(JsonCodec().encode(PriceChanged(sku="A", cents=1)))
+    codec.registry.register(PriceChanged)
+    assert isinstance(codec.decode(JsonCodec().encode(PriceChanged(sku="A", cents=1))), PriceChanged)
+
+
+def test_store_encoding_round_trips() -> None:
+    codec = JsonCodec()
+    event = PriceChanged(sku="A", cents=1).with_metadata(correlation_id="c", causation_id="x", tenant_id="t")
+    row = codec.encode_for_store(event, aggregate_type="Product")
+    assert (row.correlation_id, row.causation_id, row.tenant_id, row.aggregate_type) == ("c", "x", "t", "Product")
+    back = codec.decode_stored(row.event_id, row.event_type, row.schema_version, row.data, row.metadata)
+    assert back == event
