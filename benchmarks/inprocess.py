@@ -55,7 +55,10 @@ async def rate(n: int, step: Callable[[Any], Awaitable[Any]], message: Any) -> f
     return n / (time.perf_counter() - started)
 
 
-async def best_of(rounds: int, n: int, variants: dict[str, tuple[Callable[[Any], Awaitable[Any]], Any]]) -> dict[str, float]:
+Variant = tuple[Callable[[Any], Awaitable[Any]], Any]
+
+
+async def best_of(rounds: int, n: int, variants: dict[str, Variant]) -> dict[str, float]:
     """Best rate per variant; variants alternate within each round so machine noise
     hits them alike (the ratios are what matter)."""
     best = dict.fromkeys(variants, 0.0)

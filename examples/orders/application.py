@@ -5,9 +5,9 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from bento import Command, CommandBus, CommandHandler, EventHandler, Query, QueryHandler
-from bento.application.projections import Projection, handles
 from bento.application.ports.event_store import StoredEvent
 from bento.application.ports.read_model import ReadModelPort
+from bento.application.projections import Projection, handles
 from bento.application.repository import EventSourcedRepository
 from examples.orders.domain import Order, OrderPaid, OrderPlaced, Product, StockReserved
 

@@ -23,7 +23,7 @@ from bento.application.ports.checkpoint_store import CheckpointStore
 from bento.application.ports.event_store import EventStore
 from bento.application.ports.message_bus import DeadLetter, MessageBus
 from bento.application.projections import ProjectionRunner
-from bento.infrastructure.container import register_handlers
+from bento.infrastructure.container import register_handlers, shutdown
 from bento.infrastructure.settings import BentoSettings, load_settings
 from examples.orders import application as app
 from examples.orders.container import OrdersContainer
@@ -72,7 +72,7 @@ async def run_demo(settings: BentoSettings | None = None, say: Callable[[str], A
         bus: MessageBus = await container.message_bus()
         store: EventStore = await container.event_store()
         checkpoints: CheckpointStore = await container.checkpoint_store()
-        projection = await container.summary_projection()
+        projection = await container.summary_projection()  # type: ignore[misc]  # async: it needs a Resource
         say(f"Bento demo: bus={type(bus).__name__}, store={type(store).__name__}")
 
         subscriptions = await bind_event_handlers(bus, events, service="orders-demo", inbox=container.inbox())
@@ -122,4 +122,4 @@ async def run_demo(settings: BentoSettings | None = None, say: Callable[[str], A
             f"correlation id: {'yes' if report.correlation_ok else 'NO'}")
         return report
     finally:
-        await container.shutdown_resources()
+        await shutdown(container)

@@ -72,7 +72,7 @@ def test_class_name_is_the_default_wire_name() -> None:
 
 
 def test_duplicate_wire_names_fail_at_definition_time() -> None:
-    with pytest.raises(DuplicateMessageTypeError, match="test.domain.item_added"):
+    with pytest.raises(DuplicateMessageTypeError, match=r"test\.domain\.item_added"):
 
         class Clash(DomainEvent, name="test.domain.item_added"):
             pass

@@ -92,7 +92,8 @@ class QueryBus(_SingleHandlerBus):
 def _entry_point(handler: Any) -> Call:
     # Register the bound `handle` of handler classes: one coroutine frame less per dispatch.
     if isinstance(handler, CommandHandler | QueryHandler | EventHandler):
-        return handler.handle  # type: ignore[no-any-return]
+        entry: Call = handler.handle
+        return entry
     return handler  # type: ignore[no-any-return]
 
 
@@ -103,7 +104,8 @@ def _declared_type(handler: object) -> type[Any]:
             f"cannot tell which message {handler!r} handles: pass the message type, or subclass "
             "CommandHandler[...] / QueryHandler[...]"
         )
-    return handled()  # type: ignore[no-any-return]
+    declared: type[Any] = handled()
+    return declared
 
 
 @dataclass(frozen=True, slots=True)

@@ -175,7 +175,9 @@ class JsonCodec:
             aggregate_type=aggregate_type or meta.aggregate_type or "",
         )
 
-    def decode_stored(self, event_id: str, event_type: str, schema_version: int, data: str, metadata: str) -> DomainEvent:
+    def decode_stored(
+        self, event_id: str, event_type: str, schema_version: int, data: str, metadata: str
+    ) -> DomainEvent:
         try:
             payload = json.loads(data)
             meta = json.loads(metadata)

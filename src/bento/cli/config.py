@@ -15,7 +15,7 @@ def register(sub: Any) -> None:
     show = config_sub.add_parser("show", help="print the effective settings (secrets masked)")
     show.add_argument("--format", choices=("yaml", "json"), default="yaml")
     show.set_defaults(func=_show)
-    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+    parser.set_defaults(func=lambda args: _help(parser))
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -27,3 +27,8 @@ def _show(args: argparse.Namespace) -> int:
     else:
         print(yaml.safe_dump(data, sort_keys=False).rstrip())
     return 0
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2

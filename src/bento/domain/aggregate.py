@@ -102,8 +102,9 @@ class AggregateRoot:
         for prefix in ("apply_", "when_"):
             method = getattr(cls, prefix + event_type.__name__, None)
             if callable(method):
-                cls._appliers[event_type] = method
-                return method
+                applier: _Applier = method
+                cls._appliers[event_type] = applier
+                return applier
         raise InvalidMessageDefinitionError(
             f"{cls.__name__} has no applier for {event_type.__name__}: add `@when({event_type.__name__})` "
             f"to a method or name one `apply_{event_type.__name__}`"

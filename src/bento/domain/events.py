@@ -68,7 +68,7 @@ class DomainEvent(BaseMessage):
 
     def payload(self) -> dict[str, Any]:
         """Business fields only, as JSON-compatible values."""
-        return self.model_dump(mode="json", exclude=BaseMessage.ENVELOPE_FIELDS)
+        return self.model_dump(mode="json", exclude=set(BaseMessage.ENVELOPE_FIELDS))
 
 
 #: Seed 000/001 name for the event base class.

@@ -73,7 +73,9 @@ _BUS_BUILDERS: dict[str, Any] = {
 }
 
 
-def open_message_bus(settings: EventBusSettings, codec: JsonCodec | None = None) -> AbstractAsyncContextManager[MessageBus]:
+def open_message_bus(
+    settings: EventBusSettings, codec: JsonCodec | None = None
+) -> AbstractAsyncContextManager[MessageBus]:
     """Open the bus one settings instance describes (used for named instances and the CLI)."""
     builder = _BUS_BUILDERS[settings.backend]
     return asynccontextmanager(builder)(settings, codec or JsonCodec())
@@ -114,7 +116,9 @@ class NamedMessageBuses:
         self._open.clear()
 
 
-async def named_message_buses(instances: dict[str, EventBusSettings], codec: JsonCodec) -> AsyncIterator[NamedMessageBuses]:
+async def named_message_buses(
+    instances: dict[str, EventBusSettings], codec: JsonCodec
+) -> AsyncIterator[NamedMessageBuses]:
     buses = NamedMessageBuses(instances, codec)
     try:
         yield buses

@@ -89,9 +89,9 @@ async def resolve(provider: Any) -> Any:
 async def register_handlers(container: containers.Container) -> list[object]:
     """Build every provider of the container whose class is a Command/Query/Event
     handler and register it on the container's buses. Returns the handlers."""
-    command_bus: CommandBus = await resolve(container.command_bus)  # type: ignore[attr-defined]
-    query_bus: QueryBus = await resolve(container.query_bus)  # type: ignore[attr-defined]
-    event_bus: EventBus = await resolve(container.event_bus)  # type: ignore[attr-defined]
+    command_bus: CommandBus = await resolve(container.command_bus)
+    query_bus: QueryBus = await resolve(container.query_bus)
+    event_bus: EventBus = await resolve(container.event_bus)
     registered: list[object] = []
     for provider in container.traverse(types=[providers.Factory, providers.Singleton]):
         cls = getattr(provider, "cls", None)
@@ -106,3 +106,10 @@ async def register_handlers(container: containers.Container) -> list[object]:
             event_bus.register(handler)
         registered.append(handler)
     return registered
+
+
+async def shutdown(container: containers.Container) -> None:
+    """Close every Resource the container opened (`shutdown_resources`, awaited)."""
+    result = container.shutdown_resources()
+    if result is not None:
+        await result

@@ -61,6 +61,8 @@ async def clickhouse_read_models(engine: Any) -> AsyncIterator[ReadModels]:
     yield ClickHouseReadModels(engine)
 
 
-async def read_model(read_models: ReadModels, model: type[M], table: str | None = None) -> AsyncIterator[ReadModelPort[M]]:
+async def read_model(
+    read_models: ReadModels, model: type[M], table: str | None = None
+) -> AsyncIterator[ReadModelPort[M]]:
     """Resource builder for one read model: `providers.Resource(read_model, container.read_models, Row)`."""
     yield await read_models.get(model, table=table)

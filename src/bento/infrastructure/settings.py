@@ -129,6 +129,10 @@ class ServiceSettings(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+def _default_event_instances() -> dict[str, EventBusSettings]:
+    return {DEFAULT_INSTANCE: InProcessSettings()}
+
+
 class BentoSettings(BaseSettings):
     """Every setting of a Bento service; see the module docstring for sources."""
 
@@ -142,7 +146,7 @@ class BentoSettings(BaseSettings):
     )
 
     service: ServiceSettings = ServiceSettings()
-    event: dict[str, EventBusSettings] = Field(default_factory=lambda: {DEFAULT_INSTANCE: InProcessSettings()})
+    event: dict[str, EventBusSettings] = Field(default_factory=lambda: _default_event_instances())
     event_store: EventStoreSettings = EventStoreSettings()
     read_model: ReadModelSettings = ReadModelSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
@@ -232,5 +236,6 @@ def _describe(err: Any) -> str:
     path = [p for p in loc if p not in {"inprocess", "memory", "rabbitmq", "pulsar", "redis", "nats"}]
     env = "__".join(p.upper() for p in path)
     value = err.get("input")
-    shown = "" if isinstance(value, dict) or "secret" in env.lower() or "password" in env.lower() else f" (got {value!r})"
+    secret = any(word in env.lower() for word in ("secret", "password", "url", "token"))
+    shown = "" if isinstance(value, dict) or secret else f" (got {value!r})"
     return f"{env or '<root>'}: {err['msg']}{shown}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
@@ -57,7 +58,5 @@ class Collector:
 
 
 async def _tick(changed: asyncio.Event) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(changed.wait(), 0.05)
-    except TimeoutError:
-        pass
