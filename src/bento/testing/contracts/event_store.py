@@ -167,11 +167,14 @@ class EventStoreContract:
         async def follower() -> None:
             after = start
             while True:
+                # Look at `done` BEFORE reading: a read already in flight when the last append
+                # committed may legitimately come back empty.
+                writers_finished = done.is_set()
                 batch = await event_store.read_all(after, 50)
                 seen.extend(batch)
                 if batch:
                     after = batch[-1].position
-                elif done.is_set():
+                elif writers_finished:
                     return
                 else:
                     await asyncio.sleep(0.005)

@@ -1,0 +1,1 @@
+"""SnapshotStore adapters: memory, clickhouse (import the module you need)."""

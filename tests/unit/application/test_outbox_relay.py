@@ -1,0 +1,117 @@
+"""OutboxRelay on the in-memory store and the in-process bus."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from bento.adapters.checkpoint.memory import InMemoryCheckpointStore
+from bento.adapters.eventstore.memory import InMemoryEventStore
+from bento.adapters.messaging.inprocess import InProcessMessageBus, InProcessSettings
+from bento.application.errors import BrokerUnavailableError
+from bento.application.outbox import OutboxRelay, stored_envelope
+from bento.application.serialization import JsonCodec
+from bento.domain.events import DomainEvent
+from bento.testing.events import ContractEvent, OtherContractEvent, make_event
+
+
+class FlakyCheckpoints(InMemoryCheckpointStore):
+    """Refuses the next `failures` saves, like a checkpoint store that went away."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 0
+
+    async def save(self, name: str, position: int) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise BrokerUnavailableError("checkpoint store", "memory", "simulated outage")
+        await super().save(name, position)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[DomainEvent] = []
+
+    async def __call__(self, event: DomainEvent) -> None:
+        self.events.append(event)
+
+    async def wait_for(self, count: int) -> list[DomainEvent]:
+        for _ in range(1000):
+            if len(self.events) >= count:
+                break
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.02)  # and nothing more arrives
+        return self.events
+
+
+async def test_publishes_in_store_order_to_wire_name_topics() -> None:
+    store, checkpoints = InMemoryEventStore(), InMemoryCheckpointStore()
+    async with InProcessMessageBus(InProcessSettings()) as bus:
+        contract, other = Recorder(), Recorder()
+        await bus.subscribe(ContractEvent.__wire_name__, contract, group="g")
+        await bus.subscribe(OtherContractEvent.__wire_name__, other, group="g")
+        sent = [make_event(n, key="k") for n in range(5)]
+        await store.append("k", sent[:3], 0)
+        await store.append("x", [OtherContractEvent(note="hi")], 0)
+        await store.append("k", sent[3:], 3)
+        relay = OutboxRelay(store, bus, checkpoints, batch_size=2)
+        assert await relay.run_until_caught_up() == 6
+        assert [e.message_id for e in await contract.wait_for(5)] == [e.message_id for e in sent]
+        assert [e for e in await contract.wait_for(5)] == sent  # the same events, metadata included
+        assert len(await other.wait_for(1)) == 1
+        assert await relay.position() == 6
+        assert await relay.run_until_caught_up() == 0
+
+
+async def test_a_failed_checkpoint_republishes_only_the_unconfirmed_batch() -> None:
+    store, checkpoints = InMemoryEventStore(), FlakyCheckpoints()
+    async with InProcessMessageBus(InProcessSettings()) as bus:
+        received = Recorder()
+        await bus.subscribe(ContractEvent.__wire_name__, received, group="g")
+        await store.append("k", [make_event(n, key="k") for n in range(10)], 0)
+        relay = OutboxRelay(store, bus, checkpoints, batch_size=4)
+        assert await relay.relay_once() == 4
+        checkpoints.failures = 1
+        with pytest.raises(BrokerUnavailableError):
+            await relay.relay_once()  # events 5..8 published, checkpoint not saved
+        restarted = OutboxRelay(store, bus, checkpoints, batch_size=4)
+        assert await restarted.run_until_caught_up() == 6
+        seqs = [e.seq for e in await received.wait_for(14) if isinstance(e, ContractEvent)]
+        assert seqs == [0, 1, 2, 3, 4, 5, 6, 7, 4, 5, 6, 7, 8, 9]  # at most the tail came twice
+
+
+async def test_run_retries_an_outage_and_keeps_going() -> None:
+    store, checkpoints = InMemoryEventStore(), FlakyCheckpoints()
+    async with InProcessMessageBus(InProcessSettings()) as bus:
+        received = Recorder()
+        await bus.subscribe(ContractEvent.__wire_name__, received, group="g")
+        checkpoints.failures = 2
+        relay = OutboxRelay(store, bus, checkpoints, poll_interval=0.01)
+        stop = asyncio.Event()
+        task = asyncio.create_task(relay.run(stop=stop))
+        await store.append("k", [make_event(1, key="k")], 0)
+        await received.wait_for(1)
+        for _ in range(500):
+            if await checkpoints.load("outbox") == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert await checkpoints.load("outbox") == 1
+        stop.set()
+        await asyncio.wait_for(task, 2)
+        assert {e.message_id for e in received.events} == {received.events[0].message_id}
+
+
+async def test_envelope_needs_no_event_class_and_decodes_like_the_codec() -> None:
+    store = InMemoryEventStore()
+    event = make_event(7, key="agg-1", blob="é✓")
+    await store.append("s", [event], 0)
+    (stored,) = await store.read_all()
+    body, key = stored_envelope(stored)
+    assert key == "agg-1"
+    assert JsonCodec().decode(body) == event
+    unknown = dataclasses.replace(stored, event_type="gone.v1")
+    body, _ = stored_envelope(unknown)
+    assert JsonCodec.peek_type(body) == "gone.v1"
