@@ -38,13 +38,29 @@ class DemoReport:
     correlation_ok: bool = False
 
 
-def demo_settings() -> BentoSettings:
-    """Effective settings, with quick retries when the bus is the in-process default."""
+def demo_settings(data_dir: str | None = None) -> BentoSettings:
+    """Effective settings for the demo: quick retries on the in-process default bus, and
+    when the event store is left at its default and chdb is installed (`bento-ddd[embedded]`),
+    the embedded ClickHouse engine in `data_dir` for events, read models and checkpoints."""
     settings = load_settings()
+    if data_dir is not None and settings.event_store.backend == "memory" and _chdb_available():
+        settings = settings.model_copy(update={
+            "event_store": settings.event_store.model_copy(update={"backend": "clickhouse"}),
+            "read_model": settings.read_model.model_copy(update={"backend": "clickhouse"}),
+            "clickhouse": settings.clickhouse.model_copy(update={"mode": "embedded", "path": data_dir}),
+        })
     if settings.event_backend == "inprocess":
         fast = settings.default_event.model_copy(update={"max_attempts": 3, "retry_delays": [0.05, 0.1]})
         settings = settings.model_copy(update={"event": {**settings.event, "default": fast}})
     return settings
+
+
+def _chdb_available() -> bool:
+    try:
+        import chdb  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 async def _settle(store: EventStore, relay: OutboxRelay, runner: ProjectionRunner, quiet_rounds: int = 6) -> None:

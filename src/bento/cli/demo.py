@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import tempfile
 from typing import Any
 
 
@@ -23,5 +24,8 @@ async def _run(args: argparse.Namespace) -> int:
     if not args.verbose:
         # The demo fails one subscriber on purpose and reports the dead letter itself.
         logging.getLogger("bento").setLevel(logging.CRITICAL)
-    report = await run_demo()
+    from examples.orders.run import demo_settings
+
+    with tempfile.TemporaryDirectory(prefix="bento-demo-") as data_dir:
+        report = await run_demo(demo_settings(data_dir))
     return 0 if report.orders and report.correlation_ok else 1

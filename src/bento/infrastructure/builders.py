@@ -15,6 +15,7 @@ from bento.adapters.messaging.inprocess.settings import InProcessSettings
 from bento.application.ports.checkpoint_store import CheckpointStore
 from bento.application.ports.event_store import EventStore
 from bento.application.ports.message_bus import MessageBus
+from bento.application.ports.snapshot_store import SnapshotStore
 from bento.application.ports.stream_lock import StreamLock
 from bento.application.serialization import JsonCodec
 
@@ -184,3 +185,17 @@ async def inprocess_stream_lock() -> AsyncIterator[StreamLock]:
     from bento.adapters.locking.inprocess import InProcessStreamLock
 
     yield InProcessStreamLock()
+
+
+async def memory_snapshots() -> AsyncIterator[SnapshotStore]:
+    from bento.adapters.snapshot.memory import InMemorySnapshotStore
+
+    yield InMemorySnapshotStore()
+
+
+async def clickhouse_snapshots(engine: Any) -> AsyncIterator[SnapshotStore]:
+    from bento.adapters.snapshot.clickhouse import ClickHouseSnapshotStore
+
+    store = ClickHouseSnapshotStore(engine)
+    await store.start()
+    yield store

@@ -69,6 +69,11 @@ class BentoContainer(containers.DeclarativeContainer):
         memory=providers.Resource(builders.memory_checkpoints),
         clickhouse=providers.Resource(builders.clickhouse_checkpoints, clickhouse_engine),
     )
+    snapshot_store = providers.Selector(
+        settings.provided.event_store.backend,
+        memory=providers.Resource(builders.memory_snapshots),
+        clickhouse=providers.Resource(builders.clickhouse_snapshots, clickhouse_engine),
+    )
     read_models = providers.Selector(
         settings.provided.read_model.backend,
         memory=providers.Resource(memory_read_models),
