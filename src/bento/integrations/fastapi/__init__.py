@@ -1,0 +1,56 @@
+"""FastAPI integration (extra: bento-ddd[fastapi]).
+
+    container = OrdersContainer()
+    app = FastAPI(lifespan=lifespan(container, modules=[__name__]))
+    app.include_router(health_router())                  # GET /api/health
+
+    @app.post("/orders")
+    async def place(body: PlaceOrderBody, commands: CommandBusDep) -> dict[str, str]: ...
+
+    @app.get("/sse/{user_id}")
+    async def stream(user_id: str) -> StreamingResponse:
+        return channel_stream(ChannelManager.get_instance("sse"), f"user:{user_id}")
+
+See docs/fastapi.md for `Depends(Provide[...])` wiring with dependency-injector.
+"""
+
+from __future__ import annotations
+
+try:
+    import fastapi  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    from bento.application.errors import MissingExtraError
+
+    raise MissingExtraError("FastAPI integration", "fastapi", "fastapi") from exc
+
+from bento.integrations.fastapi.dependencies import (
+    CommandBusDep,
+    EventBusDep,
+    MessageBusDep,
+    QueryBusDep,
+    container_of,
+    get_command_bus,
+    get_event_bus,
+    get_message_bus,
+    get_query_bus,
+)
+from bento.integrations.fastapi.health import health_router
+from bento.integrations.fastapi.lifespan import lifespan
+from bento.integrations.fastapi.sse import channel_stream, sse_events, sse_response
+
+__all__ = [
+    "CommandBusDep",
+    "EventBusDep",
+    "MessageBusDep",
+    "QueryBusDep",
+    "channel_stream",
+    "container_of",
+    "get_command_bus",
+    "get_event_bus",
+    "get_message_bus",
+    "get_query_bus",
+    "health_router",
+    "lifespan",
+    "sse_events",
+    "sse_response",
+]
