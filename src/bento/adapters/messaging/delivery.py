@@ -8,11 +8,11 @@ decision here means every broker classifies poison and undecodable messages alik
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import logging
 from dataclasses import dataclass
 
+from bento.adapters.messaging.deadlines import run_with_deadline
 from bento.application.errors import DeserializationError
 from bento.application.ports.message_bus import MessageHandler
 from bento.application.retry import RetryPolicy
@@ -84,8 +84,7 @@ async def handle_delivery(
         if timeout is None:
             await handler(message)
         else:
-            async with asyncio.timeout(timeout):
-                await handler(message)
+            await run_with_deadline(handler(message), timeout)
     except Exception as exc:
         error_type, error_message = type(exc).__name__, str(exc) or repr(exc)
         if policy.gives_up_after(attempt):
