@@ -1,6 +1,7 @@
 """Application ports: Protocols the application calls and adapters implement."""
 
 from bento.application.ports.capabilities import Capabilities, HealthStatus
+from bento.application.ports.channel import ChannelMessage, ChannelPort
 from bento.application.ports.checkpoint_store import CheckpointStore
 from bento.application.ports.command_bus import CommandBus
 from bento.application.ports.event_publisher import EventPublisherPort
@@ -9,12 +10,15 @@ from bento.application.ports.inbox import Inbox
 from bento.application.ports.message_bus import DeadLetter, MessageBus, MessageHandler, Subscription
 from bento.application.ports.query_bus import QueryBus
 from bento.application.ports.read_model import ReadModelPort
+from bento.application.ports.snapshot_store import SnapshotStore
 from bento.application.ports.stream_lock import StreamLock
 
 __all__ = [
     "ANY_VERSION",
     "NO_STREAM",
     "Capabilities",
+    "ChannelMessage",
+    "ChannelPort",
     "CheckpointStore",
     "CommandBus",
     "DeadLetter",
@@ -27,6 +31,7 @@ __all__ = [
     "MessageHandler",
     "QueryBus",
     "ReadModelPort",
+    "SnapshotStore",
     "StoredEvent",
     "StreamLock",
     "Subscription",
