@@ -1,0 +1,79 @@
+"""Broker-free checks of the adapter's naming and ack coalescing (kept beside the integration tests
+because they are specific to this adapter)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from bento.adapters.messaging.rabbitmq import RabbitMQSettings
+from bento.adapters.messaging.rabbitmq._acks import AckBatcher
+from bento.adapters.messaging.rabbitmq._topology import dead_letter_queue, retry_name, subscription_queue
+
+
+class FakeAckChannel:
+    """Records the acks an AckBatcher writes (the only channel method it calls)."""
+
+    def __init__(self) -> None:
+        self.acks: list[tuple[int, bool]] = []
+
+    async def basic_ack(self, delivery_tag: int, multiple: bool = False, wait: bool = True) -> None:
+        self.acks.append((delivery_tag, multiple))
+
+
+async def _turn() -> None:
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+async def test_acks_of_one_loop_turn_go_out_as_one_multiple_ack() -> None:
+    channel = FakeAckChannel()
+    batcher = AckBatcher(channel)  # type: ignore[arg-type]
+    for tag in (1, 2, 3, 4):
+        batcher.settle(tag)
+    await _turn()
+    assert channel.acks == [(4, True)]
+
+
+async def test_a_slow_delivery_never_holds_back_the_acks_of_later_ones() -> None:
+    channel = FakeAckChannel()
+    batcher = AckBatcher(channel)  # type: ignore[arg-type]
+    batcher.settle(2)
+    batcher.settle(3)
+    await _turn()
+    assert channel.acks == [(2, False), (3, False)]  # 1 still running: acked one by one
+    batcher.settle(1)
+    batcher.settle(4)
+    await _turn()
+    # One multiple ack on 4 covers 1 and 4; its tag must be one not yet acked (the broker refuses
+    # a multiple ack on an acked tag), so it is never 2 or 3.
+    assert channel.acks[2:] == [(4, True)]
+
+
+async def test_flush_sends_pending_acks_before_a_channel_closes() -> None:
+    channel = FakeAckChannel()
+    batcher = AckBatcher(channel)  # type: ignore[arg-type]
+    batcher.settle(1)
+    await batcher.flush()
+    assert channel.acks == [(1, True)]
+
+
+def test_queue_names_are_scoped_to_the_pattern_and_legal() -> None:
+    settings = RabbitMQSettings()
+    assert subscription_queue(settings, "order.*", "billing") == "billing.order.+"
+    assert subscription_queue(settings, "order.#", "billing") == "billing.order.#"
+    assert subscription_queue(settings, "a+b:c", "g") == "g.a:2bb:3ac"  # escaped, never colliding
+    assert dead_letter_queue(settings, "order.*", "billing") == "billing.order.+.dlq"
+    assert dead_letter_queue(settings, "order.*", None) == "_broadcast.order.+.dlq"
+    assert subscription_queue(settings, "x", None).startswith("_broadcast.x.")
+    assert retry_name(settings, 0.5) == "bento.retry.500ms"
+
+
+def test_metrics_are_plain_numbers() -> None:
+    from bento.adapters.messaging.rabbitmq._connection import RabbitMQMetrics
+
+    values: dict[str, Any] = RabbitMQMetrics().as_dict()
+    assert set(values) >= {
+        "messages_published", "messages_consumed", "publish_errors", "consume_errors",
+        "connection_errors", "last_health_check", "health_check_status",
+    }
