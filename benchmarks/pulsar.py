@@ -1,0 +1,292 @@
+"""PulsarMessageBus against the raw pulsar-client, on a private pulsar-lite broker.
+
+Run: .venv/bin/python benchmarks/pulsar.py [--messages 20000] [--size 1024]
+
+Publishes N messages of about `size` bytes and consumes them, once through raw
+pulsar-client (send_async + flush; receive + acknowledge in a loop) and once through
+PulsarMessageBus (publish_batch; a subscribed handler), on the same broker and
+producer settings (KeyBased batching). Consumption is timed on a backlog: the
+subscription is created, closed, filled, then opened again. Round trips are
+publish() to handler, one message at a time. A probe task measures event-loop lag
+during the bus phases. The last line printed is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This file is named pulsar.py, and Python puts its folder first on sys.path: without
+# this line `import pulsar` would import the benchmark itself instead of pulsar-client.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import gc  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pulsar  # noqa: E402
+from bento.adapters.messaging.pulsar import PulsarMessageBus, PulsarSettings  # noqa: E402
+from bento.application.serialization import JsonCodec  # noqa: E402
+from bento.domain.events import DomainEvent  # noqa: E402
+from bento.testing.events import ContractEvent, make_event  # noqa: E402
+from bento.testing.services.pulsar_lite import PulsarLite  # noqa: E402
+
+GROUP = "bench"
+
+
+def make_events(count: int, size: int) -> list[ContractEvent]:
+    probe = len(make_event(0, key="k-00").model_dump_json()) + 40  # envelope overhead
+    blob = "x" * max(0, size - probe)
+    return [make_event(n, key=f"k-{n % 64:02d}", blob=blob) for n in range(count)]
+
+
+# -- raw client ----------------------------------------------------------------------------
+def raw_publish(
+    client: pulsar.Client, topic: str, bodies: list[bytes], keys: list[str], encode: list[ContractEvent] | None = None
+) -> float:
+    """send_async + flush; with `encode`, each event is encoded by the codec just before its send."""
+    producer = client.create_producer(
+        topic, batching_enabled=True, batching_type=pulsar.BatchingType.KeyBased,
+        batching_max_publish_delay_ms=1, block_if_queue_full=True, max_pending_messages=10_000,
+    )
+    done, confirmed = threading.Event(), [0]
+
+    def callback(result: pulsar.Result, _msg_id: object) -> None:
+        confirmed[0] += 1
+        if confirmed[0] == len(bodies):
+            done.set()
+
+    codec = JsonCodec()
+    started = time.perf_counter()
+    if encode is None:
+        for body, key in zip(bodies, keys, strict=True):
+            producer.send_async(body, callback, partition_key=key)
+    else:
+        for event in encode:
+            producer.send_async(codec.encode(event), callback, partition_key=event.key)
+    producer.flush()
+    done.wait(120)
+    elapsed = time.perf_counter() - started
+    producer.close()
+    return len(bodies) / elapsed
+
+
+def raw_consume(client: pulsar.Client, topic: str, count: int, *, decode: bool = False) -> float:
+    """receive + acknowledge; with `decode`, each body also goes through the codec."""
+    consumer = client.subscribe(topic, GROUP, consumer_type=pulsar.ConsumerType.Shared)
+    codec = JsonCodec()
+    started = time.perf_counter()
+    for _ in range(count):
+        message = consumer.receive(10_000)
+        if decode:
+            codec.decode(message.data())
+        consumer.acknowledge(message)
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    return count / elapsed
+
+
+def raw_round_trips(client: pulsar.Client, topic: str, body: bytes, count: int) -> list[float]:
+    consumer = client.subscribe(topic, "rtt", consumer_type=pulsar.ConsumerType.Shared)
+    producer = client.create_producer(topic, batching_enabled=True, batching_type=pulsar.BatchingType.KeyBased,
+                                      batching_max_publish_delay_ms=1)
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        producer.send(body)
+        consumer.acknowledge(consumer.receive(10_000))
+        samples.append(time.perf_counter() - started)
+    producer.close()
+    consumer.close()
+    return samples
+
+
+# -- bus ----------------------------------------------------------------------------------
+class GcPauses:
+    """Records how long each garbage collection took (they stall the loop like anything else)."""
+
+    def __init__(self) -> None:
+        self.pauses: list[float] = []
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append(time.perf_counter() - self._started)
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+
+class LagProbe:
+    """Sleeps 1 ms in a loop and records how late it wakes: the event loop's blocking."""
+
+    def __init__(self) -> None:
+        self.lags: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(0.001)
+            self.lags.append(max(0.0, time.perf_counter() - before - 0.001))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+
+async def bus_round(url: str, events: list[ContractEvent], rtt_count: int) -> dict[str, Any]:
+    """One bus round: idle-loop lag baseline, publish, consume a backlog, round trips."""
+    topic = f"bench.bus.{uuid.uuid4().hex[:8]}"
+    count = len(events)
+    idle = LagProbe()
+    idle.start()
+    await asyncio.sleep(0.5)
+    await idle.stop()
+    probe = LagProbe()
+    async with PulsarMessageBus(PulsarSettings(service_url=url)) as bus:
+        probe.start()
+        handled = 0
+        all_done = asyncio.Event()
+
+        async def count_handler(event: DomainEvent) -> None:
+            nonlocal handled
+            handled += 1
+            if handled == count:
+                all_done.set()
+
+        # Create the durable subscription, close it, fill the backlog, then time the drain.
+        await (await bus.subscribe(topic, count_handler, group=GROUP)).cancel()
+        started = time.perf_counter()
+        await bus.publish_batch(topic, events)  # one pipeline, like send_async + flush
+        publish_rate = count / (time.perf_counter() - started)
+        started = time.perf_counter()
+        subscription = await bus.subscribe(topic, count_handler, group=GROUP)
+        await asyncio.wait_for(all_done.wait(), 120)
+        consume_rate = count / (time.perf_counter() - started)
+        await subscription.cancel()
+
+        rtts: list[float] = []
+        sent_at: dict[str, float] = {}
+        arrived = asyncio.Event()
+
+        async def rtt_handler(event: DomainEvent) -> None:
+            rtts.append(time.perf_counter() - sent_at[event.message_id])
+            arrived.set()
+
+        await bus.subscribe(f"{topic}.rtt", rtt_handler, group="rtt")
+        for event in events[:rtt_count]:
+            arrived.clear()
+            sent_at[event.message_id] = time.perf_counter()
+            await bus.publish(f"{topic}.rtt", event)
+            await asyncio.wait_for(arrived.wait(), 10)
+        await probe.stop()
+    return {"publish": publish_rate, "consume": consume_rate, "rtts": rtts, "lags": probe.lags,
+            "idle": idle.lags}
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--round-trips", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3, help="raw and bus alternate; the best round counts")
+    args = parser.parse_args()
+    events = make_events(args.messages, args.size)
+    codec = JsonCodec()
+    bodies = [codec.encode(ev) for ev in events]  # the raw client sends the very same bytes
+    keys = [ev.key for ev in events]
+    raw: dict[str, list[float]] = {"publish": [], "consume": [], "publish_codec": [], "consume_codec": []}
+    bus: dict[str, list[float]] = {"publish": [], "consume": [], "rtts": [], "lags": [], "idle": [], "gc": []}
+    with PulsarLite() as broker:
+        client = pulsar.Client(broker.url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn))
+        for _ in range(args.rounds):
+            raw_topic = f"persistent://public/default/bench.raw.{uuid.uuid4().hex[:8]}"
+            client.subscribe(raw_topic, GROUP, consumer_type=pulsar.ConsumerType.Shared).close()
+            raw["publish"].append(raw_publish(client, raw_topic, bodies, keys))
+            raw["consume"].append(raw_consume(client, raw_topic, len(bodies)))
+            raw["publish_codec"].append(raw_publish(client, raw_topic, bodies, keys, encode=events))
+            raw["consume_codec"].append(raw_consume(client, raw_topic, len(bodies), decode=True))
+            with GcPauses() as gc_pauses:
+                outcome = asyncio.run(bus_round(broker.url, events, args.round_trips))
+            bus["gc"].extend(gc_pauses.pauses)
+            for name in ("publish", "consume"):
+                bus[name].append(outcome[name])
+            for name in ("rtts", "lags", "idle"):
+                bus[name].extend(outcome[name])
+        raw_rtts = raw_round_trips(client, f"persistent://public/default/bench.rtt.{uuid.uuid4().hex[:8]}",
+                                   bodies[0], args.round_trips)
+        client.close()
+
+    best = {f"raw_{k}": max(v) for k, v in raw.items()} | {f"bus_{k}": max(bus[k]) for k in ("publish", "consume")}
+    result = {
+        "messages": args.messages,
+        "message_bytes": len(bodies[0]),
+        "rounds": args.rounds,
+        "raw_publish_per_s": round(best["raw_publish"]),
+        "bus_publish_per_s": round(best["bus_publish"]),
+        "publish_ratio_to_raw": round(best["bus_publish"] / best["raw_publish"], 3),
+        "raw_publish_with_codec_per_s": round(best["raw_publish_codec"]),
+        "publish_ratio_to_raw_with_codec": round(best["bus_publish"] / best["raw_publish_codec"], 3),
+        "raw_consume_per_s": round(best["raw_consume"]),
+        "bus_consume_per_s": round(best["bus_consume"]),
+        "consume_ratio_to_raw": round(best["bus_consume"] / best["raw_consume"], 3),
+        "raw_consume_with_codec_per_s": round(best["raw_consume_codec"]),
+        "consume_ratio_to_raw_with_codec": round(best["bus_consume"] / best["raw_consume_codec"], 3),
+        "rtt_p50_ms": ms(statistics.median(bus["rtts"])),
+        "rtt_p99_ms": ms(percentile(bus["rtts"], 99)),
+        "raw_rtt_p50_ms": ms(statistics.median(raw_rtts)),
+        "raw_rtt_p99_ms": ms(percentile(raw_rtts, 99)),
+        "max_loop_lag_ms": ms(max(bus["lags"])),
+        "p99_loop_lag_ms": ms(percentile(bus["lags"], 99)),
+        "max_gc_pause_ms": ms(max(bus["gc"], default=0.0)),
+        "idle_max_loop_lag_ms": ms(max(bus["idle"])),
+        "idle_p99_loop_lag_ms": ms(percentile(bus["idle"], 99)),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "all_rounds_per_s": {k: [round(x) for x in v] for k, v in (raw | {
+            "bus_publish": bus["publish"], "bus_consume": bus["consume"]}).items()},
+    }
+    print(f"{args.messages} messages of {len(bodies[0])} bytes on pulsar-lite, best of {args.rounds} rounds")
+    print(f"publish  raw {result['raw_publish_per_s']:>7}/s  raw+codec {result['raw_publish_with_codec_per_s']:>7}/s"
+          f"  bus {result['bus_publish_per_s']:>7}/s  ratio {result['publish_ratio_to_raw']:.2f} "
+          f"(to raw+codec {result['publish_ratio_to_raw_with_codec']:.2f})")
+    print(f"consume  raw {result['raw_consume_per_s']:>7}/s  raw+codec {result['raw_consume_with_codec_per_s']:>7}/s"
+          f"  bus {result['bus_consume_per_s']:>7}/s  ratio {result['consume_ratio_to_raw']:.2f} "
+          f"(to raw+codec {result['consume_ratio_to_raw_with_codec']:.2f})")
+    print(f"round trip bus p50 {result['rtt_p50_ms']} ms p99 {result['rtt_p99_ms']} ms; "
+          f"raw p50 {result['raw_rtt_p50_ms']} ms p99 {result['raw_rtt_p99_ms']} ms")
+    print(f"event loop lag max {result['max_loop_lag_ms']} ms, p99 {result['p99_loop_lag_ms']} ms "
+          f"(idle loop, same process: max {result['idle_max_loop_lag_ms']} ms, "
+          f"p99 {result['idle_p99_loop_lag_ms']} ms; longest GC pause {result['max_gc_pause_ms']} ms; "
+          f"load average {result['load_average_1m']})")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

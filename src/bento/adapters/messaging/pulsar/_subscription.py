@@ -1,0 +1,323 @@
+"""One subscriber: a Pulsar consumer, its receiver thread and its handler workers.
+
+`consumer.receive()` blocks, so each subscriber owns a daemon thread that receives
+and hands every message to the event loop through the LoopBridge. The thread stops
+receiving while `receiver_queue_size` messages are outstanding (received, not yet
+settled), which bounds memory and lets the broker hand the backlog to other group
+members. A slow handler therefore only slows its own subscription.
+
+On the loop, `concurrency` workers run handlers through `handle_delivery`, so every
+adapter classifies failures alike. Unordered subscriptions retry by negative ack:
+the message waits `delay - nack delay` on a timer, then Pulsar redelivers it after
+the consumer's nack delay (possibly to another member), and
+`redelivery_count() + 1` is the attempt number. Ordered subscriptions (Key_Shared,
+Failover, Exclusive) route each key to one worker and retry in place, because a
+nacked message would come back behind its successors. After `max_attempts`, or at
+once for an undecodable body, the message is published to the dead-letter topic
+with the error in its properties, and only then acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import pulsar
+from bento.adapters.messaging.delivery import KEY_HEADER, Action, Verdict, handle_delivery
+from bento.adapters.messaging.pulsar._runtime import Runtime
+from bento.application.ports.message_bus import MessageHandler
+from bento.domain.errors import BentoError
+
+logger = logging.getLogger(__name__)
+
+_RECEIVE_TIMEOUT_MS = 100  # how quickly a receiver thread notices cancel()
+_BURST = 256  # messages a receiver thread hands to the loop at once, at most
+
+
+class PulsarSubscription:
+    """A live subscription (the port's `Subscription`); `cancel` drains and closes it."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        consumer: pulsar.Consumer,
+        *,
+        topic: str,
+        group: str | None,
+        handler: MessageHandler,
+        ordered: bool,
+        broadcast: bool,
+        on_cancel: Callable[[PulsarSubscription], None],
+    ) -> None:
+        self._rt, self._consumer, self._handler, self._on_cancel = runtime, consumer, handler, on_cancel
+        self._topic, self._group, self._ordered, self._broadcast = topic, group, ordered, broadcast
+        settings = runtime.settings
+        self._nack_delay = nack_delay_seconds(runtime)
+        self._dead_letter_topic = settings.dead_letter_topic_for(topic, group)
+        count = settings.concurrency
+        if ordered:
+            self._queues: list[asyncio.Queue[Any]] = [asyncio.Queue() for _ in range(count)]
+        else:
+            self._queues = [asyncio.Queue()]
+        self._workers = [
+            asyncio.create_task(self._work(self._queues[i % len(self._queues)])) for i in range(count)
+        ]
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._acks: list[pulsar.Message] = []
+        self._running = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._cancelled = False
+        # Flow control without a lock: only the receiver thread writes `_received`, only
+        # the loop writes `_settled_count`; their difference is what is outstanding.
+        self._received = 0
+        self._settled_count = 0
+        self._limit = settings.receiver_queue_size
+        # Hysteresis: once full, the receiver resumes only when a whole burst fits again,
+        # otherwise it would wake (and take the GIL) once per settled message.
+        self._resume_below = max(0, self._limit - max(1, min(_BURST, self._limit // 4)))
+        self._space = threading.Event()
+        self._receiver_waiting = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._receive_loop, name=f"bento-pulsar-{consumer.subscription_name()}", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def topic(self) -> str:
+        return self._topic
+
+    @property
+    def group(self) -> str | None:
+        return self._group
+
+    @property
+    def consumer(self) -> pulsar.Consumer:
+        return self._consumer
+
+    # -- receiver thread ------------------------------------------------------------------
+    def _receive_loop(self) -> None:
+        consumer, submit, accept, limit = self._consumer, self._rt.bridge.submit, self._accept, self._limit
+        while not self._stop.is_set():
+            room = limit - (self._received - self._settled_count)
+            if room <= 0:
+                self._wait_for_room()
+                continue
+            batch: list[pulsar.Message] = []
+            try:
+                # Block for the first message, then take what is already queued without
+                # waiting: one hand-off to the loop per burst instead of one per message.
+                batch.append(consumer.receive(_RECEIVE_TIMEOUT_MS))
+                while len(batch) < min(room, _BURST):
+                    batch.append(consumer.receive(0))
+            except pulsar.Timeout:
+                pass  # nothing (more) queued
+            except pulsar.AlreadyClosed:
+                break  # closed under us: Pulsar redelivers whatever was not acked
+            except pulsar.PulsarException as exc:
+                submit(self._receive_failed, exc)
+                self._stop.wait(0.5)
+            if batch:
+                self._received += len(batch)
+                submit(accept, batch)
+
+    def _wait_for_room(self) -> None:
+        self._space.clear()
+        self._receiver_waiting = True
+        while self._received - self._settled_count > self._resume_below and not self._stop.is_set():
+            self._space.wait(0.1)
+            self._space.clear()
+        self._receiver_waiting = False
+
+    def _settled(self) -> None:
+        self._settled_count += 1
+        if self._receiver_waiting and self._received - self._settled_count <= self._resume_below:
+            self._space.set()
+
+    def _receive_failed(self, exc: Exception) -> None:
+        self._rt.metrics.connection_errors += 1
+        logger.warning("receiving from %r (group %r) failed, retrying: %r", self._topic, self._group, exc)
+
+    # -- event loop -----------------------------------------------------------------------
+    def _accept(self, batch: list[pulsar.Message]) -> None:
+        if self._cancelled:
+            for _ in batch:
+                self._settled()  # left unacked: Pulsar redelivers them once this consumer closes
+            return
+        if self._ordered:
+            queues = self._queues
+            for message in batch:
+                key = message.partition_key() or ""
+                queues[zlib.crc32(key.encode()) % len(queues)].put_nowait(message)
+        else:
+            put = self._queues[0].put_nowait
+            for message in batch:
+                put(message)
+
+    async def _work(self, queue: asyncio.Queue[pulsar.Message]) -> None:
+        while True:
+            # queue.get() does not suspend while messages wait, so a worker whose handler
+            # never suspends would run the whole backlog in one go: yield once per message
+            # (a turn of the loop then runs at most `concurrency` handler steps).
+            await asyncio.sleep(0)
+            message = await queue.get()
+            if self._cancelled:
+                self._settled()  # not started: left unacked for redelivery, like in _accept
+                continue
+            self._running += 1
+            self._idle.clear()
+            try:
+                await self._process(message)
+            finally:
+                self._running -= 1
+                if self._running == 0:
+                    self._idle.set()
+                self._settled()
+
+    async def _process(self, message: pulsar.Message) -> None:
+        rt = self._rt
+        body = message.data()
+        attempt = message.redelivery_count() + 1
+        while True:
+            verdict = await handle_delivery(
+                rt.codec,
+                self._handler,
+                body,
+                attempt=attempt,
+                policy=rt.policy,
+                timeout=rt.settings.handler_timeout,
+                topic=self._topic,
+            )
+            if verdict.action is Action.ACK:
+                self._ack(message)
+                rt.metrics.messages_consumed += 1
+                return
+            rt.metrics.consume_errors += 1
+            if verdict.action is Action.DEAD:
+                await self._dead_letter(message, body, verdict, attempt)
+                return
+            rt.metrics.retries += 1
+            if not self._ordered:
+                self._nack_later(message, verdict.delay)
+                return
+            await asyncio.sleep(verdict.delay)
+            attempt += 1
+
+    # Acks and nacks are made on the ClientCalls thread (see `_client_calls`). Acks are
+    # gathered for one turn of the loop and handed over together: one thread wake-up
+    # (and GIL hand-over) per turn instead of one per message.
+    def _ack(self, message: pulsar.Message) -> None:
+        self._acks.append(message)
+        if len(self._acks) == 1:
+            asyncio.get_running_loop().call_soon(self._flush_acks)
+
+    def _flush_acks(self) -> None:
+        if self._acks:
+            acks, self._acks = self._acks, []
+            self._rt.calls.submit(self._ack_all, acks)
+
+    def _ack_all(self, messages: list[pulsar.Message]) -> None:
+        acknowledge = self._consumer.acknowledge
+        for message in messages:
+            self._settle_now(acknowledge, message)
+
+    def _nack(self, message: pulsar.Message) -> None:
+        self._rt.calls.submit(self._settle_now, self._consumer.negative_acknowledge, message)
+
+    def _settle_now(self, settle: Callable[[pulsar.Message], None], message: pulsar.Message) -> None:
+        try:
+            settle(message)
+        except pulsar.PulsarException as exc:
+            self._rt.bridge.submit(self._settle_failed, exc)
+
+    def _settle_failed(self, exc: Exception) -> None:
+        self._rt.metrics.connection_errors += 1
+        logger.warning("(negative) ack on %r failed; Pulsar will redeliver the message: %r", self._topic, exc)
+
+    def _nack_later(self, message: pulsar.Message, delay: float) -> None:
+        wait = delay - self._nack_delay
+        if wait <= 0.001:
+            self._nack(message)
+            return
+
+        def fire() -> None:
+            self._timers.discard(handle)
+            if not self._cancelled:
+                self._nack(message)
+
+        handle = asyncio.get_running_loop().call_later(wait, fire)
+        self._timers.add(handle)
+
+    async def _dead_letter(
+        self, message: pulsar.Message, body: bytes, verdict: Verdict, attempt: int
+    ) -> None:
+        headers = {**message.properties(), **verdict.dead_letter_headers(attempt, self._topic)}
+        key = message.partition_key() or None
+        if key:
+            headers[KEY_HEADER] = key
+        try:
+            await self._rt.producers.send(self._dead_letter_topic, [(body, key, headers)], 1)
+        except BentoError as exc:
+            logger.error(
+                "could not dead-letter a message of %r to %r, will retry it: %s",
+                self._topic,
+                self._dead_letter_topic,
+                exc,
+            )
+            self._nack(message)
+            return
+        self._ack(message)
+        self._rt.metrics.dead_lettered += 1
+
+    # -- shutdown -------------------------------------------------------------------------
+    async def cancel(self) -> None:
+        """Stop receiving, let running handlers finish (up to `drain_timeout`), close the consumer.
+
+        Messages received but not handled stay unacknowledged, so Pulsar gives them to
+        another member (or to this group again after a restart): nothing is lost."""
+        if self._cancelled:
+            return
+        self._cancelled = True
+        self._on_cancel(self)
+        self._stop.set()
+        await asyncio.to_thread(self._thread.join)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._rt.settings.drain_timeout):
+                await self._idle.wait()
+        if self._running:
+            logger.warning(
+                "%d handler(s) on %r still running after drain_timeout; cancelling them",
+                self._running,
+                self._topic,
+            )
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        self._flush_acks()
+        await self._rt.calls.barrier()  # acks queued for this consumer are made first
+        await asyncio.to_thread(self._close_consumer)
+
+    def _close_consumer(self) -> None:
+        try:
+            if self._broadcast:
+                # A private subscription would keep a backlog forever: remove it.
+                self._consumer.unsubscribe()
+            self._consumer.close()
+        except pulsar.AlreadyClosed:
+            return
+        except pulsar.PulsarException as exc:
+            logger.warning("closing the consumer of %r (group %r) failed: %r", self._topic, self._group, exc)
+
+
+def nack_delay_seconds(runtime: Runtime) -> float:
+    """The consumer's fixed nack delay: the first retry delay (10 ms at least)."""
+    return max(runtime.policy.delay_after(1), 0.01)

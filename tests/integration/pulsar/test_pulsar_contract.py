@@ -1,0 +1,28 @@
+"""The MessageBus contract against a real Pulsar-protocol broker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bento.adapters.messaging.pulsar import PulsarMessageBus, PulsarSettings
+from bento.application.ports.message_bus import MessageBus
+from bento.testing.contracts.message_bus import MessageBusContract
+
+
+class TestPulsarMessageBus(MessageBusContract):
+    @pytest.fixture
+    async def bus(self, pulsar_url: str, pulsar_is_real: bool, max_attempts: int) -> AsyncIterator[MessageBus]:
+        settings = PulsarSettings(
+            service_url=pulsar_url, max_attempts=max_attempts, retry_delays=[0.05, 0.1],
+            drain_timeout=2.0, pattern_subscriptions=pulsar_is_real,
+        )
+        async with PulsarMessageBus(settings) as bus:
+            yield bus
+
+    # pulsar-lite has no regex subscriptions: against it the bus reports
+    # pattern_subscriptions=False; against Apache Pulsar the contract test runs.
+    @pytest.mark.real_pulsar(lacks="regex subscriptions")
+    async def test_pattern_subscription_matches_sub_topics(self, bus: MessageBus, topic: str, group: str) -> None:
+        await super().test_pattern_subscription_matches_sub_topics(bus, topic, group)
