@@ -6,9 +6,9 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
+import pulsar
 import pytest
 
-import pulsar
 from bento.adapters.messaging.delivery import ATTEMPTS_HEADER, ERROR_MESSAGE_HEADER, ERROR_TYPE_HEADER
 from bento.adapters.messaging.pulsar import PulsarMessageBus, PulsarSettings
 from bento.application.errors import BusClosedError

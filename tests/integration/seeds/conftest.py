@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from dependency_injector import providers
 from seed_support import NATS, RABBITMQ, REDIS
 
-import redis
 from bento.infrastructure import runtime
 from bento.infrastructure.container import BentoContainer
 from bento.infrastructure.settings import load_settings
@@ -88,9 +88,8 @@ async def nats_streams() -> AsyncIterator[list[str]]:
     yield names
     if not names:
         return
-    import nats.errors
-
     import nats
+    import nats.errors
 
     nc = await nats.connect("nats://127.0.0.1:4222")
     js = nc.jetstream()

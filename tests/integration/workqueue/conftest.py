@@ -6,8 +6,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-
 import redis
+
 from bento.testing.services import require_tcp
 
 

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import pulsar
+
 from bento.adapters.messaging.pulsar.settings import PulsarSettings, SubscriptionKind
 
 _LOG_LEVELS = {

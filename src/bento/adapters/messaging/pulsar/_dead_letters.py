@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 import pulsar
+
 from bento.adapters.messaging.delivery import (
     ATTEMPTS_HEADER,
     ERROR_MESSAGE_HEADER,

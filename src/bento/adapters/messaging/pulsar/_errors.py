@@ -9,6 +9,7 @@ Pulsar result, so nothing from the driver crosses the port.
 from __future__ import annotations
 
 import pulsar
+
 from bento.application.errors import BrokerUnavailableError, PublishError, SubscribeError
 from bento.domain.errors import BentoError
 

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 
 import pulsar
+
 from bento.adapters.messaging.pulsar._bridge import LoopBridge
 from bento.adapters.messaging.pulsar._client_calls import ClientCalls
 from bento.adapters.messaging.pulsar._errors import publish_error, translate_publish

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pulsar
+
 from bento.adapters.messaging.pulsar._bridge import LoopBridge
 from bento.adapters.messaging.pulsar._client_calls import ClientCalls
 from bento.adapters.messaging.pulsar.settings import PulsarSettings

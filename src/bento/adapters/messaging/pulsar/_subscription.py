@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pulsar
+
 from bento.adapters.messaging.delivery import KEY_HEADER, Action, Verdict, handle_delivery
 from bento.adapters.messaging.pulsar._runtime import Runtime
 from bento.application.ports.message_bus import MessageHandler

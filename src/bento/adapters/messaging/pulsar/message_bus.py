@@ -27,9 +27,9 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+import pulsar
 from pydantic import ValidationError
 
-import pulsar
 from bento.adapters.messaging.pulsar._bridge import LoopBridge
 from bento.adapters.messaging.pulsar._client import new_client, subscribe_arguments
 from bento.adapters.messaging.pulsar._client_calls import ClientCalls
