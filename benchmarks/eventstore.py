@@ -1,0 +1,237 @@
+"""ClickHouse event store benchmark: `.venv/bin/python benchmarks/eventstore.py [--events 200000]`.
+
+Starts a private clickhouse-server (as the tests do) and an embedded chdb folder, and
+measures on each engine, in one run:
+
+(a) append `--events` events as appends of 100 (20 in flight, like command handlers)
+    through ClickHouseEventStore; then the same rows (read back, already encoded) are
+    written by the raw client in the same shape: one INSERT of 100 rows per append,
+    sequentially (clickhouse-driver for the server; chdb's session for embedded), timed
+    over the first 300 appends. The store also pays the event encoding.
+    `append_ratio_to_raw` = store events/s / raw events/s. Raw 1,000-row inserts of
+    all the rows (the size the group commit reaches) are reported as well
+    (`append_ratio_to_raw_bulk`).
+(b) 10,000 single-event appends to distinct streams from 100 concurrent tasks:
+    appends/s and the active part count at the end (and with the Redis lock).
+(c) load a 100-event aggregate: p50/p99 (benchmarks/_eventstore_read.py).
+(d) projection catch-up over the store filled by (a) into a ClickHouse read model.
+
+The last line printed is one JSON object with the figures. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+# Running this file puts benchmarks/ first on sys.path, where benchmarks/redis.py would
+# shadow the redis package: drop it, and load the read-side helpers by path instead.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+
+def _load_read_benchmarks() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_eventstore_read", _HERE / "_eventstore_read.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+from bento.adapters.clickhouse.engine import ClickHouseEngine, open_engine  # noqa: E402
+from bento.adapters.clickhouse.settings import ClickHouseSettings  # noqa: E402
+from bento.adapters.eventstore.clickhouse import ClickHouseEventStore  # noqa: E402
+from bento.adapters.eventstore.clickhouse.schema import INSERT_COLUMNS  # noqa: E402
+from bento.adapters.locking.redis import RedisStreamLock  # noqa: E402
+from bento.domain.events import DomainEvent  # noqa: E402
+from bento.testing.events import make_event  # noqa: E402
+from bento.testing.services import tcp_reachable  # noqa: E402
+from bento.testing.services.clickhouse_server import ClickHouseServer  # noqa: E402
+
+PER_APPEND = 100
+IN_FLIGHT = 20
+RAW_SAMPLE = 300
+
+
+Appends = list[tuple[str, list[DomainEvent]]]
+
+
+def build_appends(events: int) -> Appends:
+    """The appends of (a), built once (outside the timings) and reused for both engines."""
+    return [
+        (f"acct-{n}", [make_event(i, key=f"acct-{n}", blob="x" * 100) for i in range(PER_APPEND)])
+        for n in range(events // PER_APPEND)
+    ]
+
+
+async def stored_rows(store: ClickHouseEventStore) -> list[list[list[Any]]]:
+    """The rows the store wrote, read back in position order and cut into one columnar
+    batch per append: exactly the same rows for the raw client to insert."""
+    rows: list[tuple[Any, ...]] = []
+    page = 50_000
+    while batch := await store.engine.execute(
+        f"SELECT {', '.join(INSERT_COLUMNS)} FROM {store.table} "
+        "PREWHERE position > %(a)s AND position <= %(b)s ORDER BY position",
+        {"a": len(rows), "b": len(rows) + page},
+    ):
+        rows.extend(batch)
+    return [
+        [list(column) for column in zip(*rows[start : start + PER_APPEND], strict=True)]
+        for start in range(0, len(rows), PER_APPEND)
+    ]
+
+
+async def raw_insert(engine: ClickHouseEngine, table: str, batches: list[list[list[Any]]], group: int) -> float:
+    """events/s writing `batches` through the raw client, `group` batches per INSERT."""
+    raw_insert_one = _raw_inserter(engine, table)
+    started = time.perf_counter()
+    for start in range(0, len(batches), group):
+        chunk = batches[start : start + group]
+        merged = [[value for b in chunk for value in b[c]] for c in range(len(INSERT_COLUMNS))]
+        await asyncio.to_thread(raw_insert_one, merged)
+    return sum(len(b[0]) for b in batches) / (time.perf_counter() - started)
+
+
+def _raw_inserter(engine: ClickHouseEngine, table: str) -> Any:
+    names = ", ".join(INSERT_COLUMNS)
+    if engine.mode == "server":
+        from clickhouse_driver import Client
+
+        client = Client(host=engine.settings.host, port=engine.settings.port)
+        sql = f"INSERT INTO {engine.table(table)} ({names}) VALUES"
+        return lambda columns: client.execute(sql, columns, columnar=True)
+    # chdb: the same JSONColumns INSERT the engine sends, on the shared session.
+    return lambda columns: engine._insert(engine.table(table), list(INSERT_COLUMNS), columns, True)
+
+
+async def bench_appends(engine: ClickHouseEngine, appends: Appends) -> tuple[dict[str, Any], ClickHouseEventStore]:
+    suffix = uuid.uuid4().hex[:8]
+    store = ClickHouseEventStore(engine, table=f"bench_append_{suffix}")
+    await store.start()
+    events = sum(len(batch) for _, batch in appends)
+    queue = iter(appends)
+
+    async def worker() -> None:
+        for stream, batch in queue:
+            await store.append(stream, batch, 0)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
+    store_rate = events / (time.perf_counter() - started)
+    store_batches = store.commit_batches
+
+    batches = await stored_rows(store)
+    raw_tables = []
+    rates = {}
+    # 100-row inserts are slow by nature: time them on the first RAW_SAMPLE appends only.
+    for group, sample in ((1, batches[:RAW_SAMPLE]), (10, batches)):
+        raw = ClickHouseEventStore(engine, table=f"bench_raw_{group}_{suffix}")
+        await raw.start()  # same schema, created by the migration
+        await raw.close()
+        raw_tables.append(raw.table)
+        rates[group] = await raw_insert(engine, raw.table_name, sample, group)
+    for table in raw_tables:
+        await engine.execute(f"DROP TABLE IF EXISTS {table}")
+    return {
+        "append_events_per_s": round(store_rate),
+        "append_inserts": store_batches,
+        "raw_insert_events_per_s": round(rates[1]),
+        "raw_bulk_insert_events_per_s": round(rates[10]),
+        "append_ratio_to_raw": round(store_rate / rates[1], 3),
+        "append_ratio_to_raw_bulk": round(store_rate / rates[10], 3),
+    }, store
+
+
+async def bench_single_appends(engine: ClickHouseEngine, *, redis: bool = False) -> dict[str, Any]:
+    lock = RedisStreamLock(prefix=f"bench:{uuid.uuid4().hex[:8]}:") if redis else None
+    async with ClickHouseEventStore(engine, lock=lock, table=f"bench_single_{uuid.uuid4().hex[:8]}") as store:
+
+        async def task(t: int) -> None:
+            for n in range(100):
+                await store.append(f"single-{t}-{n}", [make_event(n)], 0)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(task(t) for t in range(100)))
+        rate = 10_000 / (time.perf_counter() - started)
+        parts = await store.active_parts()
+        batches = store.commit_batches
+        await engine.execute(f"DROP TABLE IF EXISTS {store.table}")
+    if lock is not None:
+        await lock.close()
+    key = "single_appends_per_s_redis_lock" if redis else "single_appends_per_s"
+    figures = {key: round(rate), ("inserts_redis_lock" if redis else "single_inserts"): batches}
+    if not redis:
+        figures["active_parts"] = parts
+    return figures
+
+
+async def bench_engine(engine: ClickHouseEngine, appends: Appends) -> dict[str, Any]:
+    figures, store = await bench_appends(engine, appends)
+    print(f"  (a) {figures}", flush=True)
+    single = await bench_single_appends(engine)
+    if engine.mode == "server" and tcp_reachable("127.0.0.1", 6379):
+        single |= await bench_single_appends(engine, redis=True)
+    print(f"  (b) {single}", flush=True)
+    read_side = _load_read_benchmarks()
+    load = await read_side.bench_load_aggregate(engine)
+    print(f"  (c) {load}", flush=True)
+    projection = await read_side.bench_projection_catch_up(engine, store=store)
+    print(f"  (d) {projection}", flush=True)
+    await store.close()
+    await engine.execute(f"DROP TABLE IF EXISTS {store.table}")
+    return {**figures, **single, **load, **projection}
+
+
+async def main(events: int, data_dir: str | None) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    appends = build_appends(events)
+    folder = tempfile.mkdtemp(prefix="bento-bench-ch-", dir=data_dir) if data_dir else None
+    with ClickHouseServer(folder) as server:
+        print(f"clickhouse-server 18.16 on 127.0.0.1:{server.port}", flush=True)
+        settings = ClickHouseSettings(mode="server", host=server.host, port=server.port, database="bench")
+        async with open_engine(settings) as engine:
+            results["server"] = await bench_engine(engine, appends)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+    with tempfile.TemporaryDirectory(dir=data_dir) as chdb_folder:
+        print(f"chdb in {chdb_folder}", flush=True)
+        async with open_engine(ClickHouseSettings(mode="embedded", path=chdb_folder, database="bench")) as engine:
+            results["chdb"] = await bench_engine(engine, appends)
+    return results
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="ClickHouse event store benchmark")
+    parser.add_argument("--events", type=int, default=200_000, help="events for (a) and (d)")
+    parser.add_argument("--data-dir", help="parent folder of the server's and chdb's data (default: the "
+                        "system temp folder; e.g. /dev/shm to take the disk out of the figures)")
+    options = parser.parse_args()
+    figures = asyncio.run(main(options.events, options.data_dir))
+    server, chdb = figures["server"], figures["chdb"]
+    for name, f in figures.items():
+        print(f"{name}: appends {f['append_events_per_s']} ev/s vs raw {f['raw_insert_events_per_s']} "
+              f"(ratio {f['append_ratio_to_raw']}; raw 1000-row inserts {f['raw_bulk_insert_events_per_s']}); "
+              f"single appends {f['single_appends_per_s']}/s, {f['active_parts']} active parts; "
+              f"load p50 {f['load_p50_ms']} / p99 {f['load_p99_ms']} ms; "
+              f"projection {f['projection_events_per_s']} ev/s")
+    print(json.dumps({
+        "data_dir": options.data_dir or tempfile.gettempdir(),
+        "append_ratio_to_raw": server["append_ratio_to_raw"],
+        "single_appends_per_s": server["single_appends_per_s"],
+        "active_parts": server["active_parts"],
+        "load_p99_ms": server["load_p99_ms"],
+        "projection_events_per_s": server["projection_events_per_s"],
+        "chdb": {k: chdb[k] for k in ("append_ratio_to_raw", "single_appends_per_s", "active_parts",
+                                      "load_p99_ms", "projection_events_per_s")},
+        "detail": figures,
+    }))

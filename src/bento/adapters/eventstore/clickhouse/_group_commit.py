@@ -1,0 +1,124 @@
+"""Group commit: concurrent appends share one locked check-and-INSERT.
+
+ClickHouse wants few, large inserts: each INSERT is a round trip and a new part on
+disk, and thousands of single-row inserts a second create parts faster than merges
+remove them. So `submit` only queues an append; one flusher task per store waits a
+short bounded time (`window` seconds, or until `max_events` are queued), then hands
+the whole batch to `commit`, which checks every append against the stream versions
+and writes the accepted ones in ONE insert. Each caller gets its own result: its new
+version, or its own ConcurrencyError.
+
+A batch never splits an append. An append whose caller was cancelled before its
+batch was taken is dropped; after that point it may still be written (exactly like
+an INSERT whose reply was lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from bento.application.errors import BusClosedError
+from bento.application.serialization import EncodedEvent
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class PendingAppend:
+    stream: str
+    expected_version: int
+    events: list[EncodedEvent]
+    future: asyncio.Future[int] = field(repr=False)
+
+
+Commit = Callable[[list[PendingAppend]], Awaitable[None]]
+
+
+class GroupCommitter:
+    """Queues appends and flushes them in batches through `commit` (see module doc).
+    `commit` must settle every future of the batch it is given."""
+
+    def __init__(self, commit: Commit, *, window: float, max_events: int) -> None:
+        self._commit = commit
+        self.window = window
+        self.max_events = max_events
+        self._queue: deque[PendingAppend] = deque()
+        self._queued_events = 0
+        self._arrived = asyncio.Event()
+        self._full = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.batches = 0
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="bento-clickhouse-group-commit")
+
+    async def submit(self, stream: str, expected_version: int, events: list[EncodedEvent]) -> int:
+        if self._closing or self._task is None:
+            raise BusClosedError("the ClickHouse event store is closed (or was never started)")
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.append(PendingAppend(stream, expected_version, events, future))
+        self._queued_events += len(events)
+        self._arrived.set()
+        if self._queued_events >= self.max_events:
+            self._full.set()
+        return await future
+
+    async def close(self) -> None:
+        """Flush everything queued, then stop the flusher; idempotent."""
+        self._closing = True
+        self._arrived.set()
+        self._full.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    def _take_batch(self) -> list[PendingAppend]:
+        batch: list[PendingAppend] = []
+        size = 0
+        while self._queue:
+            head = self._queue[0]
+            if batch and size + len(head.events) > self.max_events:
+                break
+            self._queue.popleft()
+            self._queued_events -= len(head.events)
+            if head.future.cancelled():
+                continue
+            batch.append(head)
+            size += len(head.events)
+        if self._queued_events < self.max_events:
+            self._full.clear()
+        return batch
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
+            if not self._closing and self._queued_events < self.max_events:
+                # The bounded wait: until the window ends or max_events are queued.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), self.window)
+            batch = self._take_batch()
+            if not batch:
+                continue
+            self.batches += 1
+            try:
+                await self._commit(batch)
+            except Exception as exc:  # delivered to every caller of the batch, never dropped
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
+            finally:
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(RuntimeError("group commit settled no result"))
