@@ -17,6 +17,8 @@ _LOG_LEVELS = {
     "error": pulsar.LoggerLevel.Error,
 }
 _POSITIONS = {"earliest": pulsar.InitialPosition.Earliest, "latest": pulsar.InitialPosition.Latest}
+#: How long a `batch_receive()` waits for a full burst once the first message was already queued.
+_BATCH_WAIT_MS = 1
 _CONSUMER_TYPES = {
     "shared": pulsar.ConsumerType.Shared,
     "key_shared": pulsar.ConsumerType.KeyShared,
@@ -63,11 +65,19 @@ def subscribe_arguments(
         "receiver_queue_size": settings.receiver_queue_size,
         "negative_ack_redelivery_delay_ms": nack_delay_ms,
         "initial_position": _POSITIONS[settings.initial_position],
+        "batch_receive_policy": pulsar.ConsumerBatchReceivePolicy(
+            burst_size(settings.receiver_queue_size), -1, _BATCH_WAIT_MS
+        ),
     }
     if "*" not in topic:
         return settings.full_topic(topic), options
     options["pattern_auto_discovery_period"] = settings.pattern_discovery_seconds
     return topic_regex(settings.full_topic(topic)), options
+
+
+def burst_size(receiver_queue_size: int) -> int:
+    """Messages one `batch_receive()` returns at most: a quarter of the receiver queue, 256 at most."""
+    return max(1, min(256, receiver_queue_size // 4))
 
 
 def topic_regex(full_pattern: str) -> re.Pattern[str]:

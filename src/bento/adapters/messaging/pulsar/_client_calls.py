@@ -1,11 +1,11 @@
-"""The thread that makes pulsar-client calls on the event loop's behalf.
+"""The thread that calls `send_async` on the event loop's behalf.
 
-`send_async`, `acknowledge` and `negative_acknowledge` release the GIL inside the
-client and must take it back on return. While pulsar-client's IO thread runs send
-callbacks (one per confirmed message) that re-acquisition measured up to 44 ms on a
-busy machine, and on the event loop that is a stall for every coroutine. So the
-loop only queues calls; this one thread makes them in queue order (per-key publish
-order is kept) and reports failures back through the LoopBridge.
+While pulsar-client's IO thread runs send callbacks (one per confirmed message, each
+taking the GIL), `send_async` on the loop measured 3-13 ms per chunk of 64 messages
+(event-loop lag p99 21 ms while publishing), against under 1 ms when this thread makes
+the calls. So the loop only queues chunks; this one thread sends them in queue order
+(per-key publish order is kept). Acks and nacks do not need it: they stay on the loop
+(see `_subscription`).
 """
 
 from __future__ import annotations

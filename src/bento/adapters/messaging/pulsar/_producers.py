@@ -1,11 +1,16 @@
 """One cached producer per topic, and sends that complete on the event loop.
 
 `create_producer`, `flush` and `close` block, so they run in `asyncio.to_thread`.
-Sends use `send_async`, called on the ClientCalls thread (see `_client_calls` for
-why not on the loop); pulsar-client confirms on its IO thread, and the callback only hands the
-result to the loop through the LoopBridge. `block_if_queue_full` is off, because it
-would block; instead a semaphore keeps at most `max_pending_messages` sends
-outstanding per bus, so the client queue never fills.
+Messages are encoded on the loop and go out in chunks of `_CHUNK`: the ClientCalls
+thread calls `send_async` for a whole chunk in one hop (see `_client_calls` for why
+not on the loop). pulsar-client confirms each message on its IO thread, where the
+callback only counts (and notes a failure): the last confirmation of a chunk makes
+the one `call_soon_threadsafe` (through the LoopBridge) that settles the chunk on
+the loop. Python work on the IO thread takes
+the GIL from the loop, so it is kept to a counter increment.
+`block_if_queue_full` is off, because it would block the loop; instead the pool
+keeps at most `max_pending_messages` sends outstanding per bus (reserved per chunk),
+so the client queue never fills.
 Producers use KeyBased batching: Pulsar needs it for Key_Shared subscribers (each
 batch holds one key), and pulsar-lite stalls without it.
 """
@@ -13,8 +18,9 @@ batch holds one key), and pulsar-lite stalls without it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import pulsar
 
@@ -29,7 +35,8 @@ logger = logging.getLogger(__name__)
 #: (body, partition key, properties) of one message to send.
 Outgoing = tuple[bytes, str | None, Mapping[str, str] | None]
 
-_CHUNK = 64  # messages encoded and queued between two turns of the event loop
+_CHUNK = 64  # messages encoded and sent between two turns of the event loop
+_OK = pulsar.Result.Ok
 _COMPRESSION = {
     "none": pulsar.CompressionType.NONE,
     "lz4": pulsar.CompressionType.LZ4,
@@ -40,36 +47,70 @@ _COMPRESSION = {
 
 
 class _Waiter:
-    """Settles one future when every send of a batch was confirmed (or one failed)."""
+    """Settles one future when every chunk of a send was confirmed (or failed)."""
 
-    __slots__ = ("error", "future", "remaining", "slots", "topic", "url")
+    __slots__ = ("error", "future", "remaining")
 
-    def __init__(
-        self, future: asyncio.Future[None], count: int, topic: str, url: str, slots: asyncio.Semaphore
-    ) -> None:
-        self.future, self.remaining, self.topic, self.url, self.slots = future, count, topic, url, slots
+    def __init__(self, future: asyncio.Future[None], count: int) -> None:
+        self.future, self.remaining = future, count
         self.error: BentoError | None = None
 
-    def settle(self, result: pulsar.Result) -> None:
-        self.slots.release()
-        if result != pulsar.Result.Ok and self.error is None:
-            self.error = publish_error(self.topic, self.url, result)
-        self.remaining -= 1
-        self._finish()
-
-    def fail(self, error: BentoError, unsent: int) -> None:
-        for _ in range(unsent):
-            self.slots.release()
+    def settle(self, count: int, error: BentoError | None) -> None:
         self.error = self.error or error
-        self.remaining -= unsent
-        self._finish()
-
-    def _finish(self) -> None:
+        self.remaining -= count
         if self.remaining == 0 and not self.future.done():
             if self.error is None:
                 self.future.set_result(None)
             else:
                 self.future.set_exception(self.error)
+
+
+class _Chunk:
+    """Up to `_CHUNK` sends; `confirmed` runs on pulsar-client's IO thread, once per message.
+
+    `next()` on an `itertools.count` is atomic under the GIL, so the callback needs no
+    lock, and only the last confirmation crosses to the loop."""
+
+    __slots__ = ("_bridge", "_counter", "_done", "failures", "size")
+
+    def __init__(self, size: int, bridge: LoopBridge, done: _ChunkDone) -> None:
+        self.size, self._bridge, self._done = size, bridge, done
+        self._counter = itertools.count(1)
+        self.failures: list[pulsar.Result | Exception] = []
+
+    def confirmed(self, result: pulsar.Result, _message_id: object) -> None:
+        if result != _OK:
+            self.failures.append(result)
+        if next(self._counter) == self.size:
+            self._bridge.submit(self._done, self)
+
+    def unsent(self, exc: Exception, count: int) -> None:
+        """`count` messages were never handed to the client (send_async raised)."""
+        self.failures.append(exc)
+        for _ in range(count):
+            if next(self._counter) == self.size:
+                self._bridge.submit(self._done, self)
+
+
+class _ChunkDone:
+    """On the loop: free a finished chunk's slots and report it to its waiter."""
+
+    __slots__ = ("pool", "topic", "waiter")
+
+    def __init__(self, pool: ProducerPool, waiter: _Waiter, topic: str) -> None:
+        self.pool, self.waiter, self.topic = pool, waiter, topic
+
+    def __call__(self, chunk: _Chunk) -> None:
+        self.pool.release(chunk.size)
+        error: BentoError | None = None
+        if chunk.failures:
+            first = chunk.failures[0]
+            url = self.pool.service_url
+            if isinstance(first, Exception):
+                error = translate_publish(self.topic, url, first)
+            else:
+                error = publish_error(self.topic, url, first)
+        self.waiter.settle(chunk.size, error)
 
 
 class ProducerPool:
@@ -79,9 +120,12 @@ class ProducerPool:
         self, client: pulsar.Client, settings: PulsarSettings, bridge: LoopBridge, calls: ClientCalls
     ) -> None:
         self._client, self._settings, self._bridge, self._calls = client, settings, bridge, calls
+        self.service_url = settings.service_url
         self._producers: dict[str, pulsar.Producer] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._slots = asyncio.Semaphore(settings.max_pending_messages)
+        self._limit = settings.max_pending_messages
+        self._pending = 0
+        self._room: list[asyncio.Future[None]] = []
 
     def all(self) -> list[pulsar.Producer]:
         return list(self._producers.values())
@@ -117,43 +161,54 @@ class ProducerPool:
         )
 
     async def send(self, topic: str, messages: Iterable[Outgoing], count: int) -> None:
-        """Queue `count` messages for the send thread and wait for all confirmations.
+        """Send `count` messages and wait until the broker confirmed all of them.
 
         `messages` may be a generator (the bus encodes lazily): every `_CHUNK`
-        messages go to the send thread and the loop gets a turn."""
+        messages are handed to the client and the loop gets a turn."""
         if count == 0:
             return
         producer = await self.producer(topic)
-        loop = asyncio.get_running_loop()
-        url = self._settings.service_url
-        waiter = _Waiter(loop.create_future(), count, topic, url, self._slots)
-        submit, settle = self._bridge.submit, waiter.settle
-
-        def confirmed(result: pulsar.Result, _message_id: object) -> None:
-            submit(settle, result)  # pulsar IO thread: hand over, never raise
-
-        def failed(exc: Exception, unsent: int) -> None:
-            waiter.fail(translate_publish(topic, url, exc), unsent)
-
+        waiter = _Waiter(asyncio.get_running_loop().create_future(), count)
+        done = _ChunkDone(self, waiter, topic)
         chunk: list[Outgoing] = []
         try:
             for message in messages:
-                await self._slots.acquire()
                 chunk.append(message)
                 if len(chunk) == _CHUNK:
-                    self._calls.submit(_send_chunk, producer, chunk, confirmed, failed, self._bridge)
+                    await self._send_chunk(producer, chunk, done)
                     chunk = []
                     await asyncio.sleep(0)
+            if chunk:
+                await self._send_chunk(producer, chunk, done)
         except BaseException:
-            # Encoding failed or the caller was cancelled: what was queued still settles
-            # (and frees its slots); free the slots of what never will, and forget the rest.
-            for _ in chunk:
-                self._slots.release()
+            # Encoding failed or the caller was cancelled: chunks already sent still
+            # settle (and free their slots); nobody awaits the outcome any more.
             waiter.future.add_done_callback(_retrieve)
             raise
-        if chunk:
-            self._calls.submit(_send_chunk, producer, chunk, confirmed, failed, self._bridge)
         await waiter.future
+
+    async def _send_chunk(self, producer: pulsar.Producer, chunk: list[Outgoing], done: _ChunkDone) -> None:
+        await self._reserve(len(chunk))
+        self._calls.submit(_send_all, producer, chunk, _Chunk(len(chunk), self._bridge, done))
+
+    async def _reserve(self, count: int) -> None:
+        """Wait until `count` more sends fit under `max_pending_messages` (one chunk always fits)."""
+        while self._pending and self._pending + count > self._limit:
+            room: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._room.append(room)
+            await room
+        self._pending += count
+
+    def release(self, count: int) -> None:
+        self._pending -= count
+        room, self._room = self._room, []
+        for future in room:
+            if not future.done():
+                future.set_result(None)
+
+    def stop_sending(self) -> None:
+        """End the ClientCalls thread after its queued calls (blocking: call it in a thread)."""
+        self._calls.stop()
 
     async def close(self) -> None:
         """Send what is queued, then flush and close every producer (blocking calls, in threads)."""
@@ -167,19 +222,14 @@ def _retrieve(future: asyncio.Future[None]) -> None:
         future.exception()  # nobody awaits it any more; this marks the error as seen
 
 
-def _send_chunk(
-    producer: pulsar.Producer,
-    messages: list[Outgoing],
-    confirmed: Callable[[pulsar.Result, object], None],
-    failed: Callable[[Exception, int], None],
-    bridge: LoopBridge,
-) -> None:
-    """On the ClientCalls thread: hand each message to pulsar-client."""
-    for index, (body, key, properties) in enumerate(messages):
+def _send_all(producer: pulsar.Producer, chunk: list[Outgoing], tracker: _Chunk) -> None:
+    """On the ClientCalls thread: hand each message of a chunk to pulsar-client."""
+    confirmed, send_async = tracker.confirmed, producer.send_async
+    for index, (body, key, properties) in enumerate(chunk):
         try:
-            producer.send_async(body, confirmed, properties=properties, partition_key=key)
+            send_async(body, confirmed, properties=properties, partition_key=key)
         except (pulsar.PulsarException, TypeError, ValueError) as exc:
-            bridge.submit(failed, exc, len(messages) - index)
+            tracker.unsent(exc, len(chunk) - index)
             return
 
 

@@ -2,10 +2,11 @@
 
 pulsar-client is synchronous with callbacks. Calls that wait on the network
 (client set-up, create producer, subscribe, close, readers) run in
-`asyncio.to_thread`; `send_async`, acks and nacks are made by one ClientCalls
-thread (`_client_calls`), and each subscriber receives on its own thread
-(`_subscription`); every callback reaches the loop through a LoopBridge, so the
-event loop never waits on Pulsar.
+`asyncio.to_thread`; `send_async` is called by one ClientCalls thread
+(`_client_calls`), acks and nacks (which only queue work in the client) on the loop;
+each subscriber receives on its own thread (`_subscription`);
+every callback reaches the loop through a LoopBridge, so the event loop never waits
+on Pulsar.
 
 Topics map to `persistent://{tenant}/{namespace}/{topic}`. A group is a Pulsar
 subscription (Shared by default; Key_Shared with `ordered=True`); `group=None` is a
@@ -163,7 +164,7 @@ class PulsarMessageBus:
 
     async def _shutdown_client(self) -> None:
         assert self._runtime is not None
-        await asyncio.to_thread(self._runtime.calls.stop)
+        await asyncio.to_thread(self._runtime.producers.stop_sending)
         try:
             await asyncio.to_thread(self._runtime.client.close)
         except pulsar.PulsarException as exc:
