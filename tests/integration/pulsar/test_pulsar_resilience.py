@@ -102,7 +102,7 @@ async def test_health_check_reports_a_stopped_broker(private_broker: PulsarLite)
         await asyncio.to_thread(private_broker.stop)
         status = await bus.health_check()
         assert not status.healthy and "did not answer" in status.detail
-        assert bus.metrics.health_check_status is False
+        assert bus.metrics.health_check_status == "unhealthy"
         await asyncio.to_thread(private_broker.start)
 
 

@@ -19,11 +19,10 @@ import time
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Self
 
 from bento.adapters.messaging.delivery import Action, handle_delivery
 from bento.adapters.messaging.inprocess.settings import InProcessSettings
+from bento.adapters.messaging.lifecycle import StartsAndCloses
 from bento.application.errors import BusClosedError, SubscribeError
 from bento.application.ports.capabilities import Capabilities, HealthStatus
 from bento.application.ports.message_bus import DeadLetter, MessageHandler
@@ -97,7 +96,7 @@ class _InProcessSubscription:
         await self._bus._remove(self._group, self._member)
 
 
-class InProcessMessageBus:
+class InProcessMessageBus(StartsAndCloses):
     """MessageBus inside one process; see the module docstring for the semantics."""
 
     def __init__(self, settings: InProcessSettings | None = None, *, codec: JsonCodec | None = None) -> None:
@@ -120,15 +119,6 @@ class InProcessMessageBus:
     async def start(self) -> None:
         if self._closed:
             raise BusClosedError("this InProcessMessageBus was closed; build a new one")
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     # -- publishing ---------------------------------------------------------------------
     async def publish(

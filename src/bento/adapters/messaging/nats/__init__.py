@@ -1,12 +1,12 @@
 """Nats MessageBus adapter (extra: bento-ddd[nats]).
 
-Settings import without the client; the adapter class needs it, and a missing
-client is a MissingExtraError naming the extra."""
+Settings import without the client; the adapter class imports it (see `bento.adapters._lazy`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from bento.adapters._lazy import lazy_classes
 from bento.adapters.messaging.nats.settings import NatsSettings
 
 if TYPE_CHECKING:
@@ -14,16 +14,6 @@ if TYPE_CHECKING:
 
 __all__ = ["NatsMessageBus", "NatsSettings"]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "NatsMessageBus":
-        try:
-            import nats  # noqa: F401
-        except ImportError as exc:
-            from bento.application.errors import MissingExtraError
-
-            raise MissingExtraError("Nats", "nats", "nats") from exc
-        from bento.adapters.messaging.nats.message_bus import NatsMessageBus
-
-        return NatsMessageBus
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_classes(
+    __name__, adapter="Nats", extra="nats", client="nats", classes={"NatsMessageBus": ".message_bus"}
+)

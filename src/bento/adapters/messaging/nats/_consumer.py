@@ -23,7 +23,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from bento.adapters.messaging.delivery import Action, Verdict, handle_delivery
-from bento.adapters.messaging.nats._metrics import Counters
+from bento.adapters.messaging.metrics import BusCounters
 from bento.adapters.messaging.nats._puller import ConsumerGoneError, Puller
 from bento.adapters.messaging.nats._subjects import Layout
 from bento.adapters.messaging.nats.settings import NatsSettings
@@ -98,7 +98,7 @@ class NatsSubscription:
         settings: NatsSettings,
         layout: Layout,
         codec: JsonCodec,
-        counters: Counters,
+        counters: BusCounters,
         handler: MessageHandler,
         topic: str,
         group: str | None,
@@ -229,6 +229,7 @@ class NatsSubscription:
             self._counters.messages_consumed += 1
         elif verdict.action is Action.RETRY:
             self._counters.consume_errors += 1
+            self._counters.retries += 1
             await msg.nak(delay=verdict.delay)
         else:
             self._counters.consume_errors += 1

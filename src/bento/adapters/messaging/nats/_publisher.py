@@ -13,7 +13,7 @@ import nats.js.errors
 from nats.js import JetStreamContext
 
 from bento.adapters.messaging.delivery import KEY_HEADER
-from bento.adapters.messaging.nats._metrics import Counters
+from bento.adapters.messaging.metrics import BusCounters
 from bento.adapters.messaging.nats._subjects import Layout, check_topic
 from bento.adapters.messaging.nats.settings import NatsSettings
 from bento.application.errors import BrokerUnavailableError, PublishError
@@ -31,7 +31,7 @@ _Prepared = tuple[str, bytes, dict[str, str] | None]
 class Publisher:
     """Stateless apart from the counters it bumps; the bus hands it a live JetStream context."""
 
-    def __init__(self, settings: NatsSettings, layout: Layout, counters: Counters, codec: JsonCodec) -> None:
+    def __init__(self, settings: NatsSettings, layout: Layout, counters: BusCounters, codec: JsonCodec) -> None:
         self.settings, self._layout, self._counters, self._codec = settings, layout, counters, codec
 
     async def one(

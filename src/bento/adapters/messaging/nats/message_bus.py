@@ -19,22 +19,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from bento.adapters.messaging.lifecycle import StartsAndCloses, opened
+from bento.adapters.messaging.metrics import BusCounters, BusMetrics
 from bento.adapters.messaging.nats._consumer import Consumer, NatsSubscription, consumer_config
-from bento.adapters.messaging.nats._metrics import BusMetrics, Counters
 from bento.adapters.messaging.nats._publisher import Publisher
 from bento.adapters.messaging.nats._streams import ensure_streams, read_dead_letters
 from bento.adapters.messaging.nats._subjects import Layout, check_topic
 from bento.adapters.messaging.nats.settings import NatsSettings
+from bento.adapters.messaging.reconnect import ReconnectCallback, ReconnectCallbacks
 from bento.application.errors import (
     BrokerUnavailableError,
     BusClosedError,
@@ -48,23 +48,19 @@ from bento.domain.events import DomainEvent
 
 logger = logging.getLogger(__name__)
 
-#: What `register_reconnect_callback` accepts: re-initialise after the client reconnected.
-ReconnectCallback = Callable[[], Awaitable[None]]
-
-
-class NatsMessageBus:
+class NatsMessageBus(StartsAndCloses):
     """MessageBus on JetStream; see the module docstring for the layout and guarantees."""
 
     def __init__(self, settings: NatsSettings, *, codec: JsonCodec | None = None) -> None:
         self.settings = settings
         self.codec = codec or JsonCodec()
         self._layout = Layout(settings)
-        self._counters = Counters()
+        self._counters = BusCounters()
         self._publisher = Publisher(settings, self._layout, self._counters, self.codec)
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._subscriptions: set[NatsSubscription] = set()
-        self._reconnect_callbacks: list[ReconnectCallback] = []
+        self._reconnect_callbacks = ReconnectCallbacks(self._counters)
         self._background: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -138,15 +134,6 @@ class NatsMessageBus:
             self._nc = self._js = None
             raise
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
     async def close(self) -> None:
         """Stop every subscriber (in-flight handlers finish, up to `drain_timeout`), then
         drain the connection so pending acks and publishes reach the server."""
@@ -167,8 +154,8 @@ class NatsMessageBus:
 
     def register_reconnect_callback(self, callback: ReconnectCallback) -> None:
         """Run `callback` after every reconnect (seed 003), once the streams are re-declared.
-        A callback that raises is logged and counted; the others still run."""
-        self._reconnect_callbacks.append(callback)
+        Sync or async; a callback that raises is logged and counted, the others still run."""
+        self._reconnect_callbacks.register(callback)
 
     # -- publishing ---------------------------------------------------------------------
     async def publish(
@@ -280,8 +267,7 @@ class NatsMessageBus:
                 healthy, detail = True, f"stream {info.config.name}: {info.state.messages} messages"
             except (nats.errors.Error, TimeoutError) as exc:
                 detail = f"{type(exc).__name__}: {exc}"
-        self._counters.last_health_check = datetime.now(UTC)
-        self._counters.health_check_status = "healthy" if healthy else "unhealthy"
+        self._counters.record_health_check(healthy)
         return HealthStatus(
             healthy=healthy,
             component="nats",
@@ -290,11 +276,7 @@ class NatsMessageBus:
         )
 
     def _ready(self, action: str) -> JetStreamContext:
-        if self._closed:
-            raise BusClosedError(f"cannot {action}: the NATS bus is closed")
-        if self._js is None:
-            raise BusClosedError(f"cannot {action}: the NATS bus is not started (use `async with`)")
-        return self._js
+        return opened("the NATS bus", action, self._js, closed=self._closed)
 
     async def _on_error(self, exc: Exception) -> None:
         self._counters.connection_errors += 1
@@ -319,9 +301,4 @@ class NatsMessageBus:
                 await ensure_streams(self._js, self.settings)
             except (BrokerUnavailableError, ConfigurationError) as exc:
                 logger.error("re-declaring streams after reconnect failed: %s", exc)
-        for callback in list(self._reconnect_callbacks):
-            try:
-                await callback()
-            except Exception:
-                self._counters.connection_errors += 1
-                logger.exception("reconnect callback %r failed", callback)
+        await self._reconnect_callbacks.run()

@@ -1,12 +1,12 @@
 """Pulsar MessageBus adapter (extra: bento-ddd[pulsar]).
 
-Settings import without the client; the adapter class needs it, and a missing
-client is a MissingExtraError naming the extra."""
+Settings import without the client; the adapter class imports it (see `bento.adapters._lazy`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from bento.adapters._lazy import lazy_classes
 from bento.adapters.messaging.pulsar.settings import PulsarSettings
 
 if TYPE_CHECKING:
@@ -14,16 +14,6 @@ if TYPE_CHECKING:
 
 __all__ = ["PulsarMessageBus", "PulsarSettings"]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "PulsarMessageBus":
-        try:
-            import pulsar  # noqa: F401
-        except ImportError as exc:
-            from bento.application.errors import MissingExtraError
-
-            raise MissingExtraError("Pulsar", "pulsar", "pulsar") from exc
-        from bento.adapters.messaging.pulsar.message_bus import PulsarMessageBus
-
-        return PulsarMessageBus
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_classes(
+    __name__, adapter="Pulsar", extra="pulsar", client="pulsar", classes={"PulsarMessageBus": ".message_bus"}
+)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pulsar
 
+from bento.adapters.messaging.metrics import BusCounters
 from bento.adapters.messaging.pulsar._bridge import LoopBridge
 from bento.adapters.messaging.pulsar._client_calls import ClientCalls
 from bento.adapters.messaging.pulsar.settings import PulsarSettings
@@ -16,25 +16,6 @@ from bento.application.serialization import JsonCodec
 
 if TYPE_CHECKING:
     from bento.adapters.messaging.pulsar._producers import ProducerPool
-
-
-@dataclass
-class PulsarMetrics:
-    """Seed 003's event-bus counters. Only the event loop writes them, so no lock."""
-
-    messages_published: int = 0
-    messages_consumed: int = 0
-    publish_errors: int = 0
-    consume_errors: int = 0
-    connection_errors: int = 0
-    retries: int = 0
-    dead_lettered: int = 0
-    reconnects: int = 0
-    last_health_check: datetime | None = None
-    health_check_status: bool | None = None
-
-    def snapshot(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -47,5 +28,5 @@ class Runtime:
     policy: RetryPolicy
     bridge: LoopBridge
     calls: ClientCalls
-    metrics: PulsarMetrics
+    metrics: BusCounters
     producers: ProducerPool

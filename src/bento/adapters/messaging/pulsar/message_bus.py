@@ -23,23 +23,24 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pulsar
 from pydantic import ValidationError
 
+from bento.adapters.messaging.lifecycle import StartsAndCloses, opened
+from bento.adapters.messaging.metrics import BusCounters
 from bento.adapters.messaging.pulsar._bridge import LoopBridge
 from bento.adapters.messaging.pulsar._client import new_client, subscribe_arguments
 from bento.adapters.messaging.pulsar._client_calls import ClientCalls
 from bento.adapters.messaging.pulsar._dead_letters import read_dead_letters
 from bento.adapters.messaging.pulsar._errors import translate_subscribe
 from bento.adapters.messaging.pulsar._producers import Outgoing, ProducerPool
-from bento.adapters.messaging.pulsar._runtime import PulsarMetrics, Runtime
+from bento.adapters.messaging.pulsar._runtime import Runtime
 from bento.adapters.messaging.pulsar._subscription import PulsarSubscription, nack_delay_seconds
 from bento.adapters.messaging.pulsar.settings import PulsarSettings, SubscriptionKind
+from bento.adapters.messaging.reconnect import ReconnectCallback, ReconnectCallbacks
 from bento.application.errors import BrokerUnavailableError, BusClosedError, ConfigurationError, SubscribeError
 from bento.application.ports.capabilities import Capabilities, HealthStatus
 from bento.application.ports.message_bus import DeadLetter, MessageHandler
@@ -51,13 +52,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Called after the bus regained its broker connection (seed 003's reconnect callback).
-ReconnectCallback = Callable[[], Awaitable[None]]
-
 _HEALTH_TOPIC = "bento-health-check"
 
 
-class PulsarMessageBus:
+class PulsarMessageBus(StartsAndCloses):
     """MessageBus on Pulsar; see the module docstring. Use as an async context manager.
 
     `PulsarMessageBus(settings)`, or seed 002's `PulsarMessageBus(service_url=...)`:
@@ -81,11 +79,11 @@ class PulsarMessageBus:
             ) from exc
         self.settings = settings
         self.codec = codec or JsonCodec()
-        self.metrics = PulsarMetrics()
+        self.metrics = BusCounters()
         self._policy = settings.retry_policy()
         self._runtime: Runtime | None = None
         self._subscriptions: list[PulsarSubscription] = []
-        self._reconnect_callbacks: list[ReconnectCallback] = []
+        self._reconnect_callbacks = ReconnectCallbacks(self.metrics)
         self._monitor: asyncio.Task[None] | None = None
         self._names = itertools.count()
         self._closing = False
@@ -135,15 +133,6 @@ class PulsarMessageBus:
             raise BrokerUnavailableError("Pulsar broker", self.settings.service_url, status.detail)
         self._monitor = asyncio.create_task(self._watch_connections(), name="bento-pulsar-reconnect-monitor")
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
     async def close(self) -> None:
         """Stop receivers, drain in-flight handlers, flush producers, close the client.
 
@@ -171,10 +160,7 @@ class PulsarMessageBus:
             logger.warning("closing the Pulsar client failed: %r", exc)
 
     def _running(self, action: str, topic: str) -> Runtime:
-        if self._closed or self._runtime is None:
-            state = "closed" if self._closed else "not started (use `async with` or await start())"
-            raise BusClosedError(f"cannot {action} {topic!r}: the Pulsar bus is {state}")
-        return self._runtime
+        return opened("the Pulsar bus", f"{action} {topic!r}", self._runtime, closed=self._closed)
 
     # -- publishing -------------------------------------------------------------------
     async def publish(
@@ -279,16 +265,16 @@ class PulsarMessageBus:
         except (TimeoutError, pulsar.PulsarException) as exc:
             healthy, detail = False, f"broker at {self.settings.service_url} did not answer: {exc!r}"
         latency = (time.perf_counter() - started) * 1000
-        self.metrics.last_health_check = datetime.now(UTC)
-        self.metrics.health_check_status = healthy
+        self.metrics.record_health_check(healthy)
         return HealthStatus(healthy=healthy, component="pulsar", latency_ms=latency, detail=detail)
 
     def register_reconnect_callback(self, callback: ReconnectCallback) -> None:
         """Run `callback` each time the bus regains its broker connection after losing it.
 
         pulsar-client reconnects producers and consumers by itself; the callback is
-        for the service's own re-initialization (seed 003)."""
-        self._reconnect_callbacks.append(callback)
+        for the service's own re-initialization (seed 003). Sync or async; one that raises
+        is logged and counted as a connection error, the others still run."""
+        self._reconnect_callbacks.register(callback)
 
     async def _watch_connections(self) -> None:
         connected = True
@@ -304,11 +290,7 @@ class PulsarMessageBus:
             elif now and not connected:
                 self.metrics.reconnects += 1
                 logger.info("reconnected to the Pulsar broker at %s", self.settings.service_url)
-                for callback in list(self._reconnect_callbacks):
-                    try:
-                        await callback()
-                    except Exception:
-                        logger.exception("reconnect callback %r failed", callback)
+                await self._reconnect_callbacks.run()
             connected = now
 
     def _all_connected(self) -> bool:

@@ -1,20 +1,17 @@
-"""Opening the robust aio-pika connection, metrics, and which driver errors mean "connection lost"."""
+"""Opening the robust aio-pika connection, and which driver errors mean "connection lost"."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import ssl
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
-from typing import Any
 
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractRobustConnection
 from yarl import URL
 
+from bento.adapters.messaging.metrics import BusCounters
 from bento.adapters.messaging.rabbitmq.settings import RabbitMQSettings
 from bento.application.errors import BrokerUnavailableError
 
@@ -36,24 +33,8 @@ DRIVER_ERRORS: tuple[type[BaseException], ...] = (
     RuntimeError,
 )
 
-ReconnectCallback = Callable[[], Awaitable[None] | None]
-
-
-@dataclass(slots=True)
-class RabbitMQMetrics:
-    """Seed 003's counters as plain numbers; read them, or `as_dict()` for an exporter."""
-
-    messages_published: int = 0
-    messages_consumed: int = 0
-    publish_errors: int = 0
-    consume_errors: int = 0
-    connection_errors: int = 0
-    reconnects: int = 0
-    last_health_check: float = 0.0
-    health_check_status: str = "unknown"
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+#: Kept for `bento.infrastructure.clients.rabbitmq`, which passes its own counters to `open_connection`.
+RabbitMQMetrics = BusCounters
 
 
 def redacted(url: str) -> str:
@@ -75,7 +56,7 @@ def ssl_context(settings: RabbitMQSettings) -> ssl.SSLContext | None:
 
 
 async def open_connection(
-    settings: RabbitMQSettings, metrics: RabbitMQMetrics, role: str
+    settings: RabbitMQSettings, metrics: BusCounters, role: str
 ) -> AbstractRobustConnection:
     """A robust connection: aio-pika re-opens it and restores channels, queues and consumers."""
     url = settings.url.get_secret_value()
@@ -101,21 +82,11 @@ async def open_connection(
     return connection
 
 
-async def run_reconnect_callbacks(callbacks: list[ReconnectCallback], metrics: RabbitMQMetrics) -> None:
-    """Call the user's callbacks after topology and consumers were restored.
-
-    A failing callback is logged with its traceback and counted; it never stops the others
-    nor the connection (the broker link itself is already healthy at this point)."""
-    metrics.reconnects += 1
-    for callback in list(callbacks):
-        try:
-            outcome = callback()
-            if outcome is not None:
-                await outcome
-        except Exception:
-            metrics.connection_errors += 1
-            logger.exception("reconnect callback %r failed", callback)
-
-
-def now() -> float:
-    return time.time()
+async def close_connection(connection: AbstractRobustConnection | None) -> None:
+    """Close the bus's connection at shutdown; one the broker already dropped is only logged."""
+    if connection is None:
+        return
+    try:
+        await connection.close()
+    except DRIVER_ERRORS as exc:
+        logger.info("RabbitMQ connection was already closed: %s", exc)

@@ -17,7 +17,9 @@ from aio_pika.abc import AbstractRobustChannel
 from aiormq.exceptions import DeliveryError
 from pamqp.commands import Basic
 
-from bento.adapters.messaging.rabbitmq._connection import DRIVER_ERRORS, TRANSIENT_ERRORS, RabbitMQMetrics
+from bento.adapters.messaging.metrics import BusCounters
+from bento.adapters.messaging.rabbitmq._connection import DRIVER_ERRORS, TRANSIENT_ERRORS
+from bento.adapters.messaging.rabbitmq.settings import RabbitMQSettings
 from bento.application.errors import PublishError
 
 logger = logging.getLogger(__name__)
@@ -29,10 +31,9 @@ _RETRY_PAUSE = 0.05
 class ConfirmedPublisher:
     """Publishes on one robust confirm channel; driver errors leave as PublishError."""
 
-    def __init__(
-        self, channel: AbstractRobustChannel, *, timeout: float, window: int, metrics: RabbitMQMetrics
-    ) -> None:
-        self._channel, self._timeout, self._window, self._metrics = channel, timeout, window, metrics
+    def __init__(self, channel: AbstractRobustChannel, settings: RabbitMQSettings, metrics: BusCounters) -> None:
+        self._channel, self._metrics = channel, metrics
+        self._timeout, self._window = settings.publish_timeout, settings.publish_window
 
     async def send(self, exchange: str, routing_key: str, items: Sequence[Item], *, topic: str) -> None:
         """Return once the broker confirmed every item; raise PublishError otherwise."""

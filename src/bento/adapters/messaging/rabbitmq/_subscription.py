@@ -149,8 +149,10 @@ class RabbitMQSubscription:
             bus.metrics.consume_errors += 1
             if verdict.action is Action.RETRY:
                 await bus.send_retry(message.body, properties, self.queue_name, topic, attempt, verdict.delay)
+                bus.metrics.retries += 1
             else:
                 await bus.send_dead(message.body, properties, self.dead_letter_queue, topic, attempt, verdict)
+                bus.metrics.dead_lettered += 1
         tag = message.delivery_tag
         assert tag is not None  # always set on a Basic.Deliver
         acks = self._acks

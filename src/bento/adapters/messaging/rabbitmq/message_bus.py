@@ -16,25 +16,24 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from types import TracebackType
-from typing import Self
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection
 from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
 from pamqp.commands import Basic
 
 from bento.adapters.messaging.delivery import ATTEMPTS_HEADER, ORIGINAL_TOPIC_HEADER, Verdict
+from bento.adapters.messaging.lifecycle import StartsAndCloses, opened
+from bento.adapters.messaging.metrics import BusCounters
 from bento.adapters.messaging.rabbitmq import _codec, _topology
 from bento.adapters.messaging.rabbitmq._connection import (
     DRIVER_ERRORS,
-    RabbitMQMetrics,
-    ReconnectCallback,
+    close_connection,
     open_connection,
-    run_reconnect_callbacks,
 )
 from bento.adapters.messaging.rabbitmq._publisher import ConfirmedPublisher
 from bento.adapters.messaging.rabbitmq._subscription import RabbitMQSubscription
 from bento.adapters.messaging.rabbitmq.settings import RabbitMQSettings
+from bento.adapters.messaging.reconnect import ReconnectCallback, ReconnectCallbacks
 from bento.application.errors import BusClosedError, ConfigurationError, SubscribeError
 from bento.application.ports.capabilities import Capabilities, HealthStatus
 from bento.application.ports.message_bus import DeadLetter, MessageHandler
@@ -59,19 +58,19 @@ _CAPABILITIES = Capabilities(
 )
 
 
-class RabbitMQMessageBus:
+class RabbitMQMessageBus(StartsAndCloses):
     """MessageBus on RabbitMQ; see the module docstring for topology and guarantees."""
 
     def __init__(self, settings: RabbitMQSettings, *, codec: JsonCodec | None = None) -> None:
         self.settings = settings
         self.codec = codec or JsonCodec()
-        self.metrics = RabbitMQMetrics()
+        self.metrics = BusCounters()
         self.retry_policy = settings.retry_policy()
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._publisher: ConfirmedPublisher | None = None
         self._subscriptions: set[RabbitMQSubscription] = set()
-        self._reconnect_callbacks: list[ReconnectCallback] = []
+        self._reconnect_callbacks = ReconnectCallbacks(self.metrics)
         self._retry_routes: set[str] = set()
         self._retry_lock = asyncio.Lock()
         self._start_lock = asyncio.Lock()
@@ -110,21 +109,7 @@ class RabbitMQMessageBus:
                 ) from exc
             connection.reconnect_callbacks.add(self._on_reconnect)
             self._connection, self._channel = connection, channel
-            self._publisher = ConfirmedPublisher(
-                channel,
-                timeout=self.settings.publish_timeout,
-                window=self.settings.publish_window,
-                metrics=self.metrics,
-            )
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
+            self._publisher = ConfirmedPublisher(channel, self.settings, self.metrics)
 
     async def close(self) -> None:
         """Stop every consumer, let running handlers finish (up to `drain_timeout`), then disconnect."""
@@ -140,25 +125,19 @@ class RabbitMQMessageBus:
             await subscription.close_channel()
         self._subscriptions.clear()
         connection, self._connection, self._channel, self._publisher = self._connection, None, None, None
-        if connection is not None:
-            try:
-                await connection.close()
-            except DRIVER_ERRORS as exc:
-                logger.info("RabbitMQ connection was already closed: %s", exc)
+        await close_connection(connection)
 
     def register_reconnect_callback(self, callback: ReconnectCallback) -> None:
         """Run `callback()` (sync or async) after each reconnect, once consumers are restored (seed 003)."""
-        self._reconnect_callbacks.append(callback)
+        self._reconnect_callbacks.register(callback)
 
     async def _on_reconnect(self, _connection: object) -> None:
         logger.info("RabbitMQ bus reconnected; topology and consumers restored")
-        await run_reconnect_callbacks(self._reconnect_callbacks, self.metrics)
+        self.metrics.reconnects += 1
+        await self._reconnect_callbacks.run()
 
     def _live_publisher(self, topic: str) -> ConfirmedPublisher:
-        if self._closed or self._publisher is None:
-            state = "closed" if self._closed else "not started (use `async with` or await start())"
-            raise BusClosedError(f"cannot use {topic!r}: the RabbitMQ bus is {state}")
-        return self._publisher
+        return opened("the RabbitMQ bus", f"use {topic!r}", self._publisher, closed=self._closed)
 
     # -- publishing -------------------------------------------------------------------
     async def publish(
@@ -336,8 +315,7 @@ class RabbitMQMessageBus:
                 healthy = True
             except DRIVER_ERRORS as exc:
                 detail = f"{type(exc).__name__}: {exc}"
-        self.metrics.last_health_check = time.time()
-        self.metrics.health_check_status = "healthy" if healthy else "unhealthy"
+        self.metrics.record_health_check(healthy)
         return HealthStatus(
             healthy=healthy,
             component=f"rabbitmq:{self.settings.exchange_name}",

@@ -17,8 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aio_pika.abc import (
     AbstractIncomingMessage,
@@ -29,16 +28,17 @@ from aio_pika.abc import (
 from aiormq.exceptions import ChannelPreconditionFailed
 from pamqp.commands import Basic
 
+from bento.adapters.messaging.lifecycle import StartsAndCloses, opened
+from bento.adapters.messaging.metrics import BusCounters
 from bento.adapters.messaging.rabbitmq._codec import PERSISTENT
 from bento.adapters.messaging.rabbitmq._connection import (
     DRIVER_ERRORS,
-    RabbitMQMetrics,
-    ReconnectCallback,
+    close_connection,
     open_connection,
-    run_reconnect_callbacks,
 )
 from bento.adapters.messaging.rabbitmq._publisher import ConfirmedPublisher
 from bento.adapters.messaging.rabbitmq.settings import RabbitMQSettings
+from bento.adapters.messaging.reconnect import ReconnectCallback, ReconnectCallbacks
 from bento.application.errors import BusClosedError, SubscribeError
 from bento.application.ports.capabilities import HealthStatus
 
@@ -87,6 +87,7 @@ class WorkQueueConsumer:
                 logger.error("dead-lettering a non-JSON message from work queue %r: %s", self.queue_name, exc)
                 metrics.consume_errors += 1
                 await message.reject(requeue=False)
+                metrics.dead_lettered += 1
                 return
             try:
                 async with asyncio.timeout(self._owner.settings.handler_timeout):
@@ -99,6 +100,7 @@ class WorkQueueConsumer:
                 logger.exception("work queue %r handler failed; dead-lettering the message", self.queue_name)
                 if not message.processed:
                     await message.reject(requeue=False)
+                    metrics.dead_lettered += 1
                 return
             if self._auto_ack:
                 await message.ack()
@@ -142,18 +144,18 @@ def _nack(message: AbstractIncomingMessage) -> Nack:
     return nack
 
 
-class RabbitMQWorkQueue:
+class RabbitMQWorkQueue(StartsAndCloses):
     """Named durable work queues on RabbitMQ; see the module docstring for ack semantics."""
 
     def __init__(self, settings: RabbitMQSettings) -> None:
         self.settings = settings
-        self.metrics = RabbitMQMetrics()
+        self.metrics = BusCounters()
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._publisher: ConfirmedPublisher | None = None
         self._declared: set[str] = set()
         self._consumers: set[WorkQueueConsumer] = set()
-        self._reconnect_callbacks: list[ReconnectCallback] = []
+        self._reconnect_callbacks = ReconnectCallbacks(self.metrics)
         self._closed = False
 
     async def start(self) -> None:
@@ -169,21 +171,7 @@ class RabbitMQWorkQueue:
             raise SubscribeError("work queues", f"opening a channel failed: {exc}") from exc
         connection.reconnect_callbacks.add(self._on_reconnect)
         self._connection, self._channel = connection, channel
-        self._publisher = ConfirmedPublisher(
-            channel,
-            timeout=self.settings.publish_timeout,
-            window=self.settings.publish_window,
-            metrics=self.metrics,
-        )
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
+        self._publisher = ConfirmedPublisher(channel, self.settings, self.metrics)
 
     async def close(self) -> None:
         if self._closed:
@@ -192,17 +180,14 @@ class RabbitMQWorkQueue:
         for consumer in list(self._consumers):
             await consumer.cancel()
         connection, self._connection, self._publisher = self._connection, None, None
-        if connection is not None:
-            try:
-                await connection.close()
-            except DRIVER_ERRORS as exc:
-                logger.info("RabbitMQ connection was already closed: %s", exc)
+        await close_connection(connection)
 
     def register_reconnect_callback(self, callback: ReconnectCallback) -> None:
-        self._reconnect_callbacks.append(callback)
+        self._reconnect_callbacks.register(callback)
 
     async def _on_reconnect(self, _connection: object) -> None:
-        await run_reconnect_callbacks(self._reconnect_callbacks, self.metrics)
+        self.metrics.reconnects += 1
+        await self._reconnect_callbacks.run()
 
     def forget(self, consumer: WorkQueueConsumer) -> None:
         self._consumers.discard(consumer)
@@ -261,10 +246,7 @@ class RabbitMQWorkQueue:
             ) from exc
 
     def _live(self, queue: str) -> ConfirmedPublisher:
-        if self._closed or self._publisher is None:
-            state = "closed" if self._closed else "not started (use `async with` or await start())"
-            raise BusClosedError(f"cannot use work queue {queue!r}: the RabbitMQ work queue is {state}")
-        return self._publisher
+        return opened("the RabbitMQ work queue", f"use work queue {queue!r}", self._publisher, closed=self._closed)
 
     async def health_check(self) -> HealthStatus:
         """A real round trip (open and close a channel) within `health_check_timeout`."""
@@ -279,6 +261,5 @@ class RabbitMQWorkQueue:
                 healthy = True
             except DRIVER_ERRORS as exc:
                 detail = f"{type(exc).__name__}: {exc}"
-        self.metrics.last_health_check = time.time()
-        self.metrics.health_check_status = "healthy" if healthy else "unhealthy"
+        self.metrics.record_health_check(healthy)
         return HealthStatus(healthy, "rabbitmq:work-queue", (time.perf_counter() - started) * 1000, detail)

@@ -28,12 +28,11 @@ import socket
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from types import TracebackType
-from typing import Self
 
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
+from bento.adapters.messaging.lifecycle import StartsAndCloses, opened
 from bento.adapters.messaging.redis._broadcast import BroadcastSubscription
 from bento.adapters.messaging.redis._durable import DurableContext
 from bento.adapters.messaging.redis._errors import RedisError, publish_error, unavailable
@@ -75,7 +74,7 @@ BROADCAST_CAPABILITIES = Capabilities(
 _Subscription = StreamSubscription | OrderedSubscription | BroadcastSubscription
 
 
-class RedisMessageBus:
+class RedisMessageBus(StartsAndCloses):
     """MessageBus on Redis; see the module docstring. Use as `async with RedisMessageBus(settings)`.
 
     `client` lets a caller share an existing `redis.asyncio.Redis` (it is then not closed here)."""
@@ -116,21 +115,8 @@ class RedisMessageBus:
         if self.settings.mode == "broadcast":
             self._hub = PubSubHub(client)
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
     def _context(self, action: str, topic: str) -> DurableContext:
-        if self._closed:
-            raise BusClosedError(f"cannot {action} {topic!r}: the Redis bus is closed")
-        if self._ctx is None:
-            raise BusClosedError(f"cannot {action} {topic!r}: the Redis bus is not started (use `async with`)")
-        return self._ctx
+        return opened("the Redis bus", f"{action} {topic!r}", self._ctx, closed=self._closed)
 
     # -- publishing ---------------------------------------------------------------------
     async def publish(
