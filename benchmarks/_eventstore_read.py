@@ -28,6 +28,7 @@ from bento.adapters.checkpoint.clickhouse import ClickHouseCheckpointStore
 from bento.adapters.clickhouse.engine import ClickHouseEngine, open_engine
 from bento.adapters.clickhouse.settings import ClickHouseSettings
 from bento.adapters.eventstore.clickhouse import ClickHouseEventStore
+from bento.adapters.locking.inprocess import InProcessStreamLock
 from bento.adapters.readmodel.clickhouse import ClickHouseReadModel
 from bento.application.ports.event_store import StoredEvent
 from bento.application.projections import Projection, ProjectionRunner
@@ -81,7 +82,7 @@ def _percentile(samples: list[float], fraction: float) -> float:
 
 async def bench_load_aggregate(engine: ClickHouseEngine, *, events: int = 100, loads: int = 300) -> dict[str, Any]:
     suffix = uuid.uuid4().hex[:8]
-    async with ClickHouseEventStore(engine, table=f"bench_load_{suffix}") as store:
+    async with ClickHouseEventStore(engine, lock=InProcessStreamLock(), table=f"bench_load_{suffix}") as store:
         repo = EventSourcedRepository(BenchAccount, store)
         await store.append("BenchAccount-a1", [make_event(n, key="a1", blob="x" * 100) for n in range(events)], 0,
                            aggregate_type="BenchAccount")
@@ -128,7 +129,7 @@ async def bench_projection_catch_up(
     suffix = uuid.uuid4().hex[:8]
     own_store = store is None
     if store is None:
-        store = ClickHouseEventStore(engine, table=f"bench_proj_ev_{suffix}")
+        store = ClickHouseEventStore(engine, lock=InProcessStreamLock(), table=f"bench_proj_ev_{suffix}")
         await store.start()
         await fill_store(store, events)
     try:

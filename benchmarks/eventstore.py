@@ -13,10 +13,13 @@ measures on each engine, in one run:
     (`append_ratio_to_raw_bulk`).
 (b) 10,000 single-event appends to distinct streams from 100 concurrent tasks:
     appends/s and the active part count at the end (and with the Redis lock).
+    `--only b` runs (b) alone (`--runs N` times, reporting the median) to iterate fast.
 (c) load a 100-event aggregate: p50/p99 (benchmarks/_eventstore_read.py).
 (d) projection catch-up over the store filled by (a) into a ClickHouse read model.
 
-The last line printed is one JSON object with the figures. Not a test.
+Every store gets an explicit lock (one process here): an `InProcessStreamLock`, or a
+`RedisStreamLock` where named. The last line printed is one JSON object with the
+figures. Not a test.
 """
 
 from __future__ import annotations
@@ -52,7 +55,9 @@ from bento.adapters.clickhouse.engine import ClickHouseEngine, open_engine  # no
 from bento.adapters.clickhouse.settings import ClickHouseSettings  # noqa: E402
 from bento.adapters.eventstore.clickhouse import ClickHouseEventStore  # noqa: E402
 from bento.adapters.eventstore.clickhouse.schema import INSERT_COLUMNS  # noqa: E402
+from bento.adapters.locking.inprocess import InProcessStreamLock  # noqa: E402
 from bento.adapters.locking.redis import RedisStreamLock  # noqa: E402
+from bento.application.ports.stream_lock import StreamLock  # noqa: E402
 from bento.domain.events import DomainEvent  # noqa: E402
 from bento.testing.events import make_event  # noqa: E402
 from bento.testing.services import tcp_reachable  # noqa: E402
@@ -116,7 +121,7 @@ def _raw_inserter(engine: ClickHouseEngine, table: str) -> Any:
 
 async def bench_appends(engine: ClickHouseEngine, appends: Appends) -> tuple[dict[str, Any], ClickHouseEventStore]:
     suffix = uuid.uuid4().hex[:8]
-    store = ClickHouseEventStore(engine, table=f"bench_append_{suffix}")
+    store = ClickHouseEventStore(engine, lock=InProcessStreamLock(), table=f"bench_append_{suffix}")
     await store.start()
     events = sum(len(batch) for _, batch in appends)
     queue = iter(appends)
@@ -135,7 +140,7 @@ async def bench_appends(engine: ClickHouseEngine, appends: Appends) -> tuple[dic
     rates = {}
     # 100-row inserts are slow by nature: time them on the first RAW_SAMPLE appends only.
     for group, sample in ((1, batches[:RAW_SAMPLE]), (10, batches)):
-        raw = ClickHouseEventStore(engine, table=f"bench_raw_{group}_{suffix}")
+        raw = ClickHouseEventStore(engine, lock=InProcessStreamLock(), table=f"bench_raw_{group}_{suffix}")
         await raw.start()  # same schema, created by the migration
         await raw.close()
         raw_tables.append(raw.table)
@@ -152,8 +157,9 @@ async def bench_appends(engine: ClickHouseEngine, appends: Appends) -> tuple[dic
     }, store
 
 
-async def bench_single_appends(engine: ClickHouseEngine, *, redis: bool = False) -> dict[str, Any]:
-    lock = RedisStreamLock(prefix=f"bench:{uuid.uuid4().hex[:8]}:") if redis else None
+async def single_appends_once(engine: ClickHouseEngine, *, redis: bool) -> tuple[float, int, int]:
+    """One run of (b): appends/s, active parts at the end, INSERTs."""
+    lock: StreamLock = RedisStreamLock(prefix=f"bench:{uuid.uuid4().hex[:8]}:") if redis else InProcessStreamLock()
     async with ClickHouseEventStore(engine, lock=lock, table=f"bench_single_{uuid.uuid4().hex[:8]}") as store:
 
         async def task(t: int) -> None:
@@ -166,22 +172,35 @@ async def bench_single_appends(engine: ClickHouseEngine, *, redis: bool = False)
         parts = await store.active_parts()
         batches = store.commit_batches
         await engine.execute(f"DROP TABLE IF EXISTS {store.table}")
-    if lock is not None:
+    if isinstance(lock, RedisStreamLock):
         await lock.close()
+    return rate, parts, batches
+
+
+async def bench_single_appends(engine: ClickHouseEngine, *, redis: bool = False, runs: int = 1) -> dict[str, Any]:
+    results = [await single_appends_once(engine, redis=redis) for _ in range(runs)]
+    rate, parts, batches = sorted(results)[len(results) // 2]  # the median run
     key = "single_appends_per_s_redis_lock" if redis else "single_appends_per_s"
-    figures = {key: round(rate), ("inserts_redis_lock" if redis else "single_inserts"): batches}
+    figures: dict[str, Any] = {key: round(rate), ("inserts_redis_lock" if redis else "single_inserts"): batches}
+    if runs > 1:
+        figures[key + "_runs"] = [round(r[0]) for r in results]
     if not redis:
         figures["active_parts"] = parts
     return figures
 
 
-async def bench_engine(engine: ClickHouseEngine, appends: Appends) -> dict[str, Any]:
+async def bench_single(engine: ClickHouseEngine, runs: int) -> dict[str, Any]:
+    single = await bench_single_appends(engine, runs=runs)
+    if engine.mode == "server" and tcp_reachable("127.0.0.1", 6379):
+        single |= await bench_single_appends(engine, redis=True, runs=runs)
+    print(f"  (b) {single}", flush=True)
+    return single
+
+
+async def bench_engine(engine: ClickHouseEngine, appends: Appends, runs: int) -> dict[str, Any]:
     figures, store = await bench_appends(engine, appends)
     print(f"  (a) {figures}", flush=True)
-    single = await bench_single_appends(engine)
-    if engine.mode == "server" and tcp_reachable("127.0.0.1", 6379):
-        single |= await bench_single_appends(engine, redis=True)
-    print(f"  (b) {single}", flush=True)
+    single = await bench_single(engine, runs)
     read_side = _load_read_benchmarks()
     load = await read_side.bench_load_aggregate(engine)
     print(f"  (c) {load}", flush=True)
@@ -192,21 +211,25 @@ async def bench_engine(engine: ClickHouseEngine, appends: Appends) -> dict[str, 
     return {**figures, **single, **load, **projection}
 
 
-async def main(events: int, data_dir: str | None) -> dict[str, Any]:
+async def main(events: int, data_dir: str | None, only: str | None, runs: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    appends = build_appends(events)
+    appends = build_appends(events) if only is None else []
+
+    async def bench(engine: ClickHouseEngine) -> dict[str, Any]:
+        return await bench_single(engine, runs) if only == "b" else await bench_engine(engine, appends, runs)
+
     folder = tempfile.mkdtemp(prefix="bento-bench-ch-", dir=data_dir) if data_dir else None
     with ClickHouseServer(folder) as server:
         print(f"clickhouse-server 18.16 on 127.0.0.1:{server.port}", flush=True)
         settings = ClickHouseSettings(mode="server", host=server.host, port=server.port, database="bench")
         async with open_engine(settings) as engine:
-            results["server"] = await bench_engine(engine, appends)
+            results["server"] = await bench(engine)
     if folder:
         shutil.rmtree(folder, ignore_errors=True)
     with tempfile.TemporaryDirectory(dir=data_dir) as chdb_folder:
         print(f"chdb in {chdb_folder}", flush=True)
         async with open_engine(ClickHouseSettings(mode="embedded", path=chdb_folder, database="bench")) as engine:
-            results["chdb"] = await bench_engine(engine, appends)
+            results["chdb"] = await bench(engine)
     return results
 
 
@@ -215,9 +238,14 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=200_000, help="events for (a) and (d)")
     parser.add_argument("--data-dir", help="parent folder of the server's and chdb's data (default: the "
                         "system temp folder; e.g. /dev/shm to take the disk out of the figures)")
+    parser.add_argument("--only", choices=["b"], help="run only (b), the single-append figures")
+    parser.add_argument("--runs", type=int, default=1, help="runs of (b) per engine and lock; the median is kept")
     options = parser.parse_args()
-    figures = asyncio.run(main(options.events, options.data_dir))
+    figures = asyncio.run(main(options.events, options.data_dir, options.only, max(options.runs, 1)))
     server, chdb = figures["server"], figures["chdb"]
+    if options.only == "b":
+        print(json.dumps({"data_dir": options.data_dir or tempfile.gettempdir(), "server": server, "chdb": chdb}))
+        sys.exit(0)
     for name, f in figures.items():
         print(f"{name}: appends {f['append_events_per_s']} ev/s vs raw {f['raw_insert_events_per_s']} "
               f"(ratio {f['append_ratio_to_raw']}; raw 1000-row inserts {f['raw_bulk_insert_events_per_s']}); "

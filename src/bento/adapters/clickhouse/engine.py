@@ -51,6 +51,9 @@ class ClickHouseEngine(abc.ABC):
         self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix=f"bento-ch-{self.mode}")
         self._closed = False
         self._started = False
+        #: Commit markers of tables written under a lock local to this process, shared by
+        #: every event store on this engine (see eventstore/clickhouse/_commit_state.py).
+        self.commit_marks: dict[str, str] = {}
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:

@@ -13,6 +13,12 @@ Release is token-checked too: a holder never deletes a lock another holder now o
 If renewal finds the lock gone (the process was frozen past its lease), the lock is
 marked lost and the loss is logged; callers that write under the lock bound their own
 critical section well below the lease (ClickHouseEventStore's `max_commit_seconds`).
+
+`hold_marked` adds a *commit marker* (a key next to the locks, no TTL) that the acquire
+script reads and sets busy and the release script publishes, so a writer learns in the
+same round trips whether anyone else committed since its own last commit; a holder
+that lost its lease poisons the marker instead (see `_ACQUIRE_MARKED`). The ClickHouse
+event store's version cache relies on it.
 Extra: `bento-ddd[redis]`.
 """
 
@@ -26,6 +32,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, Self
 
 from bento.application.errors import BrokerUnavailableError, LockTimeoutError, MissingExtraError
@@ -40,12 +47,12 @@ logger = logging.getLogger(__name__)
 
 _ACQUIRE = """
 for _, key in ipairs(KEYS) do
-    if redis.call('EXISTS', key) == 1 then return 0 end
+    if redis.call('EXISTS', key) == 1 then return {0, ''} end
 end
 for _, key in ipairs(KEYS) do
     redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
 end
-return 1
+return {1, ''}
 """
 
 _RENEW = """
@@ -69,6 +76,58 @@ for _, key in ipairs(KEYS) do
 end
 return released
 """
+
+
+# Marked variants (the last KEY is the commit marker): acquire returns the marker's
+# value and clears it (the holder is busy); release publishes ARGV[2] ('' = leave it
+# cleared) only if this holder still owns every key and nobody poisoned the marker
+# meanwhile; a holder that finds it lost its lease poisons the marker instead, so the
+# current holder cannot publish a "fresh" marker over rows it never saw.
+_ACQUIRE_MARKED = """
+for i = 1, #KEYS - 1 do
+    if redis.call('EXISTS', KEYS[i]) == 1 then return {0, ''} end
+end
+for i = 1, #KEYS - 1 do
+    redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
+end
+local marker = KEYS[#KEYS]
+local seen = redis.call('GET', marker) or ''
+redis.call('SET', marker, 'busy:' .. ARGV[1])
+return {1, seen}
+"""
+
+_RELEASE_MARKED = """
+local held = true
+for i = 1, #KEYS - 1 do
+    if redis.call('GET', KEYS[i]) ~= ARGV[1] then held = false end
+end
+local marker = KEYS[#KEYS]
+if held then
+    if ARGV[2] ~= '' and redis.call('GET', marker) == 'busy:' .. ARGV[1] then
+        redis.call('SET', marker, ARGV[2])
+    else
+        redis.call('DEL', marker)
+    end
+else
+    redis.call('SET', marker, 'lost:' .. ARGV[1])
+end
+for i = 1, #KEYS - 1 do
+    if redis.call('GET', KEYS[i]) == ARGV[1] then redis.call('DEL', KEYS[i]) end
+end
+return held and 1 or 0
+"""
+
+
+@dataclass(slots=True)
+class CommitMark:
+    """What `hold_marked` yields: the marker as found (`seen`, None when absent) and the
+    value to leave on release (`publish`; None leaves it absent)."""
+
+    seen: str | None
+    next: str | None = None
+
+    def publish(self, value: str | None) -> None:
+        self.next = value
 
 
 class RedisStreamLock:
@@ -118,14 +177,7 @@ class RedisStreamLock:
         keys = [self.prefix + s for s in ordered]
         token = uuid.uuid4().hex
         lease_ms = int(self.lease * 1000)
-        deadline = time.monotonic() + timeout
-        backoff = 0.001
-        while not await self._script(_ACQUIRE, keys, token, lease_ms):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise LockTimeoutError(ordered, timeout)
-            await asyncio.sleep(min(remaining, backoff * (0.5 + random.random())))
-            backoff = min(backoff * 2, self.max_backoff)
+        await self._acquire(_ACQUIRE, keys, ordered, token, timeout)
         renewer = asyncio.create_task(self._renew(keys, token, lease_ms), name="bento-redis-lock-renew")
         try:
             yield
@@ -134,6 +186,51 @@ class RedisStreamLock:
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
             await self._script(_RELEASE, keys, token)
+
+    @asynccontextmanager
+    async def hold_marked(
+        self, streams: Collection[str], *, marker: str, timeout: float = 10.0
+    ) -> AsyncIterator[CommitMark]:
+        """`hold`, plus a commit marker `<prefix><marker>` read and cleared on acquire
+        and published on release, in the same scripts (no extra round trip). Writers use
+        it to tell whether anyone else committed since their own last commit (the
+        ClickHouse event store's version cache); see `_ACQUIRE_MARKED`."""
+        ordered = sorted(set(streams))
+        keys = [self.prefix + s for s in ordered] + [self.prefix + marker]
+        token = uuid.uuid4().hex
+        seen = await self._acquire(_ACQUIRE_MARKED, keys, ordered, token, timeout)
+        mark = CommitMark(seen or None)
+        renewer = asyncio.create_task(self._renew(keys[:-1], token, int(self.lease * 1000)),
+                                      name="bento-redis-lock-renew")
+        try:
+            yield mark
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+            if not await self._script(_RELEASE_MARKED, keys, token, mark.next or ""):
+                logger.error("released %s after losing it; marked %s so other writers reload",
+                             keys[:-1], keys[-1])
+
+    async def _acquire(self, script: str, keys: list[str], ordered: list[str], token: str,
+                       timeout: float) -> str:
+        """Run an acquire script (it answers {taken, marker}) until it takes the keys,
+        with a jittered back-off; the marker's value ('' when absent or unmarked)."""
+        lease_ms = int(self.lease * 1000)
+        deadline = time.monotonic() + timeout
+        backoff = 0.001
+        while True:
+            try:
+                taken, seen = await self._redis.eval(script, len(keys), *keys, token, lease_ms)
+            except RedisError as exc:
+                raise BrokerUnavailableError("Redis (stream lock)", self._where, str(exc)) from exc
+            if int(taken):
+                return seen.decode() if isinstance(seen, bytes) else str(seen)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise LockTimeoutError(ordered, timeout)
+            await asyncio.sleep(min(remaining, backoff * (0.5 + random.random())))
+            backoff = min(backoff * 2, self.max_backoff)
 
     async def _renew(self, keys: list[str], token: str, lease_ms: int) -> None:
         while True:

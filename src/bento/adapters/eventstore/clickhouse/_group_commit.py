@@ -3,10 +3,11 @@
 ClickHouse wants few, large inserts: each INSERT is a round trip and a new part on
 disk, and thousands of single-row inserts a second create parts faster than merges
 remove them. So `submit` only queues an append; one flusher task per store waits a
-short bounded time (`window` seconds, or until `max_events` are queued), then hands
-the whole batch to `commit`, which checks every append against the stream versions
-and writes the accepted ones in ONE insert. Each caller gets its own result: its new
-version, or its own ConcurrencyError.
+short bounded time (until `window` seconds after the oldest queued append arrived, or
+until `max_events` are queued; no wait when commits run back to back, see `_wait_for`),
+then hands the whole batch to `commit`, which checks every append against the stream
+versions and writes the accepted ones in ONE insert.
+Each caller gets its own result: its new version, or its own ConcurrencyError.
 
 A batch never splits an append. An append whose caller was cancelled before its
 batch was taken is dropped; after that point it may still be written (exactly like
@@ -34,6 +35,7 @@ class PendingAppend:
     expected_version: int
     events: list[EncodedEvent]
     future: asyncio.Future[int] = field(repr=False)
+    arrived: float = 0.0
 
 
 Commit = Callable[[list[PendingAppend]], Awaitable[None]]
@@ -53,6 +55,7 @@ class GroupCommitter:
         self._full = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._last_commit_end = float("-inf")
         self.batches = 0
 
     def start(self) -> None:
@@ -62,8 +65,9 @@ class GroupCommitter:
     async def submit(self, stream: str, expected_version: int, events: list[EncodedEvent]) -> int:
         if self._closing or self._task is None:
             raise BusClosedError("the ClickHouse event store is closed (or was never started)")
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue.append(PendingAppend(stream, expected_version, events, future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        self._queue.append(PendingAppend(stream, expected_version, events, future, loop.time()))
         self._queued_events += len(events)
         self._arrived.set()
         if self._queued_events >= self.max_events:
@@ -96,6 +100,16 @@ class GroupCommitter:
             self._full.clear()
         return batch
 
+    def _wait_for(self, oldest: float) -> float:
+        """How long the flusher still waits for more appends. When idle: until `window`
+        after the oldest queued append arrived (time its callers spent encoding counts).
+        Under load -- the oldest append arrived during the previous commit or within a
+        window of its end -- not at all: the batch formed while that commit ran, and
+        commits running back to back already bound the INSERT rate (self-clocking)."""
+        if oldest - self._last_commit_end < self.window:
+            return 0.0
+        return oldest + self.window - asyncio.get_running_loop().time()
+
     async def _run(self) -> None:
         while True:
             if not self._queue:
@@ -104,10 +118,10 @@ class GroupCommitter:
                 self._arrived.clear()
                 await self._arrived.wait()
                 continue
-            if not self._closing and self._queued_events < self.max_events:
-                # The bounded wait: until the window ends or max_events are queued.
+            remaining = self._wait_for(self._queue[0].arrived)
+            if not self._closing and self._queued_events < self.max_events and remaining > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), self.window)
+                    await asyncio.wait_for(self._full.wait(), remaining)
             batch = self._take_batch()
             if not batch:
                 continue
@@ -119,6 +133,7 @@ class GroupCommitter:
                     if not pending.future.done():
                         pending.future.set_exception(exc)
             finally:
+                self._last_commit_end = asyncio.get_running_loop().time()
                 for pending in batch:
                     if not pending.future.done():
                         pending.future.set_exception(RuntimeError("group commit settled no result"))

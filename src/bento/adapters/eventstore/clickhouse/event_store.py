@@ -9,8 +9,10 @@ drop one writer's events, so the store decides conflicts itself, under a lock:
    process become one batch.
 2. The batch takes ONE lock for the whole table from the `StreamLock` port (key
    `$append:<db>.<table>`; Redis across processes, asyncio in one process). Inside it,
-   one query reads the current version of every stream in the batch and the highest
-   position; every append is checked against its stream's version (ConcurrencyError
+   the store needs the current version of every stream in the batch and the highest
+   position: from its version cache when the lock's commit marker shows that nobody
+   else committed since its own last commit, else from one query (`_commit_state`,
+   `_commit_marks`); every append is checked against its stream's version (ConcurrencyError
    for the losers), the winners get consecutive versions and the next positions, and
    all of them are written in ONE INSERT (one part: atomic, all-or-nothing).
 3. The lock is released only after the INSERT returned, so the next writer, in any
@@ -40,6 +42,8 @@ from typing import Any, Self
 from bento.adapters.clickhouse.engine import ClickHouseEngine
 from bento.adapters.clickhouse.migrations import apply_migrations
 from bento.adapters.clickhouse.sql import check_identifier
+from bento.adapters.eventstore.clickhouse._commit_marks import marked_lock
+from bento.adapters.eventstore.clickhouse._commit_state import CommitState
 from bento.adapters.eventstore.clickhouse._group_commit import GroupCommitter, PendingAppend
 from bento.adapters.eventstore.clickhouse.schema import (
     INSERT_COLUMNS,
@@ -48,7 +52,6 @@ from bento.adapters.eventstore.clickhouse.schema import (
     datetime_to_micros,
     to_stored,
 )
-from bento.adapters.locking.inprocess import InProcessStreamLock
 from bento.application.errors import ConcurrencyError, LockTimeoutError
 from bento.application.ports.event_store import ANY_VERSION, EventFilter, StoredEvent
 from bento.application.ports.stream_lock import StreamLock
@@ -56,8 +59,6 @@ from bento.application.serialization import JsonCodec
 from bento.domain.events import DomainEvent
 
 logger = logging.getLogger(__name__)
-
-_STREAMS_PER_QUERY = 500
 
 
 class ClickHouseEventStore:
@@ -81,14 +82,17 @@ class ClickHouseEventStore:
         group_commit_max_events: int = 1000,
         lock_timeout: float = 10.0,
         max_commit_seconds: float = 3.0,
+        version_cache_size: int = 100_000,
     ) -> None:
         self.engine = engine
         self.codec = codec or JsonCodec()
         self.table_name = check_identifier(table)
         self.table = engine.table(table)
-        self._lock: StreamLock = lock if lock is not None else InProcessStreamLock()
         self._shared_lock = lock is not None
+        self._lock, marked = marked_lock(lock, engine)
         self._lock_key = f"$append:{engine.database}.{table}"
+        self._marker_key = f"$commit:{engine.database}.{table}"
+        self._state = CommitState(engine, table, capacity=version_cache_size, marked=marked)
         self.lock_timeout = lock_timeout
         self.max_commit_seconds = max_commit_seconds
         self._committer = GroupCommitter(
@@ -158,15 +162,16 @@ class ClickHouseEventStore:
 
     async def _commit(self, batch: list[PendingAppend]) -> None:
         streams = sorted({p.stream for p in batch})
-        async with self._lock.hold([self._lock_key], timeout=self.lock_timeout):
+        hold = self._lock.hold_marked([self._lock_key], marker=self._marker_key, timeout=self.lock_timeout)
+        async with hold as mark:
             began = time.monotonic()
-            versions, head = await self._versions_and_head(streams)
+            versions, head = await self._state.known(mark.seen, streams)
             now = datetime.now(UTC)
             now_us, today = datetime_to_micros(now), now.date()
             columns: list[list[Any]] = [[] for _ in INSERT_COLUMNS]
             accepted: list[tuple[PendingAppend, int]] = []
             for pending in batch:
-                actual = versions.get(pending.stream, 0)
+                actual = versions[pending.stream]
                 expected = pending.expected_version
                 if expected not in (ANY_VERSION, actual):
                     pending.future.set_exception(ConcurrencyError(pending.stream, expected, actual))
@@ -197,30 +202,18 @@ class ClickHouseEventStore:
                         column.append(value)
                 versions[pending.stream] = actual
                 accepted.append((pending, actual))
-            if not accepted:
-                return
-            if time.monotonic() - began > self.max_commit_seconds:
-                raise LockTimeoutError([p.stream for p, _ in accepted], self.max_commit_seconds)
-            await self.engine.insert(self.table_name, INSERT_COLUMNS, columns, columnar=True)
-        for pending, version in accepted:
-            if not pending.future.done():
-                pending.future.set_result(version)
-
-    async def _versions_and_head(self, streams: list[str]) -> tuple[dict[str, int], int]:
-        # One round trip: per-stream versions, plus the head position under the '' key
-        # (empty stream names are refused by `append`). Very large batches are asked in
-        # chunks, to stay far below the server's max_query_size (256 KiB on 18.16).
-        versions: dict[str, int] = {}
-        head = 0
-        for start in range(0, len(streams), _STREAMS_PER_QUERY):
-            chunk = tuple(streams[start : start + _STREAMS_PER_QUERY])
-            sql = f"SELECT stream, max(version) FROM {self.table} WHERE stream IN %(streams)s GROUP BY stream"
-            if start == 0:
-                sql += f" UNION ALL SELECT '', max(position) FROM {self.table}"
-            rows = await self.engine.execute(sql, {"streams": chunk})
-            versions.update((str(r[0]), int(r[1])) for r in rows)
-            head = versions.pop("", head)
-        return versions, head
+            if accepted:
+                if time.monotonic() - began > self.max_commit_seconds:
+                    raise LockTimeoutError([p.stream for p, _ in accepted], self.max_commit_seconds)
+                await self.engine.insert(self.table_name, INSERT_COLUMNS, columns, columnar=True)
+            # Only now is the new state certain; a failure above leaves the marker unset.
+            mark.publish(self._state.committed(versions, head))
+            # Settled before the release: the rows are written whatever the release does,
+            # and callers appending again overlap its round trip (their batch waits for
+            # this flusher anyway, and then for the lock).
+            for pending, version in accepted:
+                if not pending.future.done():
+                    pending.future.set_result(version)
 
     # -- reading ----------------------------------------------------------------------
     async def read_stream(self, stream: str, from_version: int = 0) -> list[StoredEvent]:
