@@ -162,6 +162,7 @@ async def clickhouse_event_store(
         engine, lock=lock, codec=codec, table=settings.table,
         group_commit_window_ms=settings.group_commit_window_ms,
         group_commit_max_events=settings.group_commit_max_events,
+        version_cache_size=settings.version_cache_size,
     )
     async with store:
         yield store

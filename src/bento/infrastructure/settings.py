@@ -79,6 +79,7 @@ class EventStoreSettings(BaseModel):
     table: str = "events"
     group_commit_window_ms: float = Field(2.0, ge=0)
     group_commit_max_events: int = Field(1000, ge=1)
+    version_cache_size: int = Field(100_000, ge=1, description="stream versions kept in memory per store")
     lock: Literal["inprocess", "redis"] = "inprocess"
     lock_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
 
