@@ -125,17 +125,20 @@ class JsonCodec:
 
     def __init__(self, registry: MessageRegistry | None = None) -> None:
         self.registry = registry if registry is not None else MessageRegistry()
+        self._prefixes: dict[type[DomainEvent], bytes] = {}  # envelope head per class, built once
 
     # -- transport ------------------------------------------------------------------
     def encode(self, message: DomainEvent, headers: Mapping[str, str] | None = None) -> bytes:
         if headers:
             message = message.with_metadata(headers={**message.metadata.headers, **headers})
         cls = type(message)
-        return b'{"type":%s,"version":%d,"message":%s}' % (
-            json.dumps(cls.__wire_name__).encode(),
-            cls.__schema_version__,
-            message.__pydantic_serializer__.to_json(message),
-        )
+        prefix = self._prefixes.get(cls)
+        if prefix is None:
+            prefix = self._prefixes[cls] = b'{"type":%s,"version":%d,"message":' % (
+                json.dumps(cls.__wire_name__).encode(),
+                cls.__schema_version__,
+            )
+        return prefix + message.__pydantic_serializer__.to_json(message) + b"}"
 
     def decode(self, body: bytes | str) -> DomainEvent:
         if isinstance(body, bytes) and body.startswith(_FAST_PREFIX):
