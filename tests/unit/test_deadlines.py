@@ -39,3 +39,21 @@ async def test_deadlines_of_concurrent_handlers_are_independent() -> None:
     with pytest.raises(TimeoutError):
         await slow
     await fast
+
+
+async def test_handle_delivery_turns_an_overrunning_handler_into_a_retry() -> None:
+    from bento.adapters.messaging.delivery import Action, handle_delivery
+    from bento.application.retry import RetryPolicy
+    from bento.application.serialization import JsonCodec
+    from bento.testing.events import make_event
+
+    async def stuck(message: object) -> None:
+        await asyncio.sleep(10)
+
+    codec = JsonCodec()
+    verdict = await handle_delivery(
+        codec, stuck, codec.encode(make_event(1)), attempt=1, policy=RetryPolicy(max_attempts=2), timeout=0.2
+    )
+    assert verdict.action is Action.RETRY and verdict.error_type == "TimeoutError"
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import enum
 import logging
+from asyncio import CancelledError, current_task
 from dataclasses import dataclass
 
-from bento.adapters.messaging.deadlines import run_with_deadline
+from bento.adapters.messaging.deadlines import watchdog
 from bento.application.errors import DeserializationError
 from bento.application.ports.message_bus import MessageHandler
 from bento.application.retry import RetryPolicy
@@ -84,7 +85,18 @@ async def handle_delivery(
         if timeout is None:
             await handler(message)
         else:
-            await run_with_deadline(handler(message), timeout)
+            # Inlined run_with_deadline: this runs once per delivery on every broker.
+            task, dog = current_task(), watchdog()
+            assert task is not None  # consumers always run inside a task
+            previous = dog.enter(task, timeout)
+            try:
+                await handler(message)
+            except CancelledError:
+                if dog.expired(task, previous):
+                    raise TimeoutError(f"handler ran longer than {timeout:g} s") from None
+                raise
+            finally:
+                dog.leave(task, previous)
     except Exception as exc:
         error_type, error_message = type(exc).__name__, str(exc) or repr(exc)
         if policy.gives_up_after(attempt):
