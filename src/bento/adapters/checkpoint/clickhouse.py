@@ -11,12 +11,9 @@ INSERT, issued once per batch of events, not per event.
 
 from __future__ import annotations
 
-import time
-from typing import Self
-
 from bento.adapters.clickhouse.engine import ClickHouseEngine
-from bento.adapters.clickhouse.migrations import Migration, apply_migrations
-from bento.adapters.clickhouse.sql import check_identifier
+from bento.adapters.clickhouse.migrations import Migration
+from bento.adapters.clickhouse.table_store import ClickHouseTableStore
 
 _MIGRATIONS = [
     Migration(
@@ -30,33 +27,14 @@ _MIGRATIONS = [
 ]
 
 
-class ClickHouseCheckpointStore:
+class ClickHouseCheckpointStore(ClickHouseTableStore):
     """CheckpointStore port on a shared ClickHouseEngine (not closed by `close`)."""
 
+    scope = "checkpoints"
+    migrations = _MIGRATIONS
+
     def __init__(self, engine: ClickHouseEngine, *, table: str = "bento_checkpoints") -> None:
-        self.engine = engine
-        self.table = check_identifier(table)
-        self._last_saved_at = 0
-        self._started = False
-
-    async def start(self) -> None:
-        if not self._started:
-            await apply_migrations(self.engine, f"checkpoints:{self.table}", _MIGRATIONS, table=self.table)
-            self._started = True
-
-    async def close(self) -> None:
-        """Nothing to release: the engine is shared and closed by its owner."""
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    def _stamp(self) -> int:
-        self._last_saved_at = max(time.time_ns() // 1000, self._last_saved_at + 1)
-        return self._last_saved_at
+        super().__init__(engine, table=table)
 
     async def load(self, name: str) -> int:
         rows = await self.engine.execute(

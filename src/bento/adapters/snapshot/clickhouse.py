@@ -13,13 +13,11 @@ table; they cost little next to the events they summarise and can be pruned with
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
-from typing import Self
 
 from bento.adapters.clickhouse.engine import ClickHouseEngine
-from bento.adapters.clickhouse.migrations import Migration, apply_migrations
-from bento.adapters.clickhouse.sql import check_identifier
+from bento.adapters.clickhouse.migrations import Migration
+from bento.adapters.clickhouse.table_store import ClickHouseTableStore
 from bento.application.ports.snapshot_store import Snapshot
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -42,33 +40,14 @@ def _micros(value: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-class ClickHouseSnapshotStore:
+class ClickHouseSnapshotStore(ClickHouseTableStore):
     """SnapshotStore port on a shared ClickHouseEngine (not closed by `close`)."""
 
+    scope = "snapshots"
+    migrations = _MIGRATIONS
+
     def __init__(self, engine: ClickHouseEngine, *, table: str = "bento_snapshots") -> None:
-        self.engine = engine
-        self.table = check_identifier(table)
-        self._last_saved_at = 0
-        self._started = False
-
-    async def start(self) -> None:
-        if not self._started:
-            await apply_migrations(self.engine, f"snapshots:{self.table}", _MIGRATIONS, table=self.table)
-            self._started = True
-
-    async def close(self) -> None:
-        """Nothing to release: the engine is shared and closed by its owner."""
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    def _stamp(self) -> int:
-        self._last_saved_at = max(time.time_ns() // 1000, self._last_saved_at + 1)
-        return self._last_saved_at
+        super().__init__(engine, table=table)
 
     async def load(self, stream: str) -> Snapshot | None:
         table = self.engine.table(self.table)
