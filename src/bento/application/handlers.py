@@ -51,7 +51,7 @@ class _TypedHandler:
 
     @classmethod
     def handled_type(cls) -> type[Any]:
-        found = cls.__dict__.get("message_type") or getattr(cls, "message_type", None)
+        found = getattr(cls, "message_type", None)
         if found is None:
             raise InvalidMessageDefinitionError(
                 f"{cls.__qualname__} does not say which message it handles: subclass "

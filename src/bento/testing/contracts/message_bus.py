@@ -17,7 +17,7 @@ from collections import defaultdict
 import pytest
 
 from bento.application.errors import BusClosedError
-from bento.application.ports.message_bus import MessageBus
+from bento.application.ports.message_bus import DeadLetter, MessageBus
 from bento.domain.events import DomainEvent
 from bento.testing.collector import Collector
 from bento.testing.events import ContractEvent, make_event
@@ -261,11 +261,12 @@ def bus_decodes(bus: MessageBus, body: bytes) -> DomainEvent:
 
 def _dedupe_keep_first(seqs: list[int]) -> list[int]:
     # At-least-once may redeliver; order is about first deliveries.
-    seen: set[int] = set()
-    return [s for s in seqs if not (s in seen or seen.add(s))]  # type: ignore[func-returns-value]
+    return list(dict.fromkeys(seqs))
 
 
-async def _wait_for_dead_letters(bus: MessageBus, topic: str, group: str, count: int, timeout: float = 20.0):  # type: ignore[no-untyped-def]
+async def _wait_for_dead_letters(
+    bus: MessageBus, topic: str, group: str, count: int, timeout: float = 20.0
+) -> list[DeadLetter]:
     async with asyncio.timeout(timeout):
         while True:
             letters = await bus.dead_letters(topic, group=group)

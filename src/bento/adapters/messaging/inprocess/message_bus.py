@@ -216,7 +216,6 @@ class InProcessMessageBus(StartsAndCloses):
             group.members.remove(member)
         await _stop(member.workers)
         if not group.members:
-            self._groups.pop((group.pattern, group.name or ""), None)
             for key, value in list(self._groups.items()):
                 if value is group:
                     del self._groups[key]
