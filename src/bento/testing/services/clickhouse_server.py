@@ -13,15 +13,10 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
 import subprocess
-import tempfile
-import time
-from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
 
 from bento.testing.services import free_port, tcp_reachable
+from bento.testing.services._private_server import PrivateServer
 
 logger = logging.getLogger(__name__)
 
@@ -130,17 +125,17 @@ def install_clickhouse_server(timeout: float = 600.0) -> bool:
         return False
 
 
-class ClickHouseServer:
+class ClickHouseServer(PrivateServer):
     """One private server process; a context manager that always stops it (by PID)."""
 
+    _program = "clickhouse-server"
+    _term_grace = 5.0
+
     def __init__(self, data_dir: str | os.PathLike[str] | None = None) -> None:
-        self._own_dir = data_dir is None
-        self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="bento-clickhouse-"))
+        super().__init__(data_dir, prefix="bento-clickhouse-")
         self.host = "127.0.0.1"
         self.port = 0
         self.http_port = 0
-        self.process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> None:
         if self.process is not None:
@@ -156,57 +151,13 @@ class ClickHouseServer:
                 dir=self.data_dir, tcp_port=self.port, http_port=self.http_port, interserver_port=interserver
             )
         )
-        self._log = (self.data_dir / "log" / "stdout.log").open("ab")
-        self.process = subprocess.Popen(
-            [*command, f"--config-file={config}"],
-            cwd=self.data_dir,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        process = self._launch(
+            [*command, f"--config-file={config}"], log_path=self.data_dir / "log" / "stdout.log", cwd=self.data_dir
         )
-        deadline = time.monotonic() + timeout
-        while not tcp_reachable(self.host, self.port, timeout=0.2):
-            if self.process.poll() is not None:
-                code = self.process.returncode
-                self._cleanup_process()
-                raise RuntimeError(f"clickhouse-server exited with code {code}; see {self.data_dir / 'log'}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise TimeoutError(f"clickhouse-server did not listen on {self.port} within {timeout:.0f}s")
-            time.sleep(0.05)
-        logger.info("clickhouse-server pid %s listening on %s:%s", self.process.pid, self.host, self.port)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        process = self.process
-        if process is None:
-            return
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(min(timeout, 5.0))
-            except subprocess.TimeoutExpired:
-                logger.warning("clickhouse-server pid %s ignored SIGTERM; killing it", process.pid)
-                process.kill()
-                process.wait(timeout)
-        self._cleanup_process()
-
-    def _cleanup_process(self) -> None:
-        self.process = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def cleanup(self) -> None:
-        """Stop the server and remove its folder (when this object created it)."""
-        self.stop()
-        if self._own_dir:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.cleanup()
+        self._wait_ready(
+            lambda: tcp_reachable(self.host, self.port, timeout=0.2),
+            timeout=timeout,
+            timeout_message=f"clickhouse-server did not listen on {self.port} within {timeout:.0f}s",
+            log_hint=self.data_dir / "log",
+        )
+        logger.info("clickhouse-server pid %s listening on %s:%s", process.pid, self.host, self.port)

@@ -13,16 +13,11 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import shutil
-import signal
-import subprocess
-import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
 
 from bento.testing.services import free_port, tcp_reachable
+from bento.testing.services._private_server import PrivateServer
 
 logger = logging.getLogger(__name__)
 
@@ -40,15 +35,14 @@ def pulsar_lite_binary() -> Path:
     return binary
 
 
-class PulsarLite:
+class PulsarLite(PrivateServer):
     """One broker process; a context manager that always stops it (by PID)."""
 
+    _program = "pulsar-lite"
+
     def __init__(self, data_dir: str | os.PathLike[str] | None = None, *, port: int | None = None) -> None:
-        self._own_dir = data_dir is None
-        self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="bento-pulsar-lite-"))
+        super().__init__(data_dir, prefix="bento-pulsar-lite-")
         self.port = port or free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -63,8 +57,8 @@ class PulsarLite:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "lite.toml"
         config.write_text(_CONFIG)
-        self._log = (self.data_dir / "broker.log").open("ab")
-        self.process = subprocess.Popen(
+        log_path = self.data_dir / "broker.log"
+        process = self._launch(
             [
                 str(pulsar_lite_binary()),
                 "--addr",
@@ -76,42 +70,23 @@ class PulsarLite:
                 "--log-level",
                 "warn",
             ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            log_path=log_path,
         )
-        deadline = time.monotonic() + timeout
-        while not tcp_reachable("127.0.0.1", self.port, timeout=0.2):
-            if self.process.poll() is not None:
-                code = self.process.returncode
-                self._cleanup_process()
-                raise RuntimeError(f"pulsar-lite exited with code {code}; see {self.data_dir / 'broker.log'}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise TimeoutError(f"pulsar-lite did not listen on port {self.port} within {timeout}s")
-            time.sleep(0.02)
-        logger.info("pulsar-lite pid %d serving %s (data in %s)", self.process.pid, self.url, self.data_dir)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM the broker by PID, SIGKILL it if it lingers."""
-        process = self.process
-        if process is None:
-            return
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout)
-        self._cleanup_process()
+        self._wait_ready(
+            lambda: tcp_reachable("127.0.0.1", self.port, timeout=0.2),
+            timeout=timeout,
+            timeout_message=f"pulsar-lite did not listen on port {self.port} within {timeout}s",
+            log_hint=log_path,
+            interval=0.02,
+        )
+        logger.info("pulsar-lite pid %d serving %s (data in %s)", process.pid, self.url, self.data_dir)
 
     def kill(self) -> None:
         """SIGKILL the broker (a crash, not a shutdown)."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
-        self._cleanup_process()
+        self._forget_process()
 
     def restart(self, *, crash: bool = False) -> None:
         """Stop (or kill) and start again on the same port and data folder."""
@@ -123,24 +98,3 @@ class PulsarLite:
         while tcp_reachable("127.0.0.1", self.port, timeout=0.2) and time.monotonic() < deadline:
             time.sleep(0.05)
         self.start()
-
-    def cleanup(self) -> None:
-        """Stop the broker and remove the data folder if this object created it."""
-        self.stop()
-        if self._own_dir:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
-
-    def _cleanup_process(self) -> None:
-        self.process = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.cleanup()

@@ -26,16 +26,14 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from itertools import count
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
 
 import pytest
 
 from bento.testing.services import free_port, in_ci, tcp_reachable
+from bento.testing.services._private_server import PrivateServer
 
 logger = logging.getLogger(__name__)
 
@@ -89,18 +87,17 @@ def epmd_names() -> str:
     return result.stdout
 
 
-class RabbitMQServer:
+class RabbitMQServer(PrivateServer):
     """One private RabbitMQ node; stop/start keep its node name, ports and data folder."""
 
+    _program = "rabbitmq-server"
+
     def __init__(self, data_dir: str | os.PathLike[str] | None = None) -> None:
-        self._own_dir = data_dir is None
-        self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="bento-rabbitmq-"))
+        super().__init__(data_dir, prefix="bento-rabbitmq-")
         self.host = "127.0.0.1"
         self.port = 0
         self.dist_port = 0
         self.node_name = f"bento-{os.getpid()}-{next(_NODE_NUMBERS)}@localhost"
-        self.process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -152,51 +149,33 @@ class RabbitMQServer:
         for port in (self.port, self.dist_port):
             if tcp_reachable(self.host, port, timeout=0.2):
                 raise RuntimeError(f"port {port} of private node {self.node_name} is taken by another process")
-        self._log = (self.data_dir / "log" / "stdout.log").open("ab")
-        self.process = subprocess.Popen(
+        process = self._launch(
             [str(RABBITMQ_BIN / "rabbitmq-server")],
+            log_path=self.data_dir / "log" / "stdout.log",
             cwd=self.data_dir,
             env=self.environment(),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
         )
-        started = time.monotonic()
-        while not amqp_ready(self.host, self.port, timeout=0.5):
-            if self.process.poll() is not None:
-                code = self.process.returncode
-                self._forget_process()
-                raise RuntimeError(f"rabbitmq-server exited with code {code}; see {self.data_dir / 'log'}")
-            if time.monotonic() - started > timeout:
-                self.stop()
-                raise TimeoutError(f"RabbitMQ node {self.node_name} did not answer AMQP within {timeout:.0f}s")
-            time.sleep(0.1)
+        took = self._wait_ready(
+            lambda: amqp_ready(self.host, self.port, timeout=0.5),
+            timeout=timeout,
+            timeout_message=f"RabbitMQ node {self.node_name} did not answer AMQP within {timeout:.0f}s",
+            log_hint=self.data_dir / "log",
+            interval=0.1,
+        )
         logger.info(
-            "RabbitMQ node %s (pid %s) ready on %s:%s in %.1fs",
-            self.node_name,
-            self.process.pid,
-            self.host,
-            self.port,
-            time.monotonic() - started,
+            "RabbitMQ node %s (pid %s) ready on %s:%s in %.1fs", self.node_name, process.pid, self.host, self.port, took
         )
 
     def stop(self, timeout: float = 30.0) -> None:
         """Graceful stop by PID (SIGTERM); SIGKILL to the node's own process group if it hangs."""
-        process = self.process
-        if process is None:
-            return
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                logger.warning("RabbitMQ node %s ignored SIGTERM; killing it", self.node_name)
-                self._kill_group(process.pid)
-                process.wait(timeout)
+        super().stop(timeout)
+
+    def _kill_hard(self, process: subprocess.Popen[bytes]) -> None:
+        self._kill_group(process.pid)
+
+    def _after_stop(self, process: subprocess.Popen[bytes]) -> None:
         # The launcher script exits after the VM; anything left in the node's session goes too.
         self._kill_group(process.pid)
-        self._forget_process()
 
     def restart(self, downtime: float = 0.0) -> None:
         """Stop, stay down for `downtime` seconds, start again on the same data folder."""
@@ -224,24 +203,3 @@ class RabbitMQServer:
             os.killpg(pgid, signal.SIGKILL)
         except ProcessLookupError:
             return
-
-    def _forget_process(self) -> None:
-        self.process = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def cleanup(self) -> None:
-        """Stop the node and remove its folder (when this object created it)."""
-        self.stop()
-        if self._own_dir:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.cleanup()
