@@ -112,8 +112,11 @@ async def run_demo(settings: BentoSettings | None = None, say: Callable[[str], A
         report.events = [f"{e.position:>3} {e.stream:<14} v{e.version} {e.event_type}" for e in everything]
         report.orders = await queries.ask(app.ListOrders())
         report.mail = list(container.mail().sent)
+        # A broker keeps dead letters across runs: report only this run's.
+        ours = {e.event_id for e in everything}
         for subscription in subscriptions:
-            report.dead_letters.extend(await bus.dead_letters(subscription.topic, group=subscription.group))
+            letters = await bus.dead_letters(subscription.topic, group=subscription.group)
+            report.dead_letters.extend(letter for letter in letters if letter.message_id in ours)
         placed = next(e for e in everything if e.event_type == "orders.order.placed" and e.stream.endswith("o-1"))
         reserved = [e for e in everything if e.event_type == "inventory.stock.reserved"]
         report.correlation_ok = any(r.correlation_id == place.message_id for r in reserved) and (
