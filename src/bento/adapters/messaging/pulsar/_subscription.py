@@ -7,13 +7,14 @@ and hands whole batches to the event loop through the LoopBridge (one
 `batch_receive()`: one GIL hand-over per burst instead of one per message, which was
 the main cost under load. When messages trickle in, each one is handed over as soon
 as it arrives, so latency does not wait for a batch. The thread stops receiving
-while `receiver_queue_size` messages are outstanding (received, not yet settled),
-which bounds memory and lets the broker hand the backlog to other group members.
+while less than a whole batch fits under `receiver_queue_size` outstanding messages
+(received, not yet settled), and resumes when one does; this bounds memory and
+lets the broker hand the backlog to other group members.
 
 The thread and the loop use pulsar-client's native consumer (`_pulsar.Consumer`, what
-`pulsar.Consumer` wraps): its messages need no Python wrapper object each. Acks and
-nacks are made on the loop: they only queue the ack in the client (measured 1-2 us,
-the GIL is not released), so a hop to another thread would cost more than the call.
+`pulsar.Consumer` wraps): its messages need no Python wrapper object each. Nacks are
+made on the loop; acks are gathered per turn of the loop and made on the ClientCalls
+thread (see `_ack`).
 
 On the loop, `concurrency` workers run handlers through `handle_delivery`, so every
 adapter classifies failures alike (see `_lanes` for how they share the loop).
@@ -51,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 _RECEIVE_TIMEOUT_MS = 100  # how quickly a receiver thread notices cancel()
 _QUEUED_SECONDS = 0.0002  # a receive() this quick found messages already queued: take a batch
+_ACK = Action.ACK
 
 
 class PulsarSubscription:
@@ -92,9 +94,14 @@ class PulsarSubscription:
         self._settled_count = 0
         self._limit = settings.receiver_queue_size
         self._burst = burst_size(self._limit)
-        # Hysteresis: once full, the receiver resumes only when a whole burst fits again,
-        # otherwise it would wake (and take the GIL) once per settled message.
-        self._resume_below = max(0, self._limit - self._burst)
+        # A quick receive() is followed by a batch_receive() of up to a burst, so taking a
+        # batch needs `burst + 1` of room. The receiver pauses as soon as less is left,
+        # rather than taking single messages until the limit (which, after each pause,
+        # cost one receive() and one GIL hand-over per message for a whole burst), and
+        # resumes when a whole batch fits again. Tiny queues just go one by one.
+        batch_room = self._burst + 1
+        self._pause_room = batch_room if self._limit >= 2 * batch_room else 1
+        self._resume_below = self._limit - self._pause_room
         self._space = threading.Event()
         self._receiver_waiting = False
         self._stop = threading.Event()
@@ -118,11 +125,11 @@ class PulsarSubscription:
     # -- receiver thread ------------------------------------------------------------------
     def _receive_loop(self) -> None:
         native, submit, accept = self._native, self._rt.bridge.submit, self._accept
-        limit, burst, clock = self._limit, self._burst, time.perf_counter
+        limit, burst, pause_room, clock = self._limit, self._burst, self._pause_room, time.perf_counter
         closed = False
         while not closed and not self._stop.is_set():
             room = limit - (self._received - self._settled_count)
-            if room <= 0:
+            if room < pause_room:
                 self._wait_for_room()
                 continue
             batch: list[Any] = []
@@ -176,45 +183,61 @@ class PulsarSubscription:
             lanes[index].extend(messages)
 
     async def _work(self, lane: Lane) -> None:
-        messages, spent, process = lane.messages, self._slice.spent, self._process
+        # The per-message path is inlined here (no `_process` coroutine per message):
+        # it runs for every message, and each coroutine frame and attribute lookup counts.
+        rt = self._rt
+        messages, spent, wake_one = lane.messages, self._slice.spent, lane.wake_one
+        codec, handler, policy, metrics = rt.codec, self._handler, rt.policy, rt.metrics
+        timeout, topic = rt.settings.handler_timeout, self._topic
+        acks, flush_acks, call_soon = self._acks, self._flush_acks, asyncio.get_running_loop().call_soon
         while True:
             if not messages:
                 await lane.wait()
                 continue
             if spent():
-                await asyncio.sleep(0)  # give the loop a turn (see `_lanes.TimeSlice`)
+                # Give the loop a turn (see `_lanes.TimeSlice`); one worker per lane comes
+                # back next turn, the others park until a worker or a batch wakes them.
+                if lane.resuming:
+                    await lane.wait()
+                    continue
+                lane.resuming = True
+                try:
+                    await asyncio.sleep(0)
+                finally:
+                    lane.resuming = False
                 continue
             message = messages.popleft()
             if self._cancelled:
                 self._settled()  # not started: left unacked for redelivery, like in _accept
                 continue
+            if messages:
+                wake_one()  # carries on with the lane if this handler suspends
             self._running += 1
             try:
-                await process(message)
+                attempt = message.redelivery_count() + 1
+                verdict = await handle_delivery(
+                    codec, handler, message.data(), attempt=attempt, policy=policy, timeout=timeout, topic=topic
+                )
+                if verdict.action is _ACK:
+                    acks.append(message)  # `_ack`, inlined
+                    if len(acks) == 1:
+                        call_soon(flush_acks)
+                    metrics.messages_consumed += 1
+                else:
+                    await self._failed(message, verdict, attempt)
             finally:
                 self._running -= 1
                 if self._running == 0 and self._drained is not None and not self._drained.done():
                     self._drained.set_result(None)
-                self._settled()
+                self._settled_count += 1  # `_settled`, inlined
+                if self._receiver_waiting and self._received - self._settled_count <= self._resume_below:
+                    self._space.set()
 
-    async def _process(self, message: Any) -> None:
+    async def _failed(self, message: Any, verdict: Verdict, attempt: int) -> None:
+        """A delivery that was not acked: dead-letter it, nack it for later, or (ordered) retry in place."""
         rt = self._rt
         body = message.data()
-        attempt = message.redelivery_count() + 1
         while True:
-            verdict = await handle_delivery(
-                rt.codec,
-                self._handler,
-                body,
-                attempt=attempt,
-                policy=rt.policy,
-                timeout=rt.settings.handler_timeout,
-                topic=self._topic,
-            )
-            if verdict.action is Action.ACK:
-                self._ack(message)
-                rt.metrics.messages_consumed += 1
-                return
             rt.metrics.consume_errors += 1
             if verdict.action is Action.DEAD:
                 await self._dead_letter(message, body, verdict, attempt)
@@ -225,11 +248,25 @@ class PulsarSubscription:
                 return
             await asyncio.sleep(verdict.delay)
             attempt += 1
+            verdict = await handle_delivery(
+                rt.codec,
+                self._handler,
+                body,
+                attempt=attempt,
+                policy=rt.policy,
+                timeout=rt.settings.handler_timeout,
+                topic=self._topic,
+            )
+            if verdict.action is _ACK:
+                self._ack(message)
+                rt.metrics.messages_consumed += 1
+                return
 
     # Acks are gathered for one turn of the loop and made on the ClientCalls thread as
     # one list. The synchronous `acknowledge` waits with the GIL released, and taking it
     # back cost ~9 us per message on the loop under load (`acknowledge_async` ~12 us);
     # on the thread that wait overlaps with the loop's handler work.
+    # `_work` appends to `_acks` directly, so the list keeps its identity.
     def _ack(self, message: Any) -> None:
         self._acks.append(message)
         if len(self._acks) == 1:
@@ -237,7 +274,8 @@ class PulsarSubscription:
 
     def _flush_acks(self) -> None:
         if self._acks:
-            acks, self._acks = self._acks, []
+            acks = self._acks.copy()
+            self._acks.clear()
             self._rt.calls.submit(self._ack_all, acks)
 
     def _ack_all(self, messages: list[Any]) -> None:
