@@ -28,7 +28,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingExtraError("Redis channel", "redis", "redis") from exc
 
-from bento.adapters.messaging.redis._errors import unavailable
+from bento.adapters.messaging.redis._errors import checked_client
 from bento.adapters.messaging.redis._keys import escape_glob
 from bento.adapters.messaging.redis._pubsub import PubSubHub
 from bento.application.ports.capabilities import HealthStatus
@@ -65,13 +65,7 @@ class RedisChannel:
             raise BusClosedError("this RedisChannel was closed; build a new one")
         if self._hub is not None:
             return
-        client = self._client or Redis.from_url(self.settings.url.get_secret_value())
-        try:
-            await client.ping()
-        except RedisError as exc:
-            if self._owns_client:
-                await client.aclose()
-            raise unavailable(self.settings.url.get_secret_value().rsplit("@", 1)[-1], exc) from exc
+        client = await checked_client(self.settings.url.get_secret_value(), self._client)
         self._client, self._hub = client, PubSubHub(client)
 
     async def __aenter__(self) -> RedisChannel:

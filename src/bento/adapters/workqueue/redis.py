@@ -35,6 +35,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from bento.adapters.messaging.redis._errors import safe_address, unavailable
 from bento.application.errors import (
     BrokerUnavailableError,
     BusClosedError,
@@ -268,9 +269,7 @@ class RedisWorkQueue:
             if self._owns_client:
                 await self._client.aclose()
                 self._client = None
-            raise BrokerUnavailableError(
-                "Redis", url.rsplit("@", 1)[-1], f"{type(exc).__name__}: {exc}"
-            ) from exc
+            raise unavailable(safe_address(url), exc) from exc
         self._started = True
 
     async def __aenter__(self) -> Self:

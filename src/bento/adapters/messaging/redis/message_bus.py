@@ -35,7 +35,13 @@ from redis.typing import EncodableT, FieldT
 from bento.adapters.messaging.lifecycle import StartsAndCloses, opened
 from bento.adapters.messaging.redis._broadcast import BroadcastSubscription
 from bento.adapters.messaging.redis._durable import DurableContext
-from bento.adapters.messaging.redis._errors import RedisError, publish_error, unavailable
+from bento.adapters.messaging.redis._errors import (
+    RedisError,
+    checked_client,
+    publish_error,
+    safe_address,
+    unavailable,
+)
 from bento.adapters.messaging.redis._keys import Keys, is_pattern, partition_of
 from bento.adapters.messaging.redis._ordered import OrderedSubscription
 from bento.adapters.messaging.redis._pubsub import PubSubHub
@@ -103,13 +109,7 @@ class RedisMessageBus(StartsAndCloses):
             raise BusClosedError("this RedisMessageBus was closed; build a new one")
         if self._ctx is not None:
             return
-        client = self._client or Redis.from_url(self.settings.url.get_secret_value())
-        try:
-            await client.ping()
-        except RedisError as exc:
-            if self._owns_client:
-                await client.aclose()
-            raise unavailable(_safe_url(self.settings), exc) from exc
+        client = await checked_client(self.settings.url.get_secret_value(), self._client)
         self._client = client
         self._ctx = DurableContext(client, self._keys, self.codec, self.settings, self.settings.retry_policy())
         if self.settings.mode == "broadcast":
@@ -222,7 +222,7 @@ class RedisMessageBus(StartsAndCloses):
         try:
             return await ctx.read_dead_letters(topic, group, limit)
         except RedisError as exc:
-            raise unavailable(_safe_url(self.settings), exc) from exc
+            raise unavailable(safe_address(self.settings.url.get_secret_value()), exc) from exc
 
     async def health_check(self) -> HealthStatus:
         component = f"redis-{self.settings.mode}"
@@ -260,9 +260,3 @@ class RedisMessageBus(StartsAndCloses):
                 await self._client.aclose()
             except RedisError as exc:
                 logger.warning("closing the Redis connection failed: %s", exc)
-
-
-def _safe_url(settings: RedisSettings) -> str:
-    """The Redis address without credentials, for error messages."""
-    url = settings.url.get_secret_value()
-    return url.rsplit("@", 1)[-1] if "@" in url else url
