@@ -21,12 +21,12 @@ brokers that offer it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Callable
 
 from bento.application.errors import BrokerUnavailableError, PublishError
+from bento.application.polling import poll_until_stopped
 from bento.application.ports.checkpoint_store import CheckpointStore
 from bento.application.ports.event_store import EventStore, StoredEvent
 from bento.application.ports.message_bus import MessageBus
@@ -126,18 +126,7 @@ class OutboxRelay:
         """Relay until `stop` is set or the task is cancelled. A bus or store that is
         unreachable (or refuses a publish) is retried with back-off from the checkpoint,
         which republishes the unconfirmed batch; other errors end the loop."""
-        stop = stop or asyncio.Event()
-        backoff = self.poll_interval
-        while not stop.is_set():
-            try:
-                read = await self.run_until_caught_up()
-                backoff = self.poll_interval
-            except (BrokerUnavailableError, PublishError) as exc:
-                logger.warning("outbox relay %s: %s; retrying in %.1fs", self.name, exc, backoff)
-                read = 0
-                backoff = min(max(backoff * 2, 0.1), max_backoff)
-            if read:
-                continue
-            with contextlib.suppress(TimeoutError):  # the poll interval elapsed: look again
-                async with asyncio.timeout(backoff):
-                    await stop.wait()
+        await poll_until_stopped(
+            self.run_until_caught_up, stop=stop, interval=self.poll_interval, max_backoff=max_backoff,
+            transient=(BrokerUnavailableError, PublishError), label=f"outbox relay {self.name}",
+        )

@@ -27,6 +27,7 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import BaseModel
 
 from bento.application.errors import BrokerUnavailableError, DeserializationError
+from bento.application.polling import poll_until_stopped
 from bento.application.ports.checkpoint_store import CheckpointStore
 from bento.application.ports.event_store import EventStore, StoredEvent
 from bento.application.ports.read_model import ReadModelPort
@@ -283,21 +284,10 @@ class ProjectionRunner:
         """Catch up, then poll every `poll_interval` seconds until `stop` is set or the
         task is cancelled. An unreachable store or checkpoint store is retried with
         back-off; a ProjectionError (a bug or a bad event) ends the loop."""
-        stop = stop or asyncio.Event()
-        backoff = self.poll_interval
-        while not stop.is_set():
-            try:
-                applied = await self.run_until_caught_up()
-                backoff = self.poll_interval
-            except BrokerUnavailableError as exc:
-                logger.warning("projection %s: %s; retrying in %.1fs", self.name, exc, backoff)
-                applied = 0
-                backoff = min(max(backoff * 2, 0.1), max_backoff)
-            if applied:
-                continue
-            with contextlib.suppress(TimeoutError):  # the poll interval elapsed: look again
-                async with asyncio.timeout(backoff):
-                    await stop.wait()
+        await poll_until_stopped(
+            self.run_until_caught_up, stop=stop, interval=self.poll_interval, max_backoff=max_backoff,
+            transient=(BrokerUnavailableError,), label=f"projection {self.name}",
+        )
 
 
 async def _settle(read: asyncio.Future[list[StoredEvent]]) -> None:
