@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -157,8 +158,30 @@ async def bench_appends(engine: ClickHouseEngine, appends: Appends) -> tuple[dic
     }, store
 
 
-async def single_appends_once(engine: ClickHouseEngine, *, redis: bool) -> tuple[float, int, int]:
-    """One run of (b): appends/s, active parts at the end, INSERTs."""
+class InsertTimer:
+    """Times the store's own INSERT calls during (b): the floor the closed loop of 100
+    tasks cannot beat (each task waits for one INSERT per append), measured in the run."""
+
+    def __init__(self, engine: ClickHouseEngine) -> None:
+        self.engine = engine
+        self.seconds: list[float] = []
+        self._insert = engine.insert
+
+    async def _timed(self, *args: Any, **kwargs: Any) -> None:
+        started = time.perf_counter()
+        await self._insert(*args, **kwargs)
+        self.seconds.append(time.perf_counter() - started)
+
+    def __enter__(self) -> InsertTimer:
+        self.engine.insert = self._timed  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        del self.engine.insert  # back to the class's method
+
+
+async def single_appends_once(engine: ClickHouseEngine, *, redis: bool) -> tuple[float, int, int, float]:
+    """One run of (b): appends/s, active parts at the end, INSERTs, median INSERT seconds."""
     lock: StreamLock = RedisStreamLock(prefix=f"bench:{uuid.uuid4().hex[:8]}:") if redis else InProcessStreamLock()
     async with ClickHouseEventStore(engine, lock=lock, table=f"bench_single_{uuid.uuid4().hex[:8]}") as store:
 
@@ -166,26 +189,30 @@ async def single_appends_once(engine: ClickHouseEngine, *, redis: bool) -> tuple
             for n in range(100):
                 await store.append(f"single-{t}-{n}", [make_event(n)], 0)
 
-        started = time.perf_counter()
-        await asyncio.gather(*(task(t) for t in range(100)))
-        rate = 10_000 / (time.perf_counter() - started)
+        with InsertTimer(engine) as timer:
+            started = time.perf_counter()
+            await asyncio.gather(*(task(t) for t in range(100)))
+            rate = 10_000 / (time.perf_counter() - started)
         parts = await store.active_parts()
         batches = store.commit_batches
         await engine.execute(f"DROP TABLE IF EXISTS {store.table}")
     if isinstance(lock, RedisStreamLock):
         await lock.close()
-    return rate, parts, batches
+    return rate, parts, batches, statistics.median(timer.seconds)
 
 
 async def bench_single_appends(engine: ClickHouseEngine, *, redis: bool = False, runs: int = 1) -> dict[str, Any]:
     results = [await single_appends_once(engine, redis=redis) for _ in range(runs)]
-    rate, parts, batches = sorted(results)[len(results) // 2]  # the median run
+    rate, parts, batches, insert_seconds = sorted(results)[len(results) // 2]  # the median run
     key = "single_appends_per_s_redis_lock" if redis else "single_appends_per_s"
     figures: dict[str, Any] = {key: round(rate), ("inserts_redis_lock" if redis else "single_inserts"): batches}
     if runs > 1:
         figures[key + "_runs"] = [round(r[0]) for r in results]
     if not redis:
         figures["active_parts"] = parts
+        # 100 tasks each wait for one INSERT per append: 100 / INSERT time is the ceiling.
+        figures["single_insert_p50_ms"] = round(insert_seconds * 1000, 2)
+        figures["single_ceiling_per_s"] = round(10_000 / batches / insert_seconds)
     return figures
 
 
