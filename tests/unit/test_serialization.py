@@ -84,6 +84,18 @@ def test_store_encoding_round_trips() -> None:
     assert back == event
 
 
+def test_stored_metadata_puts_the_ids_before_any_nested_object() -> None:
+    # The ClickHouse store reads tenant/correlation/causation ids with
+    # visitParamExtractString, which takes the FIRST key of that name at any depth.
+    codec = JsonCodec()
+    decoy = {"tenant_id": "h", "correlation_id": "h", "causation_id": "h"}
+    event = PriceChanged(sku="A", cents=1).with_metadata(headers=decoy, trace_context=decoy)
+    metadata = codec.encode_for_store(event).metadata
+    nested = min(metadata.index('"headers"'), metadata.index('"trace_context"'))
+    for key in ("tenant_id", "correlation_id", "causation_id"):
+        assert metadata.index(f'"{key}":') < nested
+
+
 def test_fast_and_general_decoding_agree() -> None:
     codec = JsonCodec()
     event = PriceChanged(sku="ü\"x", cents=7).with_metadata(headers={"k": "v"})

@@ -98,3 +98,61 @@ async def test_a_commit_that_overstays_its_lock_writes_nothing(
         with pytest.raises(LockTimeoutError):
             await store.append("late", [make_event(1)], 0)
         assert await store.stream_version("late") == 0
+
+
+async def test_ids_and_date_are_computed_from_metadata_not_from_headers(store: ClickHouseEventStore) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bento.application.ports.event_store import EventFilter
+
+    # Headers carry the same key names: the ALIAS columns must read the top-level ones.
+    decoy = {"tenant_id": "decoy", "correlation_id": "decoy", "causation_id": "decoy"}
+    plain = make_event(1).with_metadata(headers=decoy)
+    tagged = make_event(2).with_metadata(tenant_id='t "1"', correlation_id="corr", causation_id="cause", headers=decoy)
+    await store.append("ids", [plain, tagged], 0)
+    first, second = await store.read_stream("ids")
+    assert (first.tenant_id, first.correlation_id, first.causation_id) == ("", plain.message_id, "")
+    assert (second.tenant_id, second.correlation_id, second.causation_id) == ('t "1"', "corr", "cause")
+    assert [e.version for e in await store.query(EventFilter(tenant_id='t "1"'))] == [2]
+    assert await store.query(EventFilter(tenant_id="decoy")) == []
+    now = datetime.now(UTC)
+    in_range = await store.query(EventFilter(since=now - timedelta(minutes=5), until=now + timedelta(minutes=5)))
+    assert [e.version for e in in_range] == [1, 2]
+    assert await store.query(EventFilter(until=now - timedelta(days=40))) == []
+    dates = await store.engine.execute(f"SELECT DISTINCT recorded_date FROM {store.table}")
+    assert dates == [(first.recorded_at.date(),)]
+
+
+async def test_new_tables_store_ten_columns(store: ClickHouseEventStore) -> None:
+    from bento.adapters.eventstore.clickhouse.schema import INSERT_COLUMNS, LEGACY_COLUMNS
+
+    described = await store.engine.execute(f"DESCRIBE TABLE {store.table}")
+    stored = [str(r[0]) for r in described if r[2] == ""]
+    computed = [str(r[0]) for r in described if r[2] == "ALIAS"]
+    assert stored == list(INSERT_COLUMNS) and sorted(computed) == sorted(LEGACY_COLUMNS)
+
+
+LEGACY_DDL = """CREATE TABLE {table} (
+    position UInt64, stream String, version UInt64, aggregate_type String, event_id String, event_type String,
+    schema_version UInt32, data String, metadata String, tenant_id String, correlation_id String,
+    causation_id String, recorded_at_us UInt64, recorded_date Date
+) ENGINE = MergeTree PARTITION BY toYYYYMM(recorded_date) ORDER BY (stream, version)
+SETTINGS index_granularity = 1024"""
+
+
+async def test_a_table_with_the_earlier_14_stored_columns_keeps_working(
+    any_engine: ClickHouseEngine, table_name: str
+) -> None:
+    from bento.application.ports.event_store import EventFilter
+
+    await any_engine.execute(f"CREATE DATABASE IF NOT EXISTS {any_engine.database}")
+    await any_engine.execute(LEGACY_DDL.format(table=any_engine.table(table_name)))
+    async with ClickHouseEventStore(any_engine, table=table_name) as store:
+        event = make_event(1).with_metadata(tenant_id="old", causation_id="c0")
+        assert await store.append("legacy", [event, make_event(2)], 0) == 2
+        (first, second) = await store.read_stream("legacy")
+        assert (first.tenant_id, first.causation_id, first.correlation_id) == ("old", "c0", event.message_id)
+        assert second.tenant_id == ""
+        assert [e.stream for e in await store.query(EventFilter(tenant_id="old"))] == ["legacy"]
+        rows = await any_engine.execute(f"SELECT DISTINCT recorded_date FROM {store.table}")
+        assert rows == [(first.recorded_at.date(),)]

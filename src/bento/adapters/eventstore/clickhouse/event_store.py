@@ -47,6 +47,7 @@ from bento.adapters.eventstore.clickhouse._commit_state import CommitState
 from bento.adapters.eventstore.clickhouse._group_commit import GroupCommitter, PendingAppend
 from bento.adapters.eventstore.clickhouse.schema import (
     INSERT_COLUMNS,
+    LEGACY_COLUMNS,
     MIGRATIONS,
     SELECT_COLUMNS,
     datetime_to_micros,
@@ -100,6 +101,7 @@ class ClickHouseEventStore:
         )
         self._started = False
         self._closed = False
+        self._insert_columns: tuple[str, ...] = INSERT_COLUMNS
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
@@ -111,8 +113,17 @@ class ClickHouseEventStore:
                 "processes are not checked against this one's (pass lock=RedisStreamLock(...))"
             )
         await apply_migrations(self.engine, f"eventstore:{self.table_name}", MIGRATIONS, events=self.table)
+        if await self._stores_legacy_columns():
+            self._insert_columns = INSERT_COLUMNS + LEGACY_COLUMNS
         self._committer.start()
         self._started = True
+
+    async def _stores_legacy_columns(self) -> bool:
+        """True for a table created before tenant/correlation/causation ids and the date
+        became ALIAS columns (schema module docstring): its INSERTs must fill them."""
+        described = await self.engine.execute(f"DESCRIBE TABLE {self.table}")
+        kinds = {str(row[0]): str(row[2]) for row in described}
+        return kinds.get("tenant_id") == ""
 
     async def close(self) -> None:
         """Flush the pending group commit; the engine stays open (it is shared)."""
@@ -168,7 +179,9 @@ class ClickHouseEventStore:
             versions, head = await self._state.known(mark.seen, streams)
             now = datetime.now(UTC)
             now_us, today = datetime_to_micros(now), now.date()
-            columns: list[list[Any]] = [[] for _ in INSERT_COLUMNS]
+            names = self._insert_columns
+            columns: list[list[Any]] = [[] for _ in names]
+            legacy = len(names) > len(INSERT_COLUMNS)
             accepted: list[tuple[PendingAppend, int]] = []
             for pending in batch:
                 actual = versions[pending.stream]
@@ -179,33 +192,28 @@ class ClickHouseEventStore:
                 for event in pending.events:
                     actual += 1
                     head += 1
-                    for column, value in zip(
-                        columns,
-                        (
-                            head,
-                            pending.stream,
-                            actual,
-                            event.aggregate_type,
-                            event.event_id,
-                            event.event_type,
-                            event.schema_version,
-                            event.data,
-                            event.metadata,
-                            event.tenant_id,
-                            event.correlation_id,
-                            event.causation_id,
-                            now_us,
-                            today,
-                        ),
-                        strict=True,
-                    ):
+                    row: tuple[Any, ...] = (
+                        head,
+                        pending.stream,
+                        actual,
+                        event.aggregate_type,
+                        event.event_id,
+                        event.event_type,
+                        event.schema_version,
+                        event.data,
+                        event.metadata,
+                        now_us,
+                    )
+                    if legacy:
+                        row += (event.tenant_id, event.correlation_id, event.causation_id, today)
+                    for column, value in zip(columns, row, strict=True):
                         column.append(value)
                 versions[pending.stream] = actual
                 accepted.append((pending, actual))
             if accepted:
                 if time.monotonic() - began > self.max_commit_seconds:
                     raise LockTimeoutError([p.stream for p, _ in accepted], self.max_commit_seconds)
-                await self.engine.insert(self.table_name, INSERT_COLUMNS, columns, columnar=True)
+                await self.engine.insert(self.table_name, names, columns, columnar=True)
             # Only now is the new state certain; a failure above leaves the marker unset.
             mark.publish(self._state.committed(versions, head))
             # Settled before the release: the rows are written whatever the release does,

@@ -1,11 +1,20 @@
 """The event table, its migrations, and the row <-> StoredEvent mapping.
 
 One table holds every event. It is ordered by (stream, version), so loading an
-aggregate is a primary-key range read, and partitioned by month of `recorded_date`.
-`recorded_at_us` keeps microseconds in a UInt64 (ClickHouse 18.16 has no
+aggregate is a primary-key range read, and partitioned by month of the recording
+time. `recorded_at_us` keeps microseconds in a UInt64 (ClickHouse 18.16 has no
 DateTime64). `event_id` is a String: the message id, a UUID unless a caller chose
 another id, which then round-trips unchanged. A small `index_granularity` keeps a
 stream read to a few small granules.
+
+Ten columns are stored; `tenant_id`, `correlation_id`, `causation_id` and
+`recorded_date` are ALIAS columns, computed on read from `metadata` (the codec writes
+those keys at the top level of the metadata JSON, before any nested object, so
+`visitParamExtractString` finds them first) and from `recorded_at_us`. Every stored
+column is two files in every part on 18.16, and a part is written per INSERT: fewer
+stored columns make each group commit cheaper on a slow disk. Tables created by
+earlier versions store all 14 columns; the store detects that (`LEGACY_COLUMNS`) and
+keeps filling them.
 
 The SQL runs unchanged on ClickHouse 18.16 and on chdb's modern engine.
 """
@@ -29,12 +38,11 @@ INSERT_COLUMNS = (
     "schema_version",
     "data",
     "metadata",
-    "tenant_id",
-    "correlation_id",
-    "causation_id",
     "recorded_at_us",
-    "recorded_date",
 )
+
+#: Stored in tables created before the ALIAS columns, appended after INSERT_COLUMNS.
+LEGACY_COLUMNS = ("tenant_id", "correlation_id", "causation_id", "recorded_date")
 
 #: Columns read back, in the order `to_stored` expects.
 SELECT_COLUMNS = (
@@ -57,13 +65,14 @@ MIGRATIONS = (
                 schema_version UInt32,
                 data String,
                 metadata String,
-                tenant_id String,
-                correlation_id String,
-                causation_id String,
                 recorded_at_us UInt64,
-                recorded_date Date
+                tenant_id String ALIAS visitParamExtractString(metadata, 'tenant_id'),
+                correlation_id String ALIAS if(visitParamExtractString(metadata, 'correlation_id') = '',
+                    event_id, visitParamExtractString(metadata, 'correlation_id')),
+                causation_id String ALIAS visitParamExtractString(metadata, 'causation_id'),
+                recorded_date Date ALIAS toDate(toDateTime(intDiv(recorded_at_us, 1000000), 'UTC'))
             ) ENGINE = MergeTree
-            PARTITION BY toYYYYMM(recorded_date)
+            PARTITION BY toYYYYMM(toDateTime(intDiv(recorded_at_us, 1000000), 'UTC'))
             ORDER BY (stream, version)
             SETTINGS index_granularity = 1024""",
         ),
