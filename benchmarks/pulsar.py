@@ -119,6 +119,40 @@ def raw_round_trips(client: pulsar.Client, topic: str, body: bytes, count: int) 
     return samples
 
 
+# -- CPU budget ---------------------------------------------------------------------------
+class CpuMeter:
+    """CPU seconds of this process (every thread, pulsar-client's C++ threads included) and
+    of the broker process over one phase: how much of the machine a phase used."""
+
+    def __init__(self, broker_pid: int) -> None:
+        self._stat = f"/proc/{broker_pid}/stat"
+        self.client = self.broker = self.wall = 0.0
+
+    def _broker_seconds(self) -> float:
+        with open(self._stat) as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def __enter__(self) -> CpuMeter:
+        self._started = (time.process_time(), self._broker_seconds(), time.perf_counter())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        client, broker, wall = self._started
+        self.client = time.process_time() - client
+        self.broker = self._broker_seconds() - broker
+        self.wall = time.perf_counter() - wall
+
+
+def decode_cost_us(bodies: list[bytes]) -> float:
+    """Microseconds to decode one body, alone on one thread (no client running)."""
+    codec = JsonCodec()
+    started = time.perf_counter()
+    for body in bodies:
+        codec.decode(body)
+    return (time.perf_counter() - started) / len(bodies) * 1e6
+
+
 # -- bus ----------------------------------------------------------------------------------
 class GcPauses:
     """Records how long each garbage collection took (they stall the loop like anything else)."""
@@ -178,7 +212,7 @@ def run_raw(lags: list[float], fn: Any, *args: Any, **kwargs: Any) -> float:
     return rate
 
 
-async def bus_round(url: str, events: list[ContractEvent], rtt_count: int) -> dict[str, Any]:
+async def bus_round(url: str, events: list[ContractEvent], rtt_count: int, meter: CpuMeter) -> dict[str, Any]:
     """One bus round: idle-loop lag baseline, publish, consume a backlog, round trips."""
     topic = f"bench.bus.{uuid.uuid4().hex[:8]}"
     count = len(events)
@@ -203,10 +237,11 @@ async def bus_round(url: str, events: list[ContractEvent], rtt_count: int) -> di
         started = time.perf_counter()
         await bus.publish_batch(topic, events)  # one pipeline, like send_async + flush
         publish_rate = count / (time.perf_counter() - started)
-        started = time.perf_counter()
-        subscription = await bus.subscribe(topic, count_handler, group=GROUP)
-        await asyncio.wait_for(all_done.wait(), 120)
-        consume_rate = count / (time.perf_counter() - started)
+        with meter:
+            started = time.perf_counter()
+            subscription = await bus.subscribe(topic, count_handler, group=GROUP)
+            await asyncio.wait_for(all_done.wait(), 120)
+            consume_rate = count / (time.perf_counter() - started)
         await subscription.cancel()
 
         rtts: list[float] = []
@@ -251,17 +286,23 @@ def main() -> None:
     raw: dict[str, list[float]] = {"publish": [], "consume": [], "publish_codec": [], "consume_codec": []}
     bus: dict[str, list[float]] = {"publish": [], "consume": [], "rtts": [], "lags": [], "idle": [], "gc": []}
     raw_lags: list[float] = []
+    cpu: dict[str, list[CpuMeter]] = {"raw_consume": [], "bus_consume": []}
     with PulsarLite() as broker:
+        assert broker.process is not None
         client = pulsar.Client(broker.url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn))
         for _ in range(args.rounds):
             raw_topic = f"persistent://public/default/bench.raw.{uuid.uuid4().hex[:8]}"
             client.subscribe(raw_topic, GROUP, consumer_type=pulsar.ConsumerType.Shared).close()
             raw["publish"].append(run_raw(raw_lags, raw_publish, client, raw_topic, bodies, keys))
-            raw["consume"].append(run_raw(raw_lags, raw_consume, client, raw_topic, len(bodies)))
+            with CpuMeter(broker.process.pid) as meter:
+                raw["consume"].append(run_raw(raw_lags, raw_consume, client, raw_topic, len(bodies)))
+            cpu["raw_consume"].append(meter)
             raw["publish_codec"].append(run_raw(raw_lags, raw_publish, client, raw_topic, bodies, keys, encode=events))
             raw["consume_codec"].append(run_raw(raw_lags, raw_consume, client, raw_topic, len(bodies), decode=True))
             with GcPauses() as gc_pauses:
-                outcome = asyncio.run(bus_round(broker.url, events, args.round_trips))
+                meter = CpuMeter(broker.process.pid)
+                outcome = asyncio.run(bus_round(broker.url, events, args.round_trips, meter))
+            cpu["bus_consume"].append(meter)
             bus["gc"].extend(gc_pauses.pauses)
             for name in ("publish", "consume"):
                 bus[name].append(outcome[name])
@@ -270,6 +311,7 @@ def main() -> None:
         raw_rtts = raw_round_trips(client, f"persistent://public/default/bench.rtt.{uuid.uuid4().hex[:8]}",
                                    bodies[0], args.round_trips)
         client.close()
+    decode_us = decode_cost_us(bodies)
 
     med = {f"raw_{k}": statistics.median(v) for k, v in raw.items()} | {
         f"bus_{k}": statistics.median(bus[k]) for k in ("publish", "consume")}
@@ -304,6 +346,7 @@ def main() -> None:
         "raw_in_thread_p99_loop_lag_ms": ms(percentile(raw_lags, 99)),
         "bus_loop_lag_over_5ms_share": round(sum(lag > 0.005 for lag in bus["lags"]) / len(bus["lags"]), 4),
         "load_average_1m": round(os.getloadavg()[0], 2),
+        "cpu_budget": cpu_budget(cpu, len(bodies), decode_us, med["raw_consume"]),
         "all_rounds_per_s": {k: [round(x) for x in v] for k, v in (raw | {
             "bus_publish": bus["publish"], "bus_consume": bus["consume"]}).items()},
     }
@@ -325,7 +368,38 @@ def main() -> None:
           f"bus samples over 5 ms {result['bus_loop_lag_over_5ms_share']:.2%}; "
           f"longest GC pause {result['max_gc_pause_ms']} ms; "
           f"load average {result['load_average_1m']})")
+    budget = result["cpu_budget"]
+    print(f"consume CPU: raw client {budget['raw_client_cores']} + broker {budget['raw_broker_cores']} cores "
+          f"({budget['raw_client_us_per_message']} + {budget['raw_broker_us_per_message']} us/message); "
+          f"decoding alone {budget['decode_us_per_message']} us/message; a bus at 90% of raw would need "
+          f"{budget['cores_needed_at_90_percent']} of {budget['machine_cores']} cores; "
+          f"bus used {budget['bus_client_cores']} + {budget['bus_broker_cores']}")
     print(json.dumps(result))
+
+
+def cpu_budget(cpu: dict[str, list[CpuMeter]], count: int, decode_us: float, raw_rate: float) -> dict[str, Any]:
+    """Why `consume_ratio_to_raw` has a ceiling on a small machine: the cores the raw
+    consume phase used (client and broker, median round), plus what decoding every
+    message costs -- raw receive + acknowledge does not decode, a bus must -- at 90% of
+    the raw rate, against the cores the machine has."""
+    def median_of(name: str, attr: str) -> float:
+        return statistics.median(getattr(m, attr) / m.wall for m in cpu[name])
+
+    def per_message_us(name: str, attr: str) -> float:
+        return statistics.median(getattr(m, attr) for m in cpu[name]) / count * 1e6
+
+    client_us, broker_us = per_message_us("raw_consume", "client"), per_message_us("raw_consume", "broker")
+    return {
+        "machine_cores": os.cpu_count(),
+        "raw_client_cores": round(median_of("raw_consume", "client"), 2),
+        "raw_broker_cores": round(median_of("raw_consume", "broker"), 2),
+        "raw_client_us_per_message": round(client_us, 2),
+        "raw_broker_us_per_message": round(broker_us, 2),
+        "decode_us_per_message": round(decode_us, 2),
+        "cores_needed_at_90_percent": round(0.9 * raw_rate * (client_us + broker_us + decode_us) / 1e6, 2),
+        "bus_client_cores": round(median_of("bus_consume", "client"), 2),
+        "bus_broker_cores": round(median_of("bus_consume", "broker"), 2),
+    }
 
 
 if __name__ == "__main__":
