@@ -17,6 +17,7 @@ from bento.application.errors import (
     LockTimeoutError,
     MissingExtraError,
     PublishError,
+    SerializationError,
     SubscribeError,
     UnknownMessageTypeError,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "QueryHandler",
     "ReadModelPort",
     "RetryPolicy",
+    "SerializationError",
     "StoredEvent",
     "StreamLock",
     "SubscribeError",

@@ -96,6 +96,24 @@ def test_stored_metadata_puts_the_ids_before_any_nested_object() -> None:
         assert metadata.index(f'"{key}":') < nested
 
 
+def test_an_unencodable_field_is_a_typed_error_naming_the_message() -> None:
+    from typing import Any
+
+    from bento.application.errors import SerializationError
+
+    class HoldsAnything(DomainEvent):
+        __wire_name__ = "test.holds_anything"
+        value: Any = None
+
+    event = HoldsAnything(value=object())
+    codec = JsonCodec()
+    for encode in (codec.encode, codec.encode_for_store):
+        with pytest.raises(SerializationError) as caught:
+            encode(event)
+        assert caught.value.wire_name == "test.holds_anything" and caught.value.message_id == event.message_id
+        assert "test.holds_anything" in str(caught.value) and "object" in str(caught.value)
+
+
 def test_fast_and_general_decoding_agree() -> None:
     codec = JsonCodec()
     event = PriceChanged(sku="ü\"x", cents=7).with_metadata(headers={"k": "v"})

@@ -55,6 +55,15 @@ class DeserializationError(BentoError, ValueError):
         self.reason, self.wire_name, self.message_id = reason, wire_name, message_id
 
 
+class SerializationError(BentoError, ValueError):
+    """A message could not be encoded (a field holds a value JSON cannot represent).
+    Raised before anything is sent or stored."""
+
+    def __init__(self, reason: str, *, wire_name: str, message_id: str) -> None:
+        super().__init__(f"cannot encode message (type {wire_name!r}, id {message_id}): {reason}")
+        self.reason, self.wire_name, self.message_id = reason, wire_name, message_id
+
+
 class UnknownMessageTypeError(DeserializationError):
     """The envelope names a wire name no registered class claims."""
 

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
 
-from bento.application.errors import DeserializationError, UnknownMessageTypeError
+from bento.application.errors import DeserializationError, SerializationError, UnknownMessageTypeError
 from bento.domain.errors import DuplicateMessageTypeError
 from bento.domain.events import DomainEvent, concrete_event_types
 
@@ -138,7 +139,11 @@ class JsonCodec:
                 json.dumps(cls.__wire_name__).encode(),
                 cls.__schema_version__,
             )
-        return prefix + message.__pydantic_serializer__.to_json(message) + b"}"
+        try:
+            body = message.__pydantic_serializer__.to_json(message)
+        except PydanticSerializationError as exc:
+            raise SerializationError(str(exc), wire_name=cls.__wire_name__, message_id=message.message_id) from exc
+        return prefix + body + b"}"
 
     def decode(self, body: bytes | str) -> DomainEvent:
         if isinstance(body, bytes) and body.startswith(_FAST_PREFIX):
@@ -197,12 +202,16 @@ class JsonCodec:
         cls = type(event)
         # pydantic's serializer writes compact JSON directly (about 3x faster than
         # model_dump + json.dumps); the event's timestamp travels in the metadata column.
-        meta_json = meta.__pydantic_serializer__.to_json(meta).decode()
+        try:
+            meta_json = meta.__pydantic_serializer__.to_json(meta).decode()
+            data = event.__pydantic_serializer__.to_json(event, exclude=_ENVELOPE_FIELDS).decode()
+        except PydanticSerializationError as exc:
+            raise SerializationError(str(exc), wire_name=cls.__wire_name__, message_id=event.message_id) from exc
         return EncodedEvent(
             event_id=event.message_id,
             event_type=cls.__wire_name__,
             schema_version=cls.__schema_version__,
-            data=event.__pydantic_serializer__.to_json(event, exclude=_ENVELOPE_FIELDS).decode(),
+            data=data,
             metadata=f'{{"timestamp":"{event.timestamp.isoformat()}",{meta_json[1:]}',
             tenant_id=meta.tenant_id or "",
             correlation_id=meta.correlation_id or event.message_id,
