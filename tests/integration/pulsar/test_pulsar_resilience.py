@@ -215,3 +215,25 @@ async def test_acks_are_flushed_on_close(pulsar_url: str, unique_topic: str) -> 
         await again.wait_for(1)
         await asyncio.sleep(0.3)
         assert again.ids() == {marker.message_id}, "acknowledged messages came back"
+
+
+class _HoldsAnything(DomainEvent):
+    __wire_name__ = "test.pulsar.holds_anything"
+    value: object = None
+
+
+async def test_a_batch_with_an_unencodable_message_sends_nothing(bus: PulsarMessageBus, unique_topic: str) -> None:
+    from bento.application.errors import SerializationError
+
+    seen = Collector()
+    await bus.subscribe(unique_topic, seen, group="g")
+    batch: list[DomainEvent] = [make_event(n) for n in range(600)]
+    batch.insert(500, _HoldsAnything(value=object()))  # past the first encoding slices
+    with pytest.raises(SerializationError):
+        await bus.publish_batch(unique_topic, batch)
+    marker = make_event(10_000)
+    await bus.publish(unique_topic, marker)
+    await seen.wait_for(1)
+    await asyncio.sleep(0.3)  # anything sent before the marker would have arrived by now
+    assert seen.ids() == {marker.message_id}
+    assert bus.metrics.messages_published == 1

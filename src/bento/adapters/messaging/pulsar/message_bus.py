@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _HEALTH_TOPIC = "bento-health-check"
+#: Messages publish_batch encodes between two turns of the loop (about 1 ms of work).
+_ENCODE_SLICE = 256
 
 
 class PulsarMessageBus(StartsAndCloses):
@@ -175,9 +177,19 @@ class PulsarMessageBus(StartsAndCloses):
         await self._send(topic, [(body, key or message.metadata.aggregate_id, headers)], 1)
 
     async def publish_batch(self, topic: str, messages: Sequence[DomainEvent]) -> None:
-        """Pipelines the whole batch (encoded as it is sent); returns when all are confirmed."""
+        """Pipelines the whole batch; returns when all are confirmed.
+
+        The batch is encoded before the first send, in slices that give the loop a
+        turn: a message that cannot be encoded fails the batch before anything went
+        out, and encoding does not compete for the GIL with pulsar-client's send
+        confirmations (interleaved, it cost several times its own time)."""
         encode = self.codec.encode
-        await self._send(topic, ((encode(m), m.metadata.aggregate_id, None) for m in messages), len(messages))
+        outgoing: list[Outgoing] = []
+        for start in range(0, len(messages), _ENCODE_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            outgoing.extend((encode(m), m.metadata.aggregate_id, None) for m in messages[start : start + _ENCODE_SLICE])
+        await self._send(topic, outgoing, len(outgoing))
 
     async def publish_raw(
         self, topic: str, body: bytes, *, key: str | None = None, headers: Mapping[str, str] | None = None
