@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 
 import pulsar
 
@@ -160,34 +160,28 @@ class ProducerPool:
             batching_type=pulsar.BatchingType.KeyBased,
         )
 
-    async def send(self, topic: str, messages: Iterable[Outgoing], count: int) -> None:
-        """Send `count` messages and wait until the broker confirmed all of them.
+    async def send(self, topic: str, messages: Sequence[Outgoing]) -> None:
+        """Send `messages` (already encoded) and wait until the broker confirmed all of them.
 
-        `messages` may be a generator (the bus encodes lazily): every `_CHUNK`
-        messages are handed to the client and the loop gets a turn."""
-        if count == 0:
+        Every `_CHUNK` messages are handed to the client and the loop gets a turn."""
+        if not messages:
             return
         producer = await self.producer(topic)
-        waiter = _Waiter(asyncio.get_running_loop().create_future(), count)
+        waiter = _Waiter(asyncio.get_running_loop().create_future(), len(messages))
         done = _ChunkDone(self, waiter, topic)
-        chunk: list[Outgoing] = []
         try:
-            for message in messages:
-                chunk.append(message)
-                if len(chunk) == _CHUNK:
-                    await self._send_chunk(producer, chunk, done)
-                    chunk = []
+            for start in range(0, len(messages), _CHUNK):
+                if start:
                     await asyncio.sleep(0)
-            if chunk:
-                await self._send_chunk(producer, chunk, done)
+                await self._send_chunk(producer, messages[start : start + _CHUNK], done)
         except BaseException:
-            # Encoding failed or the caller was cancelled: chunks already sent still
-            # settle (and free their slots); nobody awaits the outcome any more.
+            # The caller was cancelled: chunks already sent still settle (and free their
+            # slots); nobody awaits the outcome any more.
             waiter.future.add_done_callback(_retrieve)
             raise
         await waiter.future
 
-    async def _send_chunk(self, producer: pulsar.Producer, chunk: list[Outgoing], done: _ChunkDone) -> None:
+    async def _send_chunk(self, producer: pulsar.Producer, chunk: Sequence[Outgoing], done: _ChunkDone) -> None:
         await self._reserve(len(chunk))
         self._calls.submit(_send_all, producer, chunk, _Chunk(len(chunk), self._bridge, done))
 
@@ -222,7 +216,7 @@ def _retrieve(future: asyncio.Future[None]) -> None:
         future.exception()  # nobody awaits it any more; this marks the error as seen
 
 
-def _send_all(producer: pulsar.Producer, chunk: list[Outgoing], tracker: _Chunk) -> None:
+def _send_all(producer: pulsar.Producer, chunk: Sequence[Outgoing], tracker: _Chunk) -> None:
     """On the ClientCalls thread: hand each message of a chunk to pulsar-client."""
     confirmed, send_async = tracker.confirmed, producer.send_async
     for index, (body, key, properties) in enumerate(chunk):

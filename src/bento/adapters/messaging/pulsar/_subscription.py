@@ -323,7 +323,7 @@ class PulsarSubscription:
         if key:
             headers[KEY_HEADER] = key
         try:
-            await self._rt.producers.send(self._dead_letter_topic, [(body, key, headers)], 1)
+            await self._rt.producers.send(self._dead_letter_topic, [(body, key, headers)])
         except BentoError as exc:
             logger.error(
                 "could not dead-letter a message of %r to %r, will retry it: %s",

@@ -23,7 +23,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pulsar
@@ -174,7 +174,7 @@ class PulsarMessageBus(StartsAndCloses):
         headers: Mapping[str, str] | None = None,
     ) -> None:
         body = self.codec.encode(message, headers)
-        await self._send(topic, [(body, key or message.metadata.aggregate_id, headers)], 1)
+        await self._send(topic, [(body, key or message.metadata.aggregate_id, headers)])
 
     async def publish_batch(self, topic: str, messages: Sequence[DomainEvent]) -> None:
         """Pipelines the whole batch; returns when all are confirmed.
@@ -189,21 +189,21 @@ class PulsarMessageBus(StartsAndCloses):
             if start:
                 await asyncio.sleep(0)
             outgoing.extend((encode(m), m.metadata.aggregate_id, None) for m in messages[start : start + _ENCODE_SLICE])
-        await self._send(topic, outgoing, len(outgoing))
+        await self._send(topic, outgoing)
 
     async def publish_raw(
         self, topic: str, body: bytes, *, key: str | None = None, headers: Mapping[str, str] | None = None
     ) -> None:
-        await self._send(topic, [(body, key, headers)], 1)
+        await self._send(topic, [(body, key, headers)])
 
-    async def _send(self, topic: str, messages: Iterable[Outgoing], count: int) -> None:
+    async def _send(self, topic: str, messages: Sequence[Outgoing]) -> None:
         runtime = self._running("publish to", topic)
         try:
-            await runtime.producers.send(self.settings.full_topic(topic), messages, count)
+            await runtime.producers.send(self.settings.full_topic(topic), messages)
         except Exception:
-            self.metrics.publish_errors += count
+            self.metrics.publish_errors += len(messages)
             raise
-        self.metrics.messages_published += count
+        self.metrics.messages_published += len(messages)
 
     # -- subscribing ------------------------------------------------------------------
     async def subscribe(
