@@ -101,7 +101,7 @@ class ClickHouseEventStore:
         )
         self._started = False
         self._closed = False
-        self._insert_columns: tuple[str, ...] = INSERT_COLUMNS
+        self._legacy_layout = False  # a 14-column table (see _stores_legacy_columns)
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
@@ -113,8 +113,7 @@ class ClickHouseEventStore:
                 "processes are not checked against this one's (pass lock=RedisStreamLock(...))"
             )
         await apply_migrations(self.engine, f"eventstore:{self.table_name}", MIGRATIONS, events=self.table)
-        if await self._stores_legacy_columns():
-            self._insert_columns = INSERT_COLUMNS + LEGACY_COLUMNS
+        self._legacy_layout = await self._stores_legacy_columns()
         self._committer.start()
         self._started = True
 
@@ -179,9 +178,9 @@ class ClickHouseEventStore:
             versions, head = await self._state.known(mark.seen, streams)
             now = datetime.now(UTC)
             now_us, today = datetime_to_micros(now), now.date()
-            names = self._insert_columns
+            legacy = self._legacy_layout
+            names = INSERT_COLUMNS + LEGACY_COLUMNS if legacy else INSERT_COLUMNS
             columns: list[list[Any]] = [[] for _ in names]
-            legacy = len(names) > len(INSERT_COLUMNS)
             accepted: list[tuple[PendingAppend, int]] = []
             for pending in batch:
                 actual = versions[pending.stream]
