@@ -142,7 +142,7 @@ class JsonCodec:
         try:
             body = message.__pydantic_serializer__.to_json(message)
         except PydanticSerializationError as exc:
-            raise SerializationError(str(exc), wire_name=cls.__wire_name__, message_id=message.message_id) from exc
+            raise _unencodable(message, exc) from exc
         return prefix + body + b"}"
 
     def decode(self, body: bytes | str) -> DomainEvent:
@@ -206,7 +206,7 @@ class JsonCodec:
             meta_json = meta.__pydantic_serializer__.to_json(meta).decode()
             data = event.__pydantic_serializer__.to_json(event, exclude=_ENVELOPE_FIELDS).decode()
         except PydanticSerializationError as exc:
-            raise SerializationError(str(exc), wire_name=cls.__wire_name__, message_id=event.message_id) from exc
+            raise _unencodable(event, exc) from exc
         return EncodedEvent(
             event_id=event.message_id,
             event_type=cls.__wire_name__,
@@ -248,6 +248,10 @@ class JsonCodec:
                 wire_name=wire_name,
                 message_id=message_id,
             ) from exc
+
+
+def _unencodable(message: DomainEvent, exc: PydanticSerializationError) -> SerializationError:
+    return SerializationError(str(exc), wire_name=type(message).__wire_name__, message_id=message.message_id)
 
 
 def _summarise(exc: ValidationError) -> str:
