@@ -8,7 +8,12 @@ from typing import Any
 
 from bento.adapters.messaging.rabbitmq import RabbitMQSettings
 from bento.adapters.messaging.rabbitmq._acks import AckBatcher
-from bento.adapters.messaging.rabbitmq._topology import dead_letter_queue, retry_name, subscription_queue
+from bento.adapters.messaging.rabbitmq._topology import (
+    dead_letter_queue,
+    legacy_queue,
+    retry_name,
+    subscription_queue,
+)
 
 
 class FakeAckChannel:
@@ -58,11 +63,30 @@ async def test_flush_sends_pending_acks_before_a_channel_closes() -> None:
     assert channel.acks == [(1, True)]
 
 
-def test_queue_names_are_scoped_to_the_pattern_and_legal() -> None:
-    settings = RabbitMQSettings()
-    assert subscription_queue(settings, "order.*", "billing") == "billing.order.+"
-    assert subscription_queue(settings, "order.#", "billing") == "billing.order.#"
-    assert subscription_queue(settings, "a+b:c", "g") == "g.a:2bb:3ac"  # escaped, never colliding
+def test_queue_names_are_scoped_to_the_exchange_and_pattern_and_legal() -> None:
+    settings = RabbitMQSettings(exchange_name="shop")
+    assert subscription_queue(settings, "order.*", "billing") == "shop/billing/order.+"
+    assert subscription_queue(settings, "order.#", "billing") == "shop/billing/order.#"
+    assert subscription_queue(settings, "a+b:c", "g") == "shop/g/a:2bb:3ac"  # escaped, never colliding
+    assert dead_letter_queue(settings, "order.*", "billing") == "shop/billing/order.+.dlq"
+    assert dead_letter_queue(settings, "order.*", None) == "shop/_broadcast/order.+.dlq"
+    assert subscription_queue(settings, "x", None).startswith("shop/_broadcast/x.")
+    assert retry_name(settings, 0.5) == "shop/bento.retry.500ms"
+
+
+def test_distinct_exchanges_and_groups_never_share_a_queue() -> None:
+    # `/` inside the exchange or the group is escaped, so the first two `/` always split the name.
+    names = {
+        subscription_queue(RabbitMQSettings(exchange_name=exchange), pattern, group)
+        for exchange, group, pattern in [("a/b", "c", "d"), ("a", "b/c", "d"), ("a", "b", "c/d"), ("a:2f", "b", "d")]
+    }
+    assert len(names) == 4
+    assert retry_name(RabbitMQSettings(exchange_name="a"), 1) != retry_name(RabbitMQSettings(exchange_name="b"), 1)
+
+
+def test_legacy_names_are_the_unscoped_ones_of_earlier_versions() -> None:
+    settings = RabbitMQSettings(exchange_name="shop", legacy_queue_names=True)
+    assert subscription_queue(settings, "order.*", "billing") == legacy_queue("order.*", "billing") == "billing.order.+"
     assert dead_letter_queue(settings, "order.*", "billing") == "billing.order.+.dlq"
     assert dead_letter_queue(settings, "order.*", None) == "_broadcast.order.+.dlq"
     assert subscription_queue(settings, "x", None).startswith("_broadcast.x.")
@@ -74,6 +98,11 @@ def test_metrics_are_plain_numbers() -> None:
 
     values: dict[str, Any] = RabbitMQMetrics().as_dict()
     assert set(values) >= {
-        "messages_published", "messages_consumed", "publish_errors", "consume_errors",
-        "connection_errors", "last_health_check", "health_check_status",
+        "messages_published",
+        "messages_consumed",
+        "publish_errors",
+        "consume_errors",
+        "connection_errors",
+        "last_health_check",
+        "health_check_status",
     }

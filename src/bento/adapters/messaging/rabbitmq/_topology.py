@@ -1,16 +1,23 @@
 """Names and arguments of the queues and exchanges the bus declares.
 
-Layout, for exchange `E`, pattern `P`, group `G`:
+Every name is scoped by the exchange `E` the application publishes to, because queues are
+vhost-wide: two applications on one vhost with the same group and pattern must never share a
+queue (they would split each other's events), nor a retry queue. Layout, for pattern `P`, group `G`:
 
-- `G.P`         durable queue bound to `E` with binding key `P`, where `*` is written `+` in the
-                name (a group is scoped to its pattern: one group on two patterns has two queues);
-- `G.P.dlq`     durable dead-letter queue of that subscription (the suffix is a setting);
-- `_broadcast.P.<id>`  exclusive auto-delete queue for `group=None`; its DLQ is `_broadcast.P.dlq`;
-- `bento.retry.<ms>ms` a fanout exchange and a queue per retry delay, shared by every subscription:
-  the queue has `x-message-ttl=<ms>` and dead-letters to the default exchange, and a retried message
-  is published there with the routing key of the queue it came from, so on expiry it goes straight
-  back to that queue. The broker has no delayed-message plugin; this never blocks other messages
-  and never hot-loops.
+- `E/G/P`        durable queue bound to `E` with binding key `P`, where `*` is written `+` in the
+                 name (a group is scoped to its pattern: one group on two patterns has two queues);
+- `E/G/P.dlq`    durable dead-letter queue of that subscription (the suffix is a setting);
+- `E/_broadcast/P.<id>`  exclusive auto-delete queue for `group=None`; its DLQ is `E/_broadcast/P.dlq`;
+- `E/bento.retry.<ms>ms` a fanout exchange and a queue per retry delay, shared by the application's
+  subscriptions: the queue has `x-message-ttl=<ms>` and dead-letters to the default exchange, and a
+  retried message is published there with the routing key of the queue it came from, so on expiry
+  it goes straight back to that queue. The broker has no delayed-message plugin; this never blocks
+  other messages and never hot-loops.
+
+`/` and `:` inside `E` and `G` are escaped, so the first two `/` always split the name and distinct
+(exchange, group, pattern) triples never share a queue. `legacy_queue_names=True` keeps the names of
+earlier versions (`G.P`, `G.P.dlq`, `_broadcast.P.…`, `bento.retry.<ms>ms`), which applications on one
+vhost share; `legacy_queue` gives that name for the migration (docs/rabbitmq.md).
 """
 
 from __future__ import annotations
@@ -27,19 +34,34 @@ _ALLOWED = re.compile(r"[a-zA-Z0-9\-_.@#,/ ]")  # pamqp's queue-name domain, min
 
 
 def subscription_queue(settings: RabbitMQSettings, pattern: str, group: str | None) -> str:
-    if group is not None:
-        return _checked(f"{group}.{pattern}", pattern)
-    return _checked(f"{settings.broadcast_prefix}.{pattern}.{uuid.uuid4().hex[:12]}", pattern)
+    if settings.legacy_queue_names:
+        if group is not None:
+            return legacy_queue(pattern, group)
+        return _checked(f"{settings.broadcast_prefix}.{pattern}.{uuid.uuid4().hex[:12]}", pattern)
+    owner = group if group is not None else settings.broadcast_prefix
+    name = f"{_scope(settings)}/{_escaped(owner, '/')}/{_escaped(pattern)}"
+    return _bounded(name if group is not None else f"{name}.{uuid.uuid4().hex[:12]}", pattern)
 
 
 def dead_letter_queue(settings: RabbitMQSettings, pattern: str, group: str | None) -> str:
     owner = group if group is not None else settings.broadcast_prefix
-    return _checked(f"{owner}.{pattern}{settings.dead_letter_suffix}", pattern)
+    if settings.legacy_queue_names:
+        return _checked(f"{owner}.{pattern}{settings.dead_letter_suffix}", pattern)
+    name = f"{_scope(settings)}/{_escaped(owner, '/')}/{_escaped(pattern)}"
+    return _bounded(f"{name}{_escaped(settings.dead_letter_suffix)}", pattern)
+
+
+def legacy_queue(pattern: str, group: str) -> str:
+    """The group queue's name before names were scoped by exchange (shared by every application)."""
+    return _checked(f"{group}.{pattern}", pattern)
 
 
 def retry_name(settings: RabbitMQSettings, delay: float) -> str:
     """The exchange and the queue (same name) that hold a message `delay` seconds."""
-    return f"{settings.retry_exchange_prefix}.{delay_ms(delay)}ms"
+    name = f"{settings.retry_exchange_prefix}.{delay_ms(delay)}ms"
+    if settings.legacy_queue_names:
+        return name
+    return _bounded(f"{_scope(settings)}/{_escaped(name)}", settings.exchange_name)
 
 
 def delay_ms(delay: float) -> int:
@@ -68,10 +90,23 @@ def retry_arguments(delay: float) -> dict[str, Any]:
     return {"x-message-ttl": delay_ms(delay), "x-dead-letter-exchange": ""}
 
 
+def _scope(settings: RabbitMQSettings) -> str:
+    return _escaped(settings.exchange_name, "/")
+
+
+def _escaped(part: str, separator: str = "") -> str:
+    """A legal AMQP name part: `*` becomes `+` (MQTT's one-level wildcard), other odd characters
+    (and `separator`) `:xx` hex escapes, so distinct parts keep distinct names."""
+    return "".join(
+        c if _ALLOWED.fullmatch(c) and c != separator else ("+" if c == "*" else f":{ord(c):x}") for c in part
+    )
+
+
 def _checked(name: str, pattern: str) -> str:
-    """A legal AMQP queue name: `*` becomes `+` (MQTT's one-level wildcard), other odd characters
-    `:xx` hex escapes, so distinct patterns keep distinct queues."""
-    name = "".join(c if _ALLOWED.fullmatch(c) else ("+" if c == "*" else f":{ord(c):x}") for c in name)
+    return _bounded(_escaped(name), pattern)
+
+
+def _bounded(name: str, pattern: str) -> str:
     if len(name.encode()) > _MAX_NAME:
         raise SubscribeError(pattern, f"queue name {name[:60]!r}… is longer than {_MAX_NAME} bytes")
     return name

@@ -2,10 +2,11 @@
 
 Publishing goes to one durable exchange (`exchange_name`, `topic` by default) with the
 topic as routing key, persistent, and returns after the broker's confirm. A group is a
-durable queue `<group>.<pattern>` bound with the pattern (AMQP `*` = one word, `#` = any);
+durable queue `<exchange>/<group>/<pattern>` bound with the pattern (AMQP `*` = one word, `#` = any;
+scoped by exchange, so applications sharing a vhost never share a queue, see `_topology`);
 `group=None` is an exclusive auto-delete queue per subscriber (broadcast; what arrives while
 it is disconnected is not kept). Failures are decided by `handle_delivery`, as on every bus:
-retries go through per-delay TTL queues (see `_topology`), dead letters to `<queue>.dlq`.
+retries go through the application's per-delay TTL queues, dead letters to `<queue>.dlq`.
 After a dropped connection aio-pika re-opens it and restores exchanges, queues, bindings and
 consumers; then the callbacks given to `register_reconnect_callback` run.
 """
@@ -24,7 +25,7 @@ from pamqp.commands import Basic
 from bento.adapters.messaging.delivery import ATTEMPTS_HEADER, ORIGINAL_TOPIC_HEADER, Verdict
 from bento.adapters.messaging.lifecycle import StartsAndCloses, opened
 from bento.adapters.messaging.metrics import BusCounters
-from bento.adapters.messaging.rabbitmq import _codec, _topology
+from bento.adapters.messaging.rabbitmq import _codec, _legacy, _topology
 from bento.adapters.messaging.rabbitmq._connection import (
     DRIVER_ERRORS,
     close_connection,
@@ -91,9 +92,7 @@ class RabbitMQMessageBus(StartsAndCloses):
             connection = await open_connection(self.settings, self.metrics, "bus")
             try:
                 channel = await connection.channel(publisher_confirms=True)
-                await channel.declare_exchange(
-                    self.settings.exchange_name, self.settings.exchange_type, durable=True
-                )
+                await channel.declare_exchange(self.settings.exchange_name, self.settings.exchange_type, durable=True)
             except ChannelPreconditionFailed as exc:
                 await connection.close()
                 raise ConfigurationError(
@@ -104,12 +103,12 @@ class RabbitMQMessageBus(StartsAndCloses):
                 ) from exc
             except DRIVER_ERRORS as exc:
                 await connection.close()
-                raise SubscribeError(
-                    self.settings.exchange_name, f"declaring the exchange failed: {exc}"
-                ) from exc
+                raise SubscribeError(self.settings.exchange_name, f"declaring the exchange failed: {exc}") from exc
             connection.reconnect_callbacks.add(self._on_reconnect)
             self._connection, self._channel = connection, channel
             self._publisher = ConfirmedPublisher(channel, self.settings, self.metrics)
+            if self.settings.legacy_queue_names:
+                logger.warning(_legacy.legacy_warning(self.settings))
 
     async def close(self) -> None:
         """Stop every consumer, let running handlers finish (up to `drain_timeout`), then disconnect."""
@@ -214,13 +213,43 @@ class RabbitMQMessageBus(StartsAndCloses):
             await _close_quietly(channel)
             raise SubscribeError(topic, f"{type(exc).__name__}: {exc}") from exc
         self._subscriptions.add(subscription)
+        if group is not None and not self.settings.legacy_queue_names:
+            await self._retire_legacy_queue(topic, group)
         return subscription
+
+    async def _retire_legacy_queue(self, topic: str, group: str) -> None:
+        assert self._connection is not None
+        try:
+            await _legacy.retire(self._connection, self.settings, topic, group)
+        except DRIVER_ERRORS as exc:
+            # The subscription works; only the old queue may keep filling, so say so loudly.
+            logger.warning(
+                "could not unbind the legacy queue %r from %r (it may keep receiving copies): %s",
+                _topology.legacy_queue(topic, group),
+                self.settings.exchange_name,
+                exc,
+            )
+
+    async def move_legacy_messages(self, topic: str, *, group: str) -> int:
+        """Move the messages of the group's unscoped queue (`<group>.<topic>`, earlier versions) into
+        its scoped queue, where this bus's subscription handles them; returns how many moved.
+
+        Messages another exchange published there stay for that application (docs/rabbitmq.md)."""
+        publisher = self._live_publisher(topic)
+        assert self._connection is not None
+        if self.settings.legacy_queue_names:
+            raise ConfigurationError(["legacy_queue_names=True: the group already uses its legacy queue"])
+        try:
+            moved, _left = await _legacy.move(self._connection, publisher, self.settings, topic, group)
+        except DRIVER_ERRORS as exc:
+            raise SubscribeError(topic, f"moving legacy queue messages failed: {exc}") from exc
+        return moved
 
     def forget(self, subscription: RabbitMQSubscription) -> None:
         self._subscriptions.discard(subscription)
 
     async def _declare_retry_routes(self) -> None:
-        """One fanout exchange + TTL queue per retry delay, shared by every subscription."""
+        """One fanout exchange + TTL queue per retry delay, shared by this exchange's subscriptions."""
         delays = {self.retry_policy.delay_after(a) for a in range(1, self.retry_policy.max_attempts)}
         async with self._retry_lock:
             for delay in sorted(delays):
@@ -307,9 +336,7 @@ class RabbitMQMessageBus(StartsAndCloses):
                 async with asyncio.timeout(self.settings.health_check_timeout):
                     channel = await self._connection.channel(publisher_confirms=False)
                     try:
-                        await channel.declare_exchange(
-                            self.settings.exchange_name, passive=True, robust=False
-                        )
+                        await channel.declare_exchange(self.settings.exchange_name, passive=True, robust=False)
                     finally:
                         await _close_quietly(channel)
                 healthy = True

@@ -39,9 +39,7 @@ class RabbitMQSettings(MessageBusSettingsBase):
     ssl_verify: bool = Field(True, description="verify the broker certificate and host name")
 
     # -- publishing -------------------------------------------------------------------
-    publish_timeout: float = Field(
-        30.0, gt=0, description="how long publish waits for a confirm, reconnects included"
-    )
+    publish_timeout: float = Field(30.0, gt=0, description="how long publish waits for a confirm, reconnects included")
     publish_window: int = Field(1000, ge=1, description="unconfirmed messages in flight per publish_batch")
 
     # -- topology ---------------------------------------------------------------------
@@ -51,13 +49,16 @@ class RabbitMQSettings(MessageBusSettingsBase):
     queue_expires: float | None = Field(
         None, gt=0, description="seconds an unused group queue and its DLQ live (x-expires); None keeps them"
     )
-    dead_letter_suffix: str = Field(
-        ".dlq", min_length=1, description="DLQ name = subscription queue + suffix"
-    )
+    dead_letter_suffix: str = Field(".dlq", min_length=1, description="DLQ name = subscription queue + suffix")
     retry_exchange_prefix: str = Field(
-        "bento.retry", min_length=1, description="per-delay retry exchanges/queues are `<prefix>.<ms>ms`"
+        "bento.retry", min_length=1, description="per-delay retry exchanges/queues are `<exchange>/<prefix>.<ms>ms`"
     )
-    broadcast_prefix: str = Field("_broadcast", min_length=1, description="name prefix of group=None queues")
+    broadcast_prefix: str = Field("_broadcast", min_length=1, description="name part of group=None queues")
+    legacy_queue_names: bool = Field(
+        False,
+        description="keep the unscoped queue names of earlier versions, shared by every application on the "
+        "vhost (cross-talk); one deployment only, while migrating (docs/rabbitmq.md); warns at every start",
+    )
     health_check_timeout: float = Field(5.0, gt=0)
 
     @field_validator("url")
