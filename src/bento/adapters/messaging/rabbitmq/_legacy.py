@@ -115,8 +115,10 @@ async def move(
                 break  # an old instance still consuming the queue took the rest
             headers: dict[str, Any] = _codec.forwardable(message.headers)
             # A message put back earlier arrives through the default exchange: its origin is a header.
-            origin = _codec.text(headers.setdefault(_ORIGIN_HEADER, message.exchange or ""))
+            origin = _codec.text(headers.get(_ORIGIN_HEADER)) or message.exchange or ""
             ours = origin in (settings.exchange_name, "")
+            if not ours:
+                headers[_ORIGIN_HEADER] = origin
             headers.setdefault(ORIGINAL_TOPIC_HEADER, message.routing_key or pattern)
             props = _codec.republished(message.message_id, message.content_type, headers)
             await publisher.send("", target if ours else name, [(message.body, props)], topic=pattern)
@@ -124,8 +126,13 @@ async def move(
             moved, left = (moved + 1, left) if ours else (moved, left + 1)
     finally:
         await _close_quietly(channel)
-    logger.warning(
-        "moved %d message(s) from legacy queue %r to %r; %d of other exchanges put back", moved, name, target, left
+    logger.log(
+        logging.WARNING if moved or left else logging.INFO,
+        "moved %d message(s) from legacy queue %r to %r; %d of other exchanges put back",
+        moved,
+        name,
+        target,
+        left,
     )
     return moved, left
 
