@@ -4,6 +4,7 @@ unreadable files name file and line; `bento config show --sources` says where va
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -153,6 +154,15 @@ def test_other_instances_of_the_lower_source_are_kept(sources: Sources) -> None:
     assert settings.event_instance("domain").exchange_name == "from.yaml"  # type: ignore[union-attr]
 
 
+def test_an_instance_given_as_a_settings_object_replaces_the_lower_instance(sources: Sources) -> None:
+    sources.set("yaml", "event", "domain", "backend", "rabbitmq")
+    sources.set("yaml", "event", "domain", "exchange_name", "from.yaml")
+    sources.set("argument", "event", None, "domain", RabbitMQSettings(prefetch_count=3))
+    domain = sources.load().event_instance("domain")
+    assert isinstance(domain, RabbitMQSettings)
+    assert (domain.exchange_name, domain.prefetch_count) == ("bento.events", 3)
+
+
 def test_errors_name_the_source_that_set_the_value(sources: Sources) -> None:
     sources.set("yaml", "event", "default", "max_attempts", 0)
     with pytest.raises(ConfigurationError) as caught:
@@ -288,3 +298,15 @@ def test_bento_config_show_in_the_repository_layout_obeys_the_environment(
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["event"][instance]["backend"] == backend
+
+
+def test_the_configuration_page_runs_as_written(tmp_path: Path) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "configuration.md").read_text(), re.S)
+    assert len(blocks) == 3
+    env = {k: v for k, v in os.environ.items() if k != "BENTO_CONFIG" and "__" not in k}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    for block in blocks:
+        result = subprocess.run(
+            [sys.executable, "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, block + result.stderr

@@ -26,6 +26,7 @@ from typing import Any, get_origin
 
 import yaml
 from dotenv.parser import parse_stream
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -235,6 +236,8 @@ def _one_spelling(
             out[section] = value
             continue
         instances: dict[str, dict[str, Any]] = {}
+        # An instance given as a settings object (an argument) is all of its fields.
+        value = {k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in value.items()}
         bare = {field: v for field, v in value.items() if not isinstance(v, Mapping)}
         if bare:
             instances[DEFAULT_INSTANCE] = dict(bare)
