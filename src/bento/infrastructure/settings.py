@@ -1,27 +1,28 @@
 """BentoSettings: environment variables, `.env`, and `config/bento.yaml`.
 
-Precedence: arguments > environment > `.env` > YAML file > defaults. Sections are
-nested with `__`. Sections that can have several named instances (event, mq,
-channel, cache — seed 000) read `{PREFIX}__{INSTANCE}__{FIELD}`; the bare
-`{PREFIX}__{FIELD}` and `{PREFIX}__DEFAULT__{FIELD}` are instance `default` (when
-both set a field, the explicit DEFAULT one wins). An instance whose backend is not
-given is inferred from its URL scheme (amqp → rabbitmq, redis → redis, pulsar →
-pulsar, nats → nats), else the in-process default. Invalid settings raise one
-ConfigurationError listing every problem, with the environment variable to fix.
+Precedence: arguments > environment > `.env` > YAML file > defaults, whichever
+spelling each source uses (`settings_sources` merges them). Sections are nested
+with `__`. Sections that can have several named instances (event, mq, channel,
+cache — seed 000) read `{PREFIX}__{INSTANCE}__{FIELD}`; the bare `{PREFIX}__{FIELD}`
+and `{PREFIX}__DEFAULT__{FIELD}` are instance `default` (when one source sets a
+field both ways, the explicit DEFAULT one wins). An instance whose backend no
+source gives is inferred from its URL scheme (amqp → rabbitmq, redis → redis,
+pulsar → pulsar, nats → nats), else the in-process default. Invalid settings raise
+one ConfigurationError listing every problem, with the environment variable to fix
+and the source that set the value.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    YamlConfigSettingsSource,
 )
 
 from bento.adapters.clickhouse.settings import ClickHouseSettings
@@ -31,18 +32,29 @@ from bento.adapters.messaging.pulsar.settings import PulsarSettings
 from bento.adapters.messaging.rabbitmq.settings import RabbitMQSettings
 from bento.adapters.messaging.redis.settings import RedisSettings
 from bento.application.errors import ConfigurationError
-
-DEFAULT_INSTANCE = "default"
-CONFIG_FILE_ENV = "BENTO_CONFIG"
-DEFAULT_CONFIG_FILE = Path("config/bento.yaml")
+from bento.infrastructure.settings_sources import (
+    DEFAULT_INSTANCE,
+    Origin,
+    SettingPath,
+    layered_source,
+    origin_of,
+)
 
 EventBusSettings = Annotated[
     InProcessSettings | RabbitMQSettings | PulsarSettings | RedisSettings | NatsSettings,
     Field(discriminator="backend"),
 ]
 
-_SCHEMES = {"amqp": "rabbitmq", "amqps": "rabbitmq", "redis": "redis", "rediss": "redis",
-            "pulsar": "pulsar", "pulsar+ssl": "pulsar", "nats": "nats", "tls": "nats"}
+_SCHEMES = {
+    "amqp": "rabbitmq",
+    "amqps": "rabbitmq",
+    "redis": "redis",
+    "rediss": "redis",
+    "pulsar": "pulsar",
+    "pulsar+ssl": "pulsar",
+    "nats": "nats",
+    "tls": "nats",
+}
 
 
 def _scheme_backend(instance: dict[str, Any]) -> str | None:
@@ -139,8 +151,7 @@ class BentoSettings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_nested_delimiter="__",
-        env_file=".env",
-        env_file_encoding="utf-8",
+        env_file=None,  # settings_sources reads `.env` itself, refusing lines that do not parse
         extra="ignore",
         case_sensitive=False,
         frozen=True,
@@ -180,14 +191,7 @@ class BentoSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
-        config_file = Path(os.environ.get(CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE))
-        if config_file.is_file():
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
-        elif CONFIG_FILE_ENV in os.environ:
-            raise ConfigurationError([f"{CONFIG_FILE_ENV}={config_file} does not exist"])
-        sources.append(file_secret_settings)
-        return tuple(sources)
+        return (layered_source(settings_cls, init_settings, env_settings),)
 
     # -- named instances ------------------------------------------------------------------
     def get_instances(self, section: str) -> dict[str, Any]:
@@ -225,13 +229,22 @@ class BentoSettings(BaseSettings):
 
 def load_settings(**overrides: Any) -> BentoSettings:
     """Build BentoSettings, turning validation errors into one ConfigurationError."""
+    return explain_settings(**overrides)[0]
+
+
+def explain_settings(**overrides: Any) -> tuple[BentoSettings, dict[SettingPath, Origin]]:
+    """`load_settings`, plus which source set each value (`bento config show --sources`)."""
+    source = layered_source(
+        BentoSettings, InitSettingsSource(BentoSettings, overrides), EnvSettingsSource(BentoSettings)
+    )
+    data = source()
     try:
-        return BentoSettings(**overrides)
+        return BentoSettings.model_validate(data), source.origins
     except ValidationError as exc:
-        raise ConfigurationError([_describe(err) for err in exc.errors()]) from None
+        raise ConfigurationError([_describe(err, source.origins) for err in exc.errors()]) from None
 
 
-def _describe(err: Any) -> str:
+def _describe(err: Any, origins: dict[SettingPath, Origin]) -> str:
     loc = [str(p) for p in err["loc"]]
     # Discriminated unions add the backend tag to the path; the env var does not have it.
     path = [p for p in loc if p not in {"inprocess", "memory", "rabbitmq", "pulsar", "redis", "nats"}]
@@ -239,4 +252,6 @@ def _describe(err: Any) -> str:
     value = err.get("input")
     secret = any(word in env.lower() for word in ("secret", "password", "url", "token"))
     shown = "" if isinstance(value, dict) or secret else f" (got {value!r})"
-    return f"{env or '<root>'}: {err['msg']}{shown}"
+    origin = origin_of(origins, tuple(path))
+    source = "" if origin.kind == "default" or origin.key == env else f" [set by {origin}]"
+    return f"{env or '<root>'}: {err['msg']}{shown}{source}"
