@@ -30,6 +30,7 @@ from bento.adapters.messaging.metrics import BusCounters, BusMetrics
 from bento.adapters.messaging.nats._connection import Connection
 from bento.adapters.messaging.nats._consumer import Consumer, NatsSubscription, consumer_config
 from bento.adapters.messaging.nats._publisher import Publisher
+from bento.adapters.messaging.nats._strays import sweep_unrouted
 from bento.adapters.messaging.nats._streams import read_dead_letters
 from bento.adapters.messaging.nats._subjects import Layout, check_topic
 from bento.adapters.messaging.nats.settings import NatsSettings
@@ -62,6 +63,7 @@ class NatsMessageBus(StartsAndCloses):
         self._reconnect_callbacks = ReconnectCallbacks(self._counters)
         self._conn = Connection(settings, self._counters, self._reconnect_callbacks)
         self._conn.on_replaced(self._wake_subscriptions)
+        self._sweeper: asyncio.Task[None] | None = None
         self._closed = False
 
     @property
@@ -93,6 +95,8 @@ class NatsMessageBus(StartsAndCloses):
             raise BusClosedError("this NatsMessageBus was closed; build a new one")
         if self._conn.nc is None:
             await self._conn.open()
+            if self.settings.unrouted_sweep_interval is not None:
+                self._sweeper = asyncio.create_task(self._sweep_forever(), name="bento-nats-unrouted")
 
     async def close(self) -> None:
         """Within `drain_timeout` in all: stop every subscriber (waiting messages are
@@ -102,6 +106,8 @@ class NatsMessageBus(StartsAndCloses):
             return
         self._closed = True
         deadline = time.monotonic() + self.settings.drain_timeout
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         await asyncio.gather(*(s.cancel() for s in list(self._subscriptions)))
         await self._conn.close(deadline)
 
@@ -231,6 +237,25 @@ class NatsMessageBus(StartsAndCloses):
 
     def _ready(self, action: str) -> JetStreamContext:
         return opened("the NATS bus", action, self._conn.js, closed=self._closed)
+
+    async def _sweep_forever(self) -> None:
+        """Dead-letter what the stream accepted on subjects no subscriber matches (see
+        `_strays`): at start, then every `unrouted_sweep_interval`. A failed sweep is
+        logged and counted, and the next one tries again."""
+        interval = self.settings.unrouted_sweep_interval
+        assert interval is not None
+        while True:
+            try:
+                _, js = self._conn.live()
+                self._counters.dead_lettered += await sweep_unrouted(
+                    js, self.settings, self._layout, self._max_payload()
+                )
+            except (nats.errors.Error, TimeoutError) as exc:
+                self._counters.connection_errors += 1
+                logger.warning(
+                    "sweeping unrouted subjects failed (%s: %s); next try in %g s", type(exc).__name__, exc, interval
+                )
+            await asyncio.sleep(interval)
 
     def _max_payload(self) -> int:
         nc = self._conn.nc
