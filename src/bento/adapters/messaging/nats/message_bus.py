@@ -11,7 +11,9 @@
   so a publisher retry within the duplicate window is stored once, while the same
   event published to two topics is stored twice (the stream is shared by all topics).
 - Failures follow `handle_delivery`: ack, nak with delay, or dead-letter subject
-  `{prefix}_dlq.{group}.{topic}` with the error headers, then term.
+  `{prefix}_dlq.{group}.{topic}` with the error headers (cut to `max_payload`), then term.
+- A client nats-py closed for good is replaced (`_connection`); messages stored on
+  subjects outside the layout are swept to the dead letters (`_strays`).
 """
 
 from __future__ import annotations
