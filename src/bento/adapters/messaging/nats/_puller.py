@@ -102,6 +102,7 @@ class Puller:
         self._inbox = self._nc.new_inbox()
         sub = await self._nc.subscribe(self._inbox, cb=self._receive)
         worker = asyncio.create_task(self._work(), name=f"bento-nats-handler:{self._subject}")
+        stopped = False
         try:
             await self._top_up()
             while not self._stopping and self._gone is None:
@@ -113,10 +114,12 @@ class Puller:
                 await self._top_up()
             if self._gone is not None:
                 raise ConsumerGoneError(self._gone)
+            stopped = True
         finally:
             self._stopping = True
             deadline = self._deadline or time.monotonic() + self._drain_timeout
-            await self._wind_down(worker, deadline)
+            # After a failure open requests will not be served: do not wait for them.
+            await self._wind_down(worker, deadline, settle_requests=stopped)
             try:
                 await sub.unsubscribe()
             except nats.errors.Error as exc:  # connection closed: the server dropped it already
@@ -131,7 +134,7 @@ class Puller:
         self._changed.set()
         self._arrived.set()
 
-    async def _wind_down(self, worker: asyncio.Task[None], deadline: float) -> None:
+    async def _wind_down(self, worker: asyncio.Task[None], deadline: float, *, settle_requests: bool) -> None:
         while self._waiting:
             await self._hand_back(self._waiting.popleft()[0])
         self._arrived.set()
@@ -143,7 +146,7 @@ class Puller:
                 await asyncio.wait(pending)
         # Requests still open may bring messages: hand them back rather than strand them
         # until ack_wait, but never past the deadline.
-        while self._requests and self._gone is None and time.monotonic() < deadline:
+        while settle_requests and self._requests and time.monotonic() < deadline:
             await self._tick(max(0.01, deadline - time.monotonic()))
 
     async def _work(self) -> None:
