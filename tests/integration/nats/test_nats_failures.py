@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -18,60 +17,11 @@ from bento.adapters.messaging.nats import NatsMessageBus, NatsSettings
 from bento.application.errors import BrokerUnavailableError, PublishError
 from bento.testing.collector import Collector
 from bento.testing.events import make_event
-from bento.testing.services import free_port, in_ci, tcp_reachable
+
+if TYPE_CHECKING:
+    from tests.integration.nats.conftest import PrivateNats
 
 Settings = Callable[..., NatsSettings]
-
-
-class PrivateNats:
-    """A nats-server with JetStream on a free loopback port and its own store dir."""
-
-    def __init__(self, store: Path) -> None:
-        self.port, self.store = free_port(), store
-        self.process: asyncio.subprocess.Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        binary = shutil.which("nats-server")
-        assert binary is not None
-        self.process = await asyncio.create_subprocess_exec(
-            binary,
-            "-a",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-            "-js",
-            "-sd",
-            str(self.store),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        for _ in range(200):
-            if tcp_reachable("127.0.0.1", self.port, timeout=0.2):
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"nats-server did not listen on {self.port} within 10 s")
-
-    async def kill(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
-
-
-@pytest.fixture
-async def private_nats(tmp_path: Path) -> AsyncIterator[PrivateNats]:
-    if shutil.which("nats-server") is None:
-        message = "nats-server is not installed; apt-get install nats-server"
-        if in_ci():
-            pytest.fail(f"CI=true and {message}", pytrace=False)
-        pytest.skip(message)
-    server = PrivateNats(tmp_path / "jetstream")
-    await server.start()
-    yield server
-    await server.kill()
 
 
 async def test_reconnects_after_a_broker_restart_and_the_group_resumes(private_nats: PrivateNats) -> None:

@@ -9,6 +9,14 @@ from pydantic import ValidationError
 
 from bento.adapters.messaging.nats import NatsMessageBus, NatsSettings
 from bento.adapters.messaging.nats._consumer import _delivery_count
+from bento.adapters.messaging.nats._limits import (
+    HEADERS_DROPPED_HEADER,
+    ORIGINAL_SEQUENCE_HEADER,
+    ORIGINAL_STREAM_HEADER,
+    TRUNCATED_HEADER,
+    fit_dead_letter,
+    frame_bytes,
+)
 from bento.adapters.messaging.nats._subjects import Layout, check_topic, group_token
 from bento.application.errors import ConfigurationError
 
@@ -72,3 +80,23 @@ async def test_a_stream_whose_subjects_overlap_is_a_configuration_error(
         with pytest.raises(ConfigurationError, match="refused"):
             async with NatsMessageBus(clash):
                 pass
+
+
+def test_only_partition_subjects_are_routable() -> None:
+    layout = Layout(NatsSettings(subject_prefix="shop", partitions=8))
+    assert layout.routable("shop.p0.orders") and layout.routable("shop.p7.orders.placed")
+    for subject in ("shop.orders", "shop.orders.placed", "shop.p8.orders", "shop.p03.orders", "shop.p3", "x.p3.o"):
+        assert not layout.routable(subject), subject
+    assert not layout.routable("shop.p\u00b2.orders")  # a unicode digit is not a partition
+
+
+def test_a_dead_letter_is_cut_to_max_payload_and_names_the_original() -> None:
+    headers = {"x-mine": "m" * 50, "x-bento-error-type": "E", "Nats-Msg-Id": "dlq:c:7"}
+    assert fit_dead_letter(b"small", headers, max_payload=4096, stream="S", sequence=7) == (b"small", headers)
+    body, cut = fit_dead_letter(b"b" * 5000, headers, max_payload=4096, stream="S", sequence=7)
+    assert frame_bytes(body, cut) == 4096 and body == b"b" * len(body)
+    assert (cut[TRUNCATED_HEADER], cut[ORIGINAL_STREAM_HEADER], cut[ORIGINAL_SEQUENCE_HEADER]) == ("5000", "S", "7")
+    huge = {**headers, "x-mine": "m" * 5000}
+    body, cut = fit_dead_letter(b"b" * 10, huge, max_payload=4096, stream="S", sequence=7)
+    assert "x-mine" not in cut and cut[HEADERS_DROPPED_HEADER] == "1" and cut["x-bento-error-type"] == "E"
+    assert frame_bytes(body, cut) <= 4096

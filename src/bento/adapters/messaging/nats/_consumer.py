@@ -10,6 +10,8 @@ between redelivers rather than loses it (the dead-letter publish carries a
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -17,13 +19,14 @@ from dataclasses import dataclass
 
 import nats.errors
 import nats.js.errors
-from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from bento.adapters.messaging.delivery import Action, Verdict, handle_delivery
 from bento.adapters.messaging.metrics import BusCounters
+from bento.adapters.messaging.nats._connection import Connection
+from bento.adapters.messaging.nats._limits import fit_dead_letter
 from bento.adapters.messaging.nats._puller import ConsumerGoneError, Puller
 from bento.adapters.messaging.nats._subjects import Layout
 from bento.adapters.messaging.nats.settings import NatsSettings
@@ -86,15 +89,18 @@ def consumer_config(
 
 class NatsSubscription:
     """A live subscriber: Pullers over its consumers (`concurrency` each when unordered;
-    one per partition consumer when ordered). `cancel` stops pulling, lets in-flight
-    handlers finish (up to `drain_timeout`), and hands back what arrives meanwhile (nak,
-    so group mates get it at once)."""
+    one per partition consumer when ordered). `cancel` stops pulling, hands back what
+    waits in the client (nak, so group mates get it at once), lets running handlers
+    finish until `drain_timeout` and cancels them after that.
+
+    A pull loop never dies: any failure (server, consumer, or a bug) is logged, counted,
+    reported by `failure` (which makes the bus's `health_check()` unhealthy) until a new
+    puller runs, and retried with a back-off up to 5 s."""
 
     def __init__(
         self,
         *,
-        nc: Client,
-        js: JetStreamContext,
+        connection: Connection,
         settings: NatsSettings,
         layout: Layout,
         codec: JsonCodec,
@@ -106,7 +112,7 @@ class NatsSubscription:
         ordered: bool,
         on_cancel: Callable[[NatsSubscription], None],
     ) -> None:
-        self._nc, self._js, self._settings, self._layout, self._codec = nc, js, settings, layout, codec
+        self._conn, self._settings, self._layout, self._codec = connection, settings, layout, codec
         self._counters, self._handler = counters, handler
         self._topic, self._group, self._consumers, self._ordered = topic, group, consumers, ordered
         self._policy = settings.retry_policy()
@@ -114,6 +120,8 @@ class NatsSubscription:
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._pullers: set[Puller] = set()
+        self._failures: dict[int, str] = {}
+        self._wake = asyncio.Event()
 
     @property
     def topic(self) -> str:
@@ -122,6 +130,11 @@ class NatsSubscription:
     @property
     def group(self) -> str | None:
         return self._group
+
+    @property
+    def failure(self) -> str | None:
+        """Why a pull loop of this subscriber is not running right now, or None."""
+        return next(iter(self._failures.values()), None)
 
     def start(self) -> None:
         loops = 1 if self._ordered else self._settings.concurrency
@@ -132,15 +145,24 @@ class NatsSubscription:
                 task.add_done_callback(_log_crash)
                 self._tasks.append(task)
 
+    def wake(self) -> None:
+        """Cut a failing loop's back-off short (a new client is there)."""
+        self._wake.set()
+
     async def cancel(self) -> None:
         if self._stopping:
             return
         self._stopping = True
         self._on_cancel(self)
+        deadline = time.monotonic() + self._settings.drain_timeout
         for puller in list(self._pullers):
-            puller.stop()
-        grace = self._settings.drain_timeout + self._settings.fetch_timeout + 1.0
-        _, pending = await asyncio.wait(self._tasks, timeout=grace) if self._tasks else (set(), set())
+            puller.stop(deadline)
+        self._wake.set()
+        _, pending = (
+            await asyncio.wait(self._tasks, timeout=self._settings.drain_timeout + 0.5)
+            if self._tasks
+            else (set(), set())
+        )
         for task in pending:
             task.cancel()
         if pending:
@@ -156,20 +178,22 @@ class NatsSubscription:
 
     async def _delete_ephemeral(self, name: str) -> None:
         try:
-            await self._js.delete_consumer(self._settings.stream_name, name)
+            _, js = self._conn.live()
+            await js.delete_consumer(self._settings.stream_name, name)
         except nats.errors.Error as exc:  # it expires by itself after inactive_threshold
             logger.info("could not delete ephemeral consumer %s (%s); the server expires it", name, exc)
 
     # -- the pull loop ----------------------------------------------------------------
     async def _pull(self, consumer: Consumer, batch: int) -> None:
         """Run a Puller on the consumer; re-create the consumer and start over after a
-        failure (server restart, deleted consumer), backing off up to 5 s."""
-        stream, failures = self._settings.stream_name, 0
+        failure (server restart, deleted consumer, replaced client), backing off up to 5 s."""
+        stream, failures, slot = self._settings.stream_name, 0, id(asyncio.current_task())
         while not self._stopping:
             try:
-                name = await consumer.ensure(self._js, stream, recheck=failures > 0)
+                nc, js = self._conn.live()
+                name = await consumer.ensure(js, stream, recheck=failures > 0)
                 puller = Puller(
-                    self._nc,
+                    nc,
                     stream=stream,
                     consumer=name,
                     batch=batch,
@@ -177,6 +201,7 @@ class NatsSubscription:
                     drain_timeout=self._settings.drain_timeout,
                     on_message=self._handle,
                     on_stopped_message=self._give_back,
+                    on_running=functools.partial(self._recovered, slot),
                 )
                 self._pullers.add(puller)
                 if self._stopping:
@@ -186,15 +211,28 @@ class NatsSubscription:
                 finally:
                     self._pullers.discard(puller)
                 failures = 0
-            except (ConsumerGoneError, nats.errors.Error) as exc:
+            except Exception as exc:  # a pull loop must outlive any failure
                 if self._stopping:
                     break
                 failures += 1
                 self._counters.consume_errors += 1
-                logger.warning("pulling from %r failed (%s: %s); retrying", self._topic, type(exc).__name__, exc)
-                await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+                reason = f"{type(exc).__name__}: {exc}"[:300]
+                self._failures[slot] = f"pulling from {self._topic!r} failed ({reason})"
+                if isinstance(exc, ConsumerGoneError | nats.errors.Error):
+                    logger.warning("pulling from %r failed (%s); retrying", self._topic, reason)
+                else:
+                    logger.error("pull loop on %r failed unexpectedly; retrying", self._topic, exc_info=exc)
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), min(0.1 * 2**failures, 5.0))
+        self._failures.pop(slot, None)
+
+    def _recovered(self, slot: int) -> None:
+        self._failures.pop(slot, None)
 
     async def _handle(self, msg: Msg, issued: float) -> None:
+        """Never raises: whatever goes wrong settles the message or leaves it to ack_wait,
+        and is logged and counted; nothing reaches nats-py's error callback."""
         try:
             if time.monotonic() - issued > self._settings.ack_wait / 2:
                 await msg.in_progress()  # it waited long behind slow handlers; keep it ours
@@ -204,26 +242,34 @@ class NatsSubscription:
             logger.warning(
                 "could not settle a message on %r (%s); the server redelivers it after ack_wait", self._topic, exc
             )
+        except Exception:  # one message must never stop the subscriber
+            self._counters.consume_errors += 1
+            logger.exception("settling a message on %r failed; the server redelivers it after ack_wait", self._topic)
 
-    async def _give_back(self, msg: Msg) -> None:
-        """Fetched after cancel began: nak it so a group mate gets it now, not after ack_wait."""
+    async def _give_back(self, msg: Msg, delay: float) -> None:
+        """Not handled (fetched after cancel began, or cut off): nak it so a group mate
+        gets it after `delay` (see Puller), not after ack_wait."""
         try:
-            await msg.nak()
+            await msg.nak(delay=delay or None)
         except nats.errors.Error as exc:
             logger.info("could not hand back a message on %r (%s); it returns after ack_wait", self._topic, exc)
 
     async def _deliver(self, msg: Msg) -> None:
         topic = self._layout.topic_of(msg.subject)
         attempt = _delivery_count(msg.reply)
-        verdict = await handle_delivery(
-            self._codec,
-            self._handler,
-            msg.data,
-            attempt=attempt,
-            policy=self._policy,
-            timeout=self._settings.handler_timeout,
-            topic=topic,
-        )
+        try:
+            verdict = await handle_delivery(
+                self._codec,
+                self._handler,
+                msg.data,
+                attempt=attempt,
+                policy=self._policy,
+                timeout=self._settings.handler_timeout,
+                topic=topic,
+            )
+        except Exception as exc:  # e.g. a decoder's RecursionError: poison, not a crash
+            logger.error("dead-lettering a message on %r that could not be processed", topic, exc_info=exc)
+            verdict = Verdict(Action.DEAD, error_type=type(exc).__name__, error_message=str(exc)[:500] or repr(exc))
         if verdict.action is Action.ACK:
             await msg.ack()
             self._counters.messages_consumed += 1
@@ -241,10 +287,15 @@ class NatsSubscription:
         headers[GROUP_HEADER] = self._group or ""
         headers = {k: _header_safe(v) for k, v in headers.items()}
         consumer = msg.metadata.consumer or "?"
-        headers["Nats-Msg-Id"] = f"dlq:{consumer}:{msg.metadata.sequence.stream}"
+        sequence = msg.metadata.sequence.stream
+        headers["Nats-Msg-Id"] = f"dlq:{consumer}:{sequence}"
         subject = self._layout.dead_letter_subject(self._group, topic)
+        nc, js = self._conn.live()
+        body, headers = fit_dead_letter(
+            msg.data, headers, max_payload=nc.max_payload, stream=self._settings.stream_name, sequence=sequence
+        )
         try:
-            await self._js.publish(subject, msg.data, headers=headers, timeout=self._settings.publish_timeout)
+            await js.publish(subject, body, headers=headers, timeout=self._settings.publish_timeout)
         except nats.errors.Error as exc:
             # Not terminated: it comes back once more (max_deliver = max_attempts + 1) and
             # is dead-lettered then.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import nats.errors
@@ -14,6 +14,7 @@ from nats.js import JetStreamContext
 
 from bento.adapters.messaging.delivery import KEY_HEADER
 from bento.adapters.messaging.metrics import BusCounters
+from bento.adapters.messaging.nats._limits import frame_bytes
 from bento.adapters.messaging.nats._subjects import Layout, check_topic
 from bento.adapters.messaging.nats.settings import NatsSettings
 from bento.application.errors import BrokerUnavailableError, PublishError
@@ -31,8 +32,16 @@ _Prepared = tuple[str, bytes, dict[str, str] | None]
 class Publisher:
     """Stateless apart from the counters it bumps; the bus hands it a live JetStream context."""
 
-    def __init__(self, settings: NatsSettings, layout: Layout, counters: BusCounters, codec: JsonCodec) -> None:
+    def __init__(
+        self,
+        settings: NatsSettings,
+        layout: Layout,
+        counters: BusCounters,
+        codec: JsonCodec,
+        max_payload: Callable[[], int],
+    ) -> None:
         self.settings, self._layout, self._counters, self._codec = settings, layout, counters, codec
+        self._max_payload = max_payload
 
     async def one(
         self,
@@ -45,7 +54,9 @@ class Publisher:
         message_id: str | None,
     ) -> None:
         check_publish_topic(topic)
-        subject, body, nats_headers = self._prepare(topic, body, key, key_header, headers, message_id)
+        prepared = self._prepare(topic, body, key, key_header, headers, message_id)
+        self._check_size(topic, [prepared])
+        subject, body, nats_headers = prepared
         try:
             ack = await js.publish(subject, body, headers=nats_headers, timeout=self.settings.publish_timeout)
         except (nats.errors.Error, TimeoutError) as exc:
@@ -61,6 +72,7 @@ class Publisher:
             self._prepare(topic, self._codec.encode(m), m.metadata.aggregate_id, None, None, m.message_id)
             for m in messages
         ]
+        self._check_size(topic, prepared)
         confirmed = 0
         for start in range(0, len(prepared), PUBLISH_WINDOW):
             window = prepared[start : start + PUBLISH_WINDOW]
@@ -113,6 +125,21 @@ class Publisher:
         if message_id:
             nats_headers.setdefault("Nats-Msg-Id", f"{message_id}:{topic}")
         return self._layout.publish_subject(topic, partition), body, nats_headers or None
+
+    def _check_size(self, topic: str, prepared: list[_Prepared]) -> None:
+        """Refuse, before anything is sent, a message the server would answer with -ERR
+        (which makes nats-py close the client): body plus headers over `max_payload`."""
+        limit = self._max_payload()
+        for position, (_, body, headers) in enumerate(prepared):
+            size = frame_bytes(body, headers)
+            if size > limit:
+                self._counters.publish_errors += len(prepared)
+                where = "" if len(prepared) == 1 else f"message {position} of the batch "
+                raise PublishError(
+                    topic,
+                    f"{where}is {size} bytes with its headers; the server accepts at most {limit} "
+                    "(its max_payload); nothing was sent",
+                )
 
     def _error(self, topic: str, exc: BaseException, *, sent: int = 0, total: int = 1) -> Exception:
         if isinstance(exc, nats.js.errors.NoStreamResponseError):

@@ -48,6 +48,22 @@ class Layout:
         parts = subject.split(".", 2)
         return parts[2] if len(parts) == 3 else subject
 
+    def routable(self, subject: str) -> bool:
+        """Whether `subject` is `{prefix}.p{n}.{topic}` with `n` < partitions: the only
+        subjects some subscriber's filter matches."""
+        parts = subject.split(".", 2)
+        if len(parts) < 3 or parts[0] != self.prefix or not parts[2]:
+            return False
+        token = parts[1]
+        number = token[1:]
+        return (
+            token.startswith("p")
+            and number.isascii()
+            and number.isdigit()
+            and str(int(number)) == number
+            and int(number) < self.partitions
+        )
+
     def dead_letter_subject(self, group: str | None, topic: str) -> str:
         return f"{self.dlq_prefix}.{group_token(group)}.{topic}"
 

@@ -11,7 +11,9 @@
   so a publisher retry within the duplicate window is stored once, while the same
   event published to two topics is stored twice (the stream is shared by all topics).
 - Failures follow `handle_delivery`: ack, nak with delay, or dead-letter subject
-  `{prefix}_dlq.{group}.{topic}` with the error headers, then term.
+  `{prefix}_dlq.{group}.{topic}` with the error headers (cut to `max_payload`), then term.
+- A client nats-py closed for good is replaced (`_connection`); messages stored on
+  subjects outside the layout are swept to the dead letters (`_strays`).
 """
 
 from __future__ import annotations
@@ -20,25 +22,24 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import nats.errors
 import nats.js.errors
-from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from bento.adapters.messaging.lifecycle import StartsAndCloses, opened
 from bento.adapters.messaging.metrics import BusCounters, BusMetrics
+from bento.adapters.messaging.nats._connection import Connection
 from bento.adapters.messaging.nats._consumer import Consumer, NatsSubscription, consumer_config
 from bento.adapters.messaging.nats._publisher import Publisher
-from bento.adapters.messaging.nats._streams import ensure_streams, read_dead_letters
+from bento.adapters.messaging.nats._strays import sweep_unrouted
+from bento.adapters.messaging.nats._streams import read_dead_letters
 from bento.adapters.messaging.nats._subjects import Layout, check_topic
 from bento.adapters.messaging.nats.settings import NatsSettings
 from bento.adapters.messaging.reconnect import ReconnectCallback, ReconnectCallbacks
 from bento.application.errors import (
     BrokerUnavailableError,
     BusClosedError,
-    ConfigurationError,
     SubscribeError,
 )
 from bento.application.ports.capabilities import Capabilities, HealthStatus
@@ -48,6 +49,9 @@ from bento.domain.events import DomainEvent
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_MAX_PAYLOAD = 1024 * 1024  # nats-server's default, until a server said otherwise
+
+
 class NatsMessageBus(StartsAndCloses):
     """MessageBus on JetStream; see the module docstring for the layout and guarantees."""
 
@@ -56,12 +60,12 @@ class NatsMessageBus(StartsAndCloses):
         self.codec = codec or JsonCodec()
         self._layout = Layout(settings)
         self._counters = BusCounters()
-        self._publisher = Publisher(settings, self._layout, self._counters, self.codec)
-        self._nc: Client | None = None
-        self._js: JetStreamContext | None = None
+        self._publisher = Publisher(settings, self._layout, self._counters, self.codec, self._max_payload)
         self._subscriptions: set[NatsSubscription] = set()
         self._reconnect_callbacks = ReconnectCallbacks(self._counters)
-        self._background: set[asyncio.Task[None]] = set()
+        self._conn = Connection(settings, self._counters, self._reconnect_callbacks)
+        self._conn.on_replaced(self._wake_subscriptions)
+        self._sweeper: asyncio.Task[None] | None = None
         self._closed = False
 
     @property
@@ -91,66 +95,23 @@ class NatsMessageBus(StartsAndCloses):
         """Connect and declare the streams. Idempotent; refused after close()."""
         if self._closed:
             raise BusClosedError("this NatsMessageBus was closed; build a new one")
-        if self._nc is not None:
-            return
-        settings = self.settings
-        where = ",".join(settings.servers)
-        # nats-py annotates these as int but sleeps on them, so fractions of a second work.
-        options: dict[str, Any] = {
-            "connect_timeout": settings.connect_timeout,
-            "reconnect_time_wait": settings.reconnect_wait,
-            "drain_timeout": max(0.1, settings.drain_timeout),
-        }
-        if settings.user is not None:
-            options["user"] = settings.user
-        if settings.password is not None:
-            options["password"] = settings.password.get_secret_value()
-        if settings.token is not None:
-            options["token"] = settings.token.get_secret_value()
-        nc = Client()
-        try:
-            # nats-py retries the server list on its own; the outer timeout bounds that.
-            async with asyncio.timeout(settings.connect_timeout * (len(settings.servers) + 1)):
-                await nc.connect(
-                    servers=settings.servers,
-                    name=settings.name,
-                    allow_reconnect=True,
-                    max_reconnect_attempts=settings.max_reconnect_attempts,
-                    error_cb=self._on_error,
-                    disconnected_cb=self._on_disconnected,
-                    reconnected_cb=self._on_reconnected,
-                    **options,
-                )
-        except (nats.errors.Error, OSError, TimeoutError) as exc:
-            self._counters.connection_errors += 1
-            await nc.close()  # stops the reconnect attempts a cancelled connect may leave behind
-            reason = f"{type(exc).__name__}: {exc}" if str(exc) else "no server answered in time"
-            raise BrokerUnavailableError("NATS", where, reason) from exc
-        self._nc, self._js = nc, nc.jetstream(timeout=settings.publish_timeout)
-        try:
-            await ensure_streams(self._js, settings)
-        except BaseException:
-            await nc.close()
-            self._nc = self._js = None
-            raise
+        if self._conn.nc is None:
+            await self._conn.open()
+            if self.settings.unrouted_sweep_interval is not None:
+                self._sweeper = asyncio.create_task(self._sweep_forever(), name="bento-nats-unrouted")
 
     async def close(self) -> None:
-        """Stop every subscriber (in-flight handlers finish, up to `drain_timeout`), then
+        """Within `drain_timeout` in all: stop every subscriber (waiting messages are
+        handed back, running handlers finish or are cancelled at the deadline), then
         drain the connection so pending acks and publishes reach the server."""
         if self._closed:
             return
         self._closed = True
+        deadline = time.monotonic() + self.settings.drain_timeout
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         await asyncio.gather(*(s.cancel() for s in list(self._subscriptions)))
-        for task in self._background:
-            task.cancel()
-        nc, self._nc, self._js = self._nc, None, None
-        if nc is None or nc.is_closed:
-            return
-        try:
-            await nc.drain()
-        except nats.errors.Error as exc:
-            logger.warning("NATS drain did not finish cleanly (%s); closing the connection", exc)
-            await nc.close()
+        await self._conn.close(deadline)
 
     def register_reconnect_callback(self, callback: ReconnectCallback) -> None:
         """Run `callback` after every reconnect (seed 003), once the streams are re-declared.
@@ -224,10 +185,8 @@ class NatsMessageBus(StartsAndCloses):
         except nats.errors.Error as exc:
             reason = f"JetStream refused the consumer: {type(exc).__name__}: {exc}"
             raise SubscribeError(topic, reason) from exc
-        assert self._nc is not None  # _ready() checked the bus is open
         subscription = NatsSubscription(
-            nc=self._nc,
-            js=js,
+            connection=self._conn,
             settings=settings,
             layout=layout,
             codec=self.codec,
@@ -258,7 +217,7 @@ class NatsMessageBus(StartsAndCloses):
         JetStream must answer within `connect_timeout`."""
         started = time.perf_counter()
         healthy, detail = False, "closed" if self._closed else "not started"
-        nc, js = self._nc, self._js
+        nc, js = self._conn.nc, self._conn.js
         if nc is not None and js is not None:
             try:
                 async with asyncio.timeout(self.settings.connect_timeout):
@@ -267,6 +226,9 @@ class NatsMessageBus(StartsAndCloses):
                 healthy, detail = True, f"stream {info.config.name}: {info.state.messages} messages"
             except (nats.errors.Error, TimeoutError) as exc:
                 detail = f"{type(exc).__name__}: {exc}"
+        failing = [f for f in (s.failure for s in self._subscriptions) if f is not None]
+        if healthy and failing:
+            healthy, detail = False, f"{len(failing)} subscriber(s) not pulling; first: {failing[0]}"
         self._counters.record_health_check(healthy)
         return HealthStatus(
             healthy=healthy,
@@ -276,29 +238,31 @@ class NatsMessageBus(StartsAndCloses):
         )
 
     def _ready(self, action: str) -> JetStreamContext:
-        return opened("the NATS bus", action, self._js, closed=self._closed)
+        return opened("the NATS bus", action, self._conn.js, closed=self._closed)
 
-    async def _on_error(self, exc: Exception) -> None:
-        self._counters.connection_errors += 1
-        logger.warning("NATS connection error: %s: %s", type(exc).__name__, exc)
-
-    async def _on_disconnected(self) -> None:
-        if not self._closed and self._nc is not None:
-            logger.warning("disconnected from NATS; the client reconnects on its own")
-
-    async def _on_reconnected(self) -> None:
-        self._counters.reconnects += 1
-        logger.info("reconnected to NATS")
-        # Not awaited here: JetStream requests need the client's read loop, which runs
-        # the callback, so re-initialisation happens in its own task.
-        task = asyncio.create_task(self._after_reconnect(), name="bento-nats-reconnect")
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _after_reconnect(self) -> None:
-        if self._js is not None:
+    async def _sweep_forever(self) -> None:
+        """Dead-letter what the stream accepted on subjects no subscriber matches (see
+        `_strays`): at start, then every `unrouted_sweep_interval`. A failed sweep is
+        logged and counted, and the next one tries again."""
+        interval = self.settings.unrouted_sweep_interval
+        assert interval is not None
+        while True:
             try:
-                await ensure_streams(self._js, self.settings)
-            except (BrokerUnavailableError, ConfigurationError) as exc:
-                logger.error("re-declaring streams after reconnect failed: %s", exc)
-        await self._reconnect_callbacks.run()
+                _, js = self._conn.live()
+                self._counters.dead_lettered += await sweep_unrouted(
+                    js, self.settings, self._layout, self._max_payload()
+                )
+            except (nats.errors.Error, TimeoutError) as exc:
+                self._counters.connection_errors += 1
+                logger.warning(
+                    "sweeping unrouted subjects failed (%s: %s); next try in %g s", type(exc).__name__, exc, interval
+                )
+            await asyncio.sleep(interval)
+
+    def _max_payload(self) -> int:
+        nc = self._conn.nc
+        return nc.max_payload if nc is not None else DEFAULT_MAX_PAYLOAD
+
+    def _wake_subscriptions(self) -> None:
+        for subscription in list(self._subscriptions):
+            subscription.wake()

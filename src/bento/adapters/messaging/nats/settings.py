@@ -44,6 +44,12 @@ class NatsSettings(MessageBusSettingsBase):
     max_msgs: int | None = Field(None, gt=0)
     duplicate_window: float = Field(120.0, gt=0, description="Nats-Msg-Id de-duplication window, seconds")
     dead_letter_max_age: float | None = Field(None, gt=0, description="retention of dead letters, seconds")
+    unrouted_sweep_interval: float | None = Field(
+        60.0,
+        gt=0,
+        description="seconds between sweeps that dead-letter messages stored on subjects outside the layout "
+        "(None: never)",
+    )
 
     # -- consumers ------------------------------------------------------------------------
     partitions: int = Field(16, ge=1, le=1024, description="subject partitions for per-key order")
