@@ -54,7 +54,13 @@ from bento.adapters.eventstore.clickhouse.schema import (
     to_stored,
 )
 from bento.application.errors import ConcurrencyError, LockTimeoutError
-from bento.application.ports.event_store import ANY_VERSION, EventFilter, StoredEvent
+from bento.application.ports.event_store import (
+    ANY_VERSION,
+    EventFilter,
+    StoredEvent,
+    require_filter_text,
+    require_text,
+)
 from bento.application.ports.stream_lock import StreamLock
 from bento.application.serialization import JsonCodec
 from bento.domain.events import DomainEvent
@@ -149,6 +155,7 @@ class ClickHouseEventStore:
     ) -> int:
         if not stream:
             raise ValueError("a stream name must not be empty")
+        require_text("stream name", stream)
         if not events:
             actual = await self.stream_version(stream)
             if expected_version not in (ANY_VERSION, actual):
@@ -224,6 +231,7 @@ class ClickHouseEventStore:
 
     # -- reading ----------------------------------------------------------------------
     async def read_stream(self, stream: str, from_version: int = 0) -> list[StoredEvent]:
+        require_text("stream name", stream)
         rows = await self.engine.execute(
             f"SELECT {SELECT_COLUMNS} FROM {self.table} "
             "WHERE stream = %(stream)s AND version > %(from_version)s ORDER BY version",
@@ -231,9 +239,7 @@ class ClickHouseEventStore:
         )
         return [to_stored(r) for r in rows]
 
-    async def get_events(
-        self, aggregate_type: str, aggregate_id: str, from_version: int = 0
-    ) -> list[StoredEvent]:
+    async def get_events(self, aggregate_type: str, aggregate_id: str, from_version: int = 0) -> list[StoredEvent]:
         """Seed-002 convenience: the events of one aggregate with version >= from_version."""
         return await self.read_stream(stream_name(aggregate_type, aggregate_id), max(from_version - 1, 0))
 
@@ -250,6 +256,7 @@ class ClickHouseEventStore:
         return [to_stored(r) for r in rows]
 
     async def stream_version(self, stream: str) -> int:
+        require_text("stream name", stream)
         rows = await self.engine.execute(
             f"SELECT max(version) FROM {self.table} WHERE stream = %(stream)s", {"stream": stream}
         )
@@ -260,6 +267,7 @@ class ClickHouseEventStore:
         return int(rows[0][0]) if rows else 0
 
     async def query(self, criteria: EventFilter) -> list[StoredEvent]:
+        require_filter_text(criteria)
         where = ["position > %(after)s"]
         params: dict[str, Any] = {"after": criteria.after_position, "limit": max(criteria.limit, 0)}
         if criteria.event_types:
@@ -281,8 +289,7 @@ class ClickHouseEventStore:
             params["until"] = datetime_to_micros(criteria.until)
             params["until_date"] = _utc(criteria.until).date()
         rows = await self.engine.execute(
-            f"SELECT {SELECT_COLUMNS} FROM {self.table} WHERE {' AND '.join(where)} "
-            "ORDER BY position LIMIT %(limit)s",
+            f"SELECT {SELECT_COLUMNS} FROM {self.table} WHERE {' AND '.join(where)} ORDER BY position LIMIT %(limit)s",
             params,
         )
         return [to_stored(r) for r in rows]
