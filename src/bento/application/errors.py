@@ -106,8 +106,11 @@ class ConfigurationError(BentoError, ValueError):
     """Settings are invalid; the message lists every problem at once."""
 
     def __init__(self, problems: Sequence[str]) -> None:
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"invalid Bento configuration ({len(problems)} problem(s)):\n{lines}")
+        if len(problems) == 1:  # one line: what to set
+            super().__init__(f"invalid Bento configuration: {problems[0]}")
+        else:
+            lines = "\n".join(f"  - {p}" for p in problems)
+            super().__init__(f"invalid Bento configuration ({len(problems)} problems):\n{lines}")
         self.problems = list(problems)
 
 
@@ -135,3 +138,8 @@ class InvalidTextError(BentoError, ValueError):
         shown = value[:80] + ("..." if len(value) > 80 else "")
         super().__init__(f"{what} {shown!r} is not valid UTF-8 text (it holds a lone surrogate); pass real text")
         self.what, self.value = what, shown
+
+
+class WriterLeaseError(BentoError, RuntimeError):
+    """A store in single-writer mode is not (or no longer) the only writer of its table:
+    it refuses to write rather than risk duplicate positions or versions."""
