@@ -26,14 +26,14 @@ from bento.testing.services import require_tcp
 from bento.testing.services.clickhouse_server import ClickHouseServer
 
 WORKER = Path(__file__).with_name("_container_worker.py")
+SRC = str(Path(__file__).resolve().parents[3] / "src")
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def worker_env(server: ClickHouseServer, database: str, table: str, **extra: str) -> dict[str, str]:
     """The environment of a worker: nothing of ours but the ClickHouse server settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EVENT_STORE__", "CLICKHOUSE__", "BENTO_"))}
-    src = str(Path(__file__).resolve().parents[3] / "src")
-    env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([SRC, env.get("PYTHONPATH", "")])
     env.update(
         {
             "EVENT_STORE__BACKEND": "clickhouse",
@@ -196,3 +196,102 @@ async def test_an_in_process_lock_on_a_server_refuses_to_start(server_engine: Cl
         await store.start()
     assert "\n" not in str(refused.value) and "single_writer=True" in str(refused.value)
     await store.close()
+
+
+async def test_a_dead_single_writer_is_taken_over_after_its_lease(
+    clickhouse_server: ClickHouseServer,
+    clickhouse_server_settings: ClickHouseSettings,
+    table_name: str,
+    tmp_path: Path,
+) -> None:
+    env = worker_env(
+        clickhouse_server, clickhouse_server_settings.database, table_name, EVENT_STORE__LOCK="single-writer"
+    )
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(WORKER),
+        "2",
+        "3",
+        str(time.time()),
+        "60",
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        async with open_engine(clickhouse_server_settings) as engine:
+            async with asyncio.timeout(60):
+                await _until_stored(engine, table_name, 6)
+            holder.kill()  # dies holding the lease: no close, no drop
+            await holder.wait()
+            async with ClickHouseEventStore(engine, table=table_name, single_writer=True, writer_lease=4.0) as taker:
+                with pytest.raises(WriterLeaseError):
+                    await taker.append("s0", [make_event(9)], 3)  # its heartbeat is still fresh
+                began = time.monotonic()
+                while True:
+                    try:
+                        assert await taker.append("s0", [make_event(9)], 3) == 4  # reloaded, not stale
+                        break
+                    except WriterLeaseError:
+                        assert time.monotonic() - began < 15
+                        await asyncio.sleep(0.5)
+            events = await stored_events(engine, table_name)
+        assert [e.position for e in events] == list(range(1, 8))
+    finally:
+        if holder.returncode is None:
+            holder.kill()
+            await holder.wait()
+
+
+async def _until_stored(engine: ClickHouseEngine, table: str, count: int) -> None:
+    while not await _exists(engine, table) or len(await stored_events(engine, table)) < count:  # noqa: ASYNC110
+        await asyncio.sleep(0.2)  # another process writes: there is no event to wait on
+
+
+async def _exists(engine: ClickHouseEngine, table: str) -> bool:
+    rows = await engine.execute(
+        "SELECT count() FROM system.tables WHERE database = %(db)s AND name = %(t)s",
+        {"db": engine.database, "t": table},
+    )
+    return bool(rows[0][0])
+
+
+async def test_embedded_default_works_and_a_second_process_cannot_open_the_folder(tmp_path: Path) -> None:
+    pytest.importorskip("chdb")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EVENT_STORE__", "CLICKHOUSE__", "BENTO_"))}
+    env["PYTHONPATH"] = os.pathsep.join([SRC, env.get("PYTHONPATH", "")])
+    env.update({"EVENT_STORE__BACKEND": "clickhouse", "CLICKHOUSE__PATH": str(tmp_path / "chdb")})
+    # The first stays open 8 s after its appends; the second starts 3 s later, while it does.
+    start_at = time.time() + 2.0
+    first = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(WORKER),
+        "2",
+        "3",
+        str(start_at),
+        "8",
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    await asyncio.sleep(5.0)
+    second = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(WORKER),
+        "2",
+        "3",
+        str(start_at),
+        "0",
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    (out1, err1), (out2, err2) = await asyncio.gather(first.communicate(), second.communicate())
+    one = json.loads(out1.decode().strip().splitlines()[-1])
+    two = json.loads(out2.decode().strip().splitlines()[-1])
+    assert one["errors"] == [] and len(one["won"]) == 6, err1.decode()[-2000:]  # the default just works
+    assert two["won"] == [] and len(two["errors"]) == 1, err2.decode()[-2000:]
+    assert "cannot open the embedded ClickHouse folder" in two["errors"][0]
