@@ -171,7 +171,7 @@ async def clickhouse_event_store(
             [
                 "a ClickHouse server event store needs EVENT_STORE__LOCK=redis (several writer processes; "
                 "set EVENT_STORE__LOCK_URL) or EVENT_STORE__LOCK=single-writer (one writer process; "
-                f"a second fails on start), not {settings.lock!r}"
+                f"a second fails before it commits), not {settings.lock!r}"
             ]
         )
     store = ClickHouseEventStore(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
 
 import pytest
 
 from bento.adapters.clickhouse.engine import ClickHouseEngine
 from bento.adapters.eventstore.clickhouse import ClickHouseEventStore
-from bento.application.errors import ConcurrencyError, LockTimeoutError
+from bento.application.errors import BrokerUnavailableError, ConcurrencyError, LockTimeoutError
 from bento.application.ports.event_store import EventStore
 from bento.testing.contracts.event_store import EventStoreContract
 from bento.testing.events import make_event
@@ -158,3 +159,22 @@ async def test_a_table_with_the_earlier_14_stored_columns_keeps_working(
         assert [e.stream for e in await store.query(EventFilter(tenant_id="old"))] == ["legacy"]
         rows = await any_engine.execute(f"SELECT DISTINCT recorded_date FROM {store.table}")
         assert rows == [(first.recorded_at.date(),)]
+
+
+class ReleaseFailsLock:
+    """A StreamLock whose release fails (as a release on a closed Redis client does)."""
+
+    @asynccontextmanager
+    async def hold(self, streams: Collection[str], *, timeout: float = 10.0) -> AsyncIterator[None]:
+        yield
+        raise BrokerUnavailableError("Redis (stream lock)", "redis", "connection closed")
+
+
+async def test_a_release_that_fails_after_the_commit_is_logged(
+    embedded_engine: ClickHouseEngine, table_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with ClickHouseEventStore(embedded_engine, lock=ReleaseFailsLock(), table=table_name) as store:
+        assert await store.append("s", [make_event(1)], 0) == 1  # the rows are written whatever the release does
+        assert [e.version for e in await store.read_stream("s")] == [1]
+    failed = [r for r in caplog.records if r.levelname == "ERROR" and "connection closed" in r.getMessage()]
+    assert failed, "the failed release was swallowed"

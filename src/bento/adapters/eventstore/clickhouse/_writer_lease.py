@@ -122,14 +122,25 @@ class WriterLease:
                     continue  # another writer took it first: it is fresh now
                 raise
             self.generation = current + 1
+            self._confirmed = began  # the CREATE itself claims it; the first heartbeat confirms
             await self._beat(began)
             for old in generations:
                 with contextlib.suppress(ClickHouseError):
                     await self.engine.execute(f"DROP TABLE IF EXISTS {self._name(old)}")
+            if self._lost:
+                raise WriterLeaseError(f"another process took the single-writer lease on {self.where} at once")
             self._task = asyncio.create_task(self._keep(), name="bento-clickhouse-writer-lease")
             return
 
     async def _beat(self, began: float) -> None:
+        if began - self._confirmed > self.lease - _MARGIN:
+            # Unconfirmed for a whole lease: another process may have taken over and even
+            # dropped our table and re-created its name; never write into it again.
+            self._lost = True
+            logger.error(
+                "the single-writer lease on %s ran out (no heartbeat got through); appends now fail", self.where
+            )
+            return
         await self.engine.execute(
             f"INSERT INTO {self._name(self.generation)} SELECT %(token)s, now()", {"token": self.token}
         )
