@@ -70,8 +70,9 @@ class StreamSummaries(Projection, name="bench-stream-summaries"):
         return _Everything()
 
     async def apply(self, event: DomainEvent, stored: StoredEvent) -> None:
-        row = StreamRow(id=stored.stream, events=stored.version, last_type=stored.event_type,
-                        last_position=stored.position)
+        row = StreamRow(
+            id=stored.stream, events=stored.version, last_type=stored.event_type, last_position=stored.position
+        )
         await self.rows.upsert(row, version=stored.position)
 
 
@@ -82,10 +83,16 @@ def _percentile(samples: list[float], fraction: float) -> float:
 
 async def bench_load_aggregate(engine: ClickHouseEngine, *, events: int = 100, loads: int = 300) -> dict[str, Any]:
     suffix = uuid.uuid4().hex[:8]
-    async with ClickHouseEventStore(engine, lock=InProcessStreamLock(), table=f"bench_load_{suffix}") as store:
+    async with ClickHouseEventStore(
+        engine, lock=InProcessStreamLock(), single_writer=True, table=f"bench_load_{suffix}"
+    ) as store:
         repo = EventSourcedRepository(BenchAccount, store)
-        await store.append("BenchAccount-a1", [make_event(n, key="a1", blob="x" * 100) for n in range(events)], 0,
-                           aggregate_type="BenchAccount")
+        await store.append(
+            "BenchAccount-a1",
+            [make_event(n, key="a1", blob="x" * 100) for n in range(events)],
+            0,
+            aggregate_type="BenchAccount",
+        )
         await repo.load("a1")  # warm up
         timings: list[float] = []
         for _ in range(loads):
@@ -123,19 +130,26 @@ async def fill_store(store: ClickHouseEventStore, events: int, per_append: int =
 
 
 async def bench_projection_catch_up(
-    engine: ClickHouseEngine, *, store: ClickHouseEventStore | None = None, events: int = 200_000,
+    engine: ClickHouseEngine,
+    *,
+    store: ClickHouseEventStore | None = None,
+    events: int = 200_000,
     batch_size: int = 1000,
 ) -> dict[str, Any]:
     suffix = uuid.uuid4().hex[:8]
     own_store = store is None
     if store is None:
-        store = ClickHouseEventStore(engine, lock=InProcessStreamLock(), table=f"bench_proj_ev_{suffix}")
+        store = ClickHouseEventStore(
+            engine, lock=InProcessStreamLock(), single_writer=True, table=f"bench_proj_ev_{suffix}"
+        )
         await store.start()
         await fill_store(store, events)
     try:
         head = await store.last_position()
-        async with ClickHouseReadModel(engine, StreamRow, table=f"bench_proj_rm_{suffix}") as rows, \
-                ClickHouseCheckpointStore(engine, table=f"bench_proj_cp_{suffix}") as checkpoints:
+        async with (
+            ClickHouseReadModel(engine, StreamRow, table=f"bench_proj_rm_{suffix}") as rows,
+            ClickHouseCheckpointStore(engine, table=f"bench_proj_cp_{suffix}") as checkpoints,
+        ):
             runner = ProjectionRunner(StreamSummaries(rows), store, checkpoints, batch_size=batch_size)
             started = time.perf_counter()
             applied = await runner.run_until_caught_up()
@@ -173,14 +187,18 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     with ClickHouseServer() as server:
         settings = ClickHouseSettings(mode="server", host=server.host, port=server.port, database="bench")
         async with open_engine(settings) as engine:
-            figures["server"] = {**await bench_load_aggregate(engine),
-                                 **await bench_projection_catch_up(engine, events=args.events)}
+            figures["server"] = {
+                **await bench_load_aggregate(engine),
+                **await bench_projection_catch_up(engine, events=args.events),
+            }
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
         async with open_engine(ClickHouseSettings(mode="embedded", path=folder, database="bench")) as engine:
-            figures["chdb"] = {**await bench_load_aggregate(engine),
-                               **await bench_projection_catch_up(engine, events=args.events)}
+            figures["chdb"] = {
+                **await bench_load_aggregate(engine),
+                **await bench_projection_catch_up(engine, events=args.events),
+            }
     return figures
 
 
@@ -189,13 +207,19 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=200_000)
     figures = asyncio.run(_main(parser.parse_args()))
     for engine_name, values in figures.items():
-        print(f"{engine_name}: load p50 {values['load_p50_ms']} ms / p99 {values['load_p99_ms']} ms "
-              f"(raw p50 {values['raw_load_p50_ms']} ms); projection {values['projection_events_per_s']} events/s "
-              f"over {values['projection_events']} (raw read {values['raw_read_events_per_s']} events/s)")
-    print(json.dumps({
-        "load_p99_ms": figures["server"]["load_p99_ms"],
-        "projection_events_per_s": figures["server"]["projection_events_per_s"],
-        "chdb_load_p99_ms": figures["chdb"]["load_p99_ms"],
-        "chdb_projection_events_per_s": figures["chdb"]["projection_events_per_s"],
-        "detail": figures,
-    }))
+        print(
+            f"{engine_name}: load p50 {values['load_p50_ms']} ms / p99 {values['load_p99_ms']} ms "
+            f"(raw p50 {values['raw_load_p50_ms']} ms); projection {values['projection_events_per_s']} events/s "
+            f"over {values['projection_events']} (raw read {values['raw_read_events_per_s']} events/s)"
+        )
+    print(
+        json.dumps(
+            {
+                "load_p99_ms": figures["server"]["load_p99_ms"],
+                "projection_events_per_s": figures["server"]["projection_events_per_s"],
+                "chdb_load_p99_ms": figures["chdb"]["load_p99_ms"],
+                "chdb_projection_events_per_s": figures["chdb"]["projection_events_per_s"],
+                "detail": figures,
+            }
+        )
+    )

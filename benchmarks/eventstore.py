@@ -17,8 +17,8 @@ measures on each engine, in one run:
 (c) load a 100-event aggregate: p50/p99 (benchmarks/_eventstore_read.py).
 (d) projection catch-up over the store filled by (a) into a ClickHouse read model.
 
-Every store gets an explicit lock (one process here): an `InProcessStreamLock`, or a
-`RedisStreamLock` where named. The last line printed is one JSON object with the
+Every store gets an explicit lock (one process here): an `InProcessStreamLock` in
+single-writer mode, or a `RedisStreamLock` where named. The last line printed is one JSON object with the
 figures. Not a test.
 """
 
@@ -122,7 +122,7 @@ def _raw_inserter(engine: ClickHouseEngine, table: str) -> Any:
 
 async def bench_appends(engine: ClickHouseEngine, appends: Appends) -> tuple[dict[str, Any], ClickHouseEventStore]:
     suffix = uuid.uuid4().hex[:8]
-    store = ClickHouseEventStore(engine, lock=InProcessStreamLock(), table=f"bench_append_{suffix}")
+    store = ClickHouseEventStore(engine, lock=InProcessStreamLock(), single_writer=True, table=f"bench_append_{suffix}")
     await store.start()
     events = sum(len(batch) for _, batch in appends)
     queue = iter(appends)
@@ -141,7 +141,9 @@ async def bench_appends(engine: ClickHouseEngine, appends: Appends) -> tuple[dic
     rates = {}
     # 100-row inserts are slow by nature: time them on the first RAW_SAMPLE appends only.
     for group, sample in ((1, batches[:RAW_SAMPLE]), (10, batches)):
-        raw = ClickHouseEventStore(engine, lock=InProcessStreamLock(), table=f"bench_raw_{group}_{suffix}")
+        raw = ClickHouseEventStore(
+            engine, lock=InProcessStreamLock(), single_writer=True, table=f"bench_raw_{group}_{suffix}"
+        )
         await raw.start()  # same schema, created by the migration
         await raw.close()
         raw_tables.append(raw.table)
@@ -183,7 +185,8 @@ class InsertTimer:
 async def single_appends_once(engine: ClickHouseEngine, *, redis: bool) -> tuple[float, int, int, float]:
     """One run of (b): appends/s, active parts at the end, INSERTs, median INSERT seconds."""
     lock: StreamLock = RedisStreamLock(prefix=f"bench:{uuid.uuid4().hex[:8]}:") if redis else InProcessStreamLock()
-    async with ClickHouseEventStore(engine, lock=lock, table=f"bench_single_{uuid.uuid4().hex[:8]}") as store:
+    table = f"bench_single_{uuid.uuid4().hex[:8]}"
+    async with ClickHouseEventStore(engine, lock=lock, single_writer=not redis, table=table) as store:
 
         async def task(t: int) -> None:
             for n in range(100):
@@ -263,8 +266,11 @@ async def main(events: int, data_dir: str | None, only: str | None, runs: int) -
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="ClickHouse event store benchmark")
     parser.add_argument("--events", type=int, default=200_000, help="events for (a) and (d)")
-    parser.add_argument("--data-dir", help="parent folder of the server's and chdb's data (default: the "
-                        "system temp folder; e.g. /dev/shm to take the disk out of the figures)")
+    parser.add_argument(
+        "--data-dir",
+        help="parent folder of the server's and chdb's data (default: the "
+        "system temp folder; e.g. /dev/shm to take the disk out of the figures)",
+    )
     parser.add_argument("--only", choices=["b"], help="run only (b), the single-append figures")
     parser.add_argument("--runs", type=int, default=1, help="runs of (b) per engine and lock; the median is kept")
     options = parser.parse_args()
@@ -274,19 +280,33 @@ if __name__ == "__main__":
         print(json.dumps({"data_dir": options.data_dir or tempfile.gettempdir(), "server": server, "chdb": chdb}))
         sys.exit(0)
     for name, f in figures.items():
-        print(f"{name}: appends {f['append_events_per_s']} ev/s vs raw {f['raw_insert_events_per_s']} "
-              f"(ratio {f['append_ratio_to_raw']}; raw 1000-row inserts {f['raw_bulk_insert_events_per_s']}); "
-              f"single appends {f['single_appends_per_s']}/s, {f['active_parts']} active parts; "
-              f"load p50 {f['load_p50_ms']} / p99 {f['load_p99_ms']} ms; "
-              f"projection {f['projection_events_per_s']} ev/s")
-    print(json.dumps({
-        "data_dir": options.data_dir or tempfile.gettempdir(),
-        "append_ratio_to_raw": server["append_ratio_to_raw"],
-        "single_appends_per_s": server["single_appends_per_s"],
-        "active_parts": server["active_parts"],
-        "load_p99_ms": server["load_p99_ms"],
-        "projection_events_per_s": server["projection_events_per_s"],
-        "chdb": {k: chdb[k] for k in ("append_ratio_to_raw", "single_appends_per_s", "active_parts",
-                                      "load_p99_ms", "projection_events_per_s")},
-        "detail": figures,
-    }))
+        print(
+            f"{name}: appends {f['append_events_per_s']} ev/s vs raw {f['raw_insert_events_per_s']} "
+            f"(ratio {f['append_ratio_to_raw']}; raw 1000-row inserts {f['raw_bulk_insert_events_per_s']}); "
+            f"single appends {f['single_appends_per_s']}/s, {f['active_parts']} active parts; "
+            f"load p50 {f['load_p50_ms']} / p99 {f['load_p99_ms']} ms; "
+            f"projection {f['projection_events_per_s']} ev/s"
+        )
+    print(
+        json.dumps(
+            {
+                "data_dir": options.data_dir or tempfile.gettempdir(),
+                "append_ratio_to_raw": server["append_ratio_to_raw"],
+                "single_appends_per_s": server["single_appends_per_s"],
+                "active_parts": server["active_parts"],
+                "load_p99_ms": server["load_p99_ms"],
+                "projection_events_per_s": server["projection_events_per_s"],
+                "chdb": {
+                    k: chdb[k]
+                    for k in (
+                        "append_ratio_to_raw",
+                        "single_appends_per_s",
+                        "active_parts",
+                        "load_p99_ms",
+                        "projection_events_per_s",
+                    )
+                },
+                "detail": figures,
+            }
+        )
+    )

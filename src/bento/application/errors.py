@@ -34,9 +34,7 @@ class ConcurrencyError(BentoError):
     handlers reload and retry, which is safe because the command is validated again."""
 
     def __init__(self, stream: str, expected: int, actual: int) -> None:
-        super().__init__(
-            f"stream {stream!r} is at version {actual}, not {expected}; reload the aggregate and retry"
-        )
+        super().__init__(f"stream {stream!r} is at version {actual}, not {expected}; reload the aggregate and retry")
         self.stream, self.expected, self.actual = stream, expected, actual
 
 
@@ -108,8 +106,11 @@ class ConfigurationError(BentoError, ValueError):
     """Settings are invalid; the message lists every problem at once."""
 
     def __init__(self, problems: Sequence[str]) -> None:
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"invalid Bento configuration ({len(problems)} problem(s)):\n{lines}")
+        if len(problems) == 1:  # one line: what to set
+            super().__init__(f"invalid Bento configuration: {problems[0]}")
+        else:
+            lines = "\n".join(f"  - {p}" for p in problems)
+            super().__init__(f"invalid Bento configuration ({len(problems)} problems):\n{lines}")
         self.problems = list(problems)
 
 
@@ -117,9 +118,7 @@ class MissingExtraError(BentoError, ImportError):
     """An adapter's client library is not installed."""
 
     def __init__(self, adapter: str, extra: str, module: str) -> None:
-        super().__init__(
-            f"the {adapter} adapter needs the {module!r} package: pip install 'bento-ddd[{extra}]'"
-        )
+        super().__init__(f"the {adapter} adapter needs the {module!r} package: pip install 'bento-ddd[{extra}]'")
         self.adapter, self.extra, self.module = adapter, extra, module
 
 
@@ -129,3 +128,18 @@ class LockTimeoutError(BentoError, TimeoutError):
     def __init__(self, streams: object, timeout: float) -> None:
         super().__init__(f"could not lock stream(s) {streams!r} within {timeout:.1f}s; another writer holds them")
         self.streams, self.timeout = streams, timeout
+
+
+class InvalidTextError(BentoError, ValueError):
+    """A name or filter value is not valid Unicode text (a lone surrogate, as from
+    `surrogateescape`): stores keep UTF-8, so it could never match anything stored."""
+
+    def __init__(self, what: str, value: str) -> None:
+        shown = value[:80] + ("..." if len(value) > 80 else "")
+        super().__init__(f"{what} {shown!r} is not valid UTF-8 text (it holds a lone surrogate); pass real text")
+        self.what, self.value = what, shown
+
+
+class WriterLeaseError(BentoError, RuntimeError):
+    """A store in single-writer mode is not (or no longer) the only writer of its table:
+    it refuses to write rather than risk duplicate positions or versions."""

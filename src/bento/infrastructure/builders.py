@@ -12,6 +12,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from bento.adapters.messaging.inprocess.settings import InProcessSettings
+from bento.application.errors import ConfigurationError
 from bento.application.ports.checkpoint_store import CheckpointStore
 from bento.application.ports.event_store import EventStore
 from bento.application.ports.message_bus import MessageBus
@@ -143,7 +144,14 @@ async def clickhouse_engine(settings: ClickHouseSettings) -> AsyncIterator[Any]:
         yield engine
 
 
-async def redis_stream_lock(settings: EventStoreSettings) -> AsyncIterator[StreamLock]:
+async def stream_lock(settings: EventStoreSettings) -> AsyncIterator[StreamLock]:
+    """`EVENT_STORE__LOCK=redis`: a RedisStreamLock (closed after the store, which
+    depends on this Resource); anything else: a lock for this process alone."""
+    if settings.lock != "redis":
+        from bento.adapters.locking.inprocess import InProcessStreamLock
+
+        yield InProcessStreamLock()
+        return
     from bento.adapters.locking.redis import RedisStreamLock  # extra: bento-ddd[redis]
 
     lock = RedisStreamLock(settings.lock_url.get_secret_value())
@@ -158,11 +166,23 @@ async def clickhouse_event_store(
 ) -> AsyncIterator[EventStore]:
     from bento.adapters.eventstore.clickhouse import ClickHouseEventStore
 
+    if engine.mode == "server" and settings.lock in ("auto", "inprocess"):
+        raise ConfigurationError(
+            [
+                "a ClickHouse server event store needs EVENT_STORE__LOCK=redis (several writer processes; "
+                "set EVENT_STORE__LOCK_URL) or EVENT_STORE__LOCK=single-writer (one writer process; "
+                f"a second fails before it commits), not {settings.lock!r}"
+            ]
+        )
     store = ClickHouseEventStore(
-        engine, lock=lock, codec=codec, table=settings.table,
+        engine,
+        lock=lock,
+        codec=codec,
+        table=settings.table,
         group_commit_window_ms=settings.group_commit_window_ms,
         group_commit_max_events=settings.group_commit_max_events,
         version_cache_size=settings.version_cache_size,
+        single_writer=settings.lock == "single-writer",
     )
     async with store:
         yield store
@@ -180,12 +200,6 @@ async def memory_checkpoints() -> AsyncIterator[CheckpointStore]:
     from bento.adapters.checkpoint.memory import InMemoryCheckpointStore
 
     yield InMemoryCheckpointStore()
-
-
-async def inprocess_stream_lock() -> AsyncIterator[StreamLock]:
-    from bento.adapters.locking.inprocess import InProcessStreamLock
-
-    yield InProcessStreamLock()
 
 
 async def memory_snapshots() -> AsyncIterator[SnapshotStore]:

@@ -52,11 +52,9 @@ class BentoContainer(containers.DeclarativeContainer):
 
     # Storage.
     clickhouse_engine = providers.Resource(builders.clickhouse_engine, settings.provided.clickhouse)
-    stream_lock = providers.Selector(
-        settings.provided.event_store.lock,
-        inprocess=providers.Resource(builders.inprocess_stream_lock),
-        redis=providers.Resource(builders.redis_stream_lock, settings.provided.event_store),
-    )
+    # One Resource (not a Selector), so the store depends on it directly and
+    # shutdown_resources closes the store before its lock.
+    stream_lock = providers.Resource(builders.stream_lock, settings.provided.event_store)
     event_store = providers.Selector(
         settings.provided.event_store.backend,
         memory=providers.Resource(builders.memory_event_store, codec),

@@ -92,7 +92,12 @@ class EventStoreSettings(BaseModel):
     group_commit_window_ms: float = Field(2.0, ge=0)
     group_commit_max_events: int = Field(1000, ge=1)
     version_cache_size: int = Field(100_000, ge=1, description="stream versions kept in memory per store")
-    lock: Literal["inprocess", "redis"] = "inprocess"
+    lock: Literal["auto", "inprocess", "redis", "single-writer"] = Field(
+        "auto",
+        description="embedded: auto (one process per folder); server: redis (several writer processes) or "
+        "single-writer (a lease: a second writer fails before it commits); auto or inprocess on a server "
+        "refuses to start",
+    )
     lock_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
 
 

@@ -88,16 +88,17 @@ def _settings(host: str, port: str, db: str) -> ClickHouseSettings:
 
 
 async def _project(engine: ClickHouseEngine, events: str, rows: str, name: str, crash_after: int) -> None:
-    async with ClickHouseEventStore(engine, table=events) as store, ClickHouseCheckpointStore(
-        engine
-    ) as checkpoints, ClickHouseReadModel(engine, StreamSummary, table=rows) as model:
-        runner = ProjectionRunner(CrashingSummaries(model, crash_after), store, checkpoints, batch_size=50,
-                                  name=name)
+    async with (
+        ClickHouseEventStore(engine, single_writer=True, table=events) as store,
+        ClickHouseCheckpointStore(engine) as checkpoints,
+        ClickHouseReadModel(engine, StreamSummary, table=rows) as model,
+    ):
+        runner = ProjectionRunner(CrashingSummaries(model, crash_after), store, checkpoints, batch_size=50, name=name)
         await runner.run_until_caught_up()
 
 
 async def _append_and_die(engine: ClickHouseEngine, events: str, relay_name: str) -> None:
-    store = ClickHouseEventStore(engine, table=events)
+    store = ClickHouseEventStore(engine, single_writer=True, table=events)
     await store.start()
     checkpoints = ClickHouseCheckpointStore(engine)
     await checkpoints.start()

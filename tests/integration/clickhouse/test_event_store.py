@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
 
 import pytest
 
 from bento.adapters.clickhouse.engine import ClickHouseEngine
 from bento.adapters.eventstore.clickhouse import ClickHouseEventStore
-from bento.application.errors import ConcurrencyError, LockTimeoutError
+from bento.application.errors import BrokerUnavailableError, ConcurrencyError, LockTimeoutError
 from bento.application.ports.event_store import EventStore
 from bento.testing.contracts.event_store import EventStoreContract
 from bento.testing.events import make_event
@@ -17,20 +18,20 @@ from bento.testing.events import make_event
 class TestClickHouseEventStoreEmbedded(EventStoreContract):
     @pytest.fixture
     async def event_store(self, embedded_engine: ClickHouseEngine, table_name: str) -> AsyncIterator[EventStore]:
-        async with ClickHouseEventStore(embedded_engine, table=table_name) as store:
+        async with ClickHouseEventStore(embedded_engine, single_writer=True, table=table_name) as store:
             yield store
 
 
 class TestClickHouseEventStoreServer(EventStoreContract):
     @pytest.fixture
     async def event_store(self, server_engine: ClickHouseEngine, table_name: str) -> AsyncIterator[EventStore]:
-        async with ClickHouseEventStore(server_engine, table=table_name) as store:
+        async with ClickHouseEventStore(server_engine, single_writer=True, table=table_name) as store:
             yield store
 
 
 @pytest.fixture
 async def store(any_engine: ClickHouseEngine, table_name: str) -> AsyncIterator[ClickHouseEventStore]:
-    async with ClickHouseEventStore(any_engine, table=table_name) as store:
+    async with ClickHouseEventStore(any_engine, single_writer=True, table=table_name) as store:
         yield store
 
 
@@ -56,7 +57,7 @@ async def test_seed_conveniences_key_streams_by_aggregate(store: ClickHouseEvent
 
 async def test_migrations_run_once_and_reopen_keeps_data(store: ClickHouseEventStore) -> None:
     await store.append("keep", [make_event(1)], 0)
-    async with ClickHouseEventStore(store.engine, table=store.table_name) as again:
+    async with ClickHouseEventStore(store.engine, single_writer=True, table=store.table_name) as again:
         assert await again.stream_version("keep") == 1
     rows = await store.engine.execute(
         f"SELECT count() FROM {store.engine.table('bento_migrations')} WHERE scope = %(s)s",
@@ -94,7 +95,9 @@ async def test_a_commit_that_overstays_its_lock_writes_nothing(
     embedded_engine: ClickHouseEngine, table_name: str
 ) -> None:
     # max_commit_seconds=0: every batch has overstayed by the time it would insert.
-    async with ClickHouseEventStore(embedded_engine, table=table_name, max_commit_seconds=0.0) as store:
+    async with ClickHouseEventStore(
+        embedded_engine, single_writer=True, table=table_name, max_commit_seconds=0.0
+    ) as store:
         with pytest.raises(LockTimeoutError):
             await store.append("late", [make_event(1)], 0)
         assert await store.stream_version("late") == 0
@@ -147,7 +150,7 @@ async def test_a_table_with_the_earlier_14_stored_columns_keeps_working(
 
     await any_engine.execute(f"CREATE DATABASE IF NOT EXISTS {any_engine.database}")
     await any_engine.execute(LEGACY_DDL.format(table=any_engine.table(table_name)))
-    async with ClickHouseEventStore(any_engine, table=table_name) as store:
+    async with ClickHouseEventStore(any_engine, single_writer=True, table=table_name) as store:
         event = make_event(1).with_metadata(tenant_id="old", causation_id="c0")
         assert await store.append("legacy", [event, make_event(2)], 0) == 2
         (first, second) = await store.read_stream("legacy")
@@ -156,3 +159,22 @@ async def test_a_table_with_the_earlier_14_stored_columns_keeps_working(
         assert [e.stream for e in await store.query(EventFilter(tenant_id="old"))] == ["legacy"]
         rows = await any_engine.execute(f"SELECT DISTINCT recorded_date FROM {store.table}")
         assert rows == [(first.recorded_at.date(),)]
+
+
+class ReleaseFailsLock:
+    """A StreamLock whose release fails (as a release on a closed Redis client does)."""
+
+    @asynccontextmanager
+    async def hold(self, streams: Collection[str], *, timeout: float = 10.0) -> AsyncIterator[None]:
+        yield
+        raise BrokerUnavailableError("Redis (stream lock)", "redis", "connection closed")
+
+
+async def test_a_release_that_fails_after_the_commit_is_logged(
+    embedded_engine: ClickHouseEngine, table_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with ClickHouseEventStore(embedded_engine, lock=ReleaseFailsLock(), table=table_name) as store:
+        assert await store.append("s", [make_event(1)], 0) == 1  # the rows are written whatever the release does
+        assert [e.version for e in await store.read_stream("s")] == [1]
+    failed = [r for r in caplog.records if r.levelname == "ERROR" and "connection closed" in r.getMessage()]
+    assert failed, "the failed release was swallowed"

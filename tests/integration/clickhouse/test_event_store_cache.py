@@ -64,8 +64,14 @@ async def test_stores_sharing_a_local_lock_see_each_others_commits(
     any_engine: ClickHouseEngine, table_name: str, cache: int
 ) -> None:
     lock = InProcessStreamLock()
-    async with ClickHouseEventStore(any_engine, lock=lock, table=table_name, version_cache_size=cache) as first, \
-            ClickHouseEventStore(any_engine, lock=lock, table=table_name, version_cache_size=cache) as second:
+    async with (
+        ClickHouseEventStore(
+            any_engine, lock=lock, table=table_name, version_cache_size=cache, single_writer=True
+        ) as first,
+        ClickHouseEventStore(
+            any_engine, lock=lock, table=table_name, version_cache_size=cache, single_writer=True
+        ) as second,
+    ):
         await alternate(first, second)
 
 
@@ -75,18 +81,21 @@ async def test_stores_on_separate_redis_clients_see_each_others_commits(
     # Two Redis clients on one prefix: what two processes have.
     require_tcp("Redis", "127.0.0.1", 6379, "systemctl start redis-server")
     prefix = f"test:{uuid.uuid4().hex[:8]}:"
-    async with RedisStreamLock(REDIS_URL, prefix=prefix) as one, RedisStreamLock(REDIS_URL, prefix=prefix) as two, \
-            ClickHouseEventStore(server_engine, lock=one, table=table_name) as first, \
-            ClickHouseEventStore(server_engine, lock=two, table=table_name) as second:
+    async with (
+        RedisStreamLock(REDIS_URL, prefix=prefix) as one,
+        RedisStreamLock(REDIS_URL, prefix=prefix) as two,
+        ClickHouseEventStore(server_engine, lock=one, table=table_name) as first,
+        ClickHouseEventStore(server_engine, lock=two, table=table_name) as second,
+    ):
         await alternate(first, second)
 
 
-async def test_a_lock_without_a_marker_reads_versions_every_time(
-    any_engine: ClickHouseEngine, table_name: str
-) -> None:
+async def test_a_lock_without_a_marker_reads_versions_every_time(any_engine: ClickHouseEngine, table_name: str) -> None:
     lock: StreamLock = PlainLock()
-    async with ClickHouseEventStore(any_engine, lock=lock, table=table_name) as first, \
-            ClickHouseEventStore(any_engine, lock=lock, table=table_name) as second:
+    async with (
+        ClickHouseEventStore(any_engine, lock=lock, table=table_name) as first,
+        ClickHouseEventStore(any_engine, lock=lock, table=table_name) as second,
+    ):
         await alternate(first, second)
 
 
@@ -94,8 +103,10 @@ async def test_a_commit_that_failed_makes_every_writer_reload(
     embedded_engine: ClickHouseEngine, table_name: str
 ) -> None:
     lock = InProcessStreamLock()
-    async with ClickHouseEventStore(embedded_engine, lock=lock, table=table_name) as store, \
-            ClickHouseEventStore(embedded_engine, lock=lock, table=table_name, max_commit_seconds=0.0) as late:
+    async with (
+        ClickHouseEventStore(embedded_engine, lock=lock, table=table_name) as store,
+        ClickHouseEventStore(embedded_engine, lock=lock, table=table_name, max_commit_seconds=0.0) as late,
+    ):
         assert await store.append("s", [make_event(1)], 0) == 1
         with pytest.raises(Exception):  # noqa: B017 - LockTimeoutError: it overstayed, nothing written
             await late.append("s", [make_event(2)], 1)
@@ -156,7 +167,7 @@ async def test_a_holder_that_lost_its_lease_poisons_the_marker(redis_locks: Lock
     current = await holder.__aenter__()  # another process took the lock meanwhile
     stale.publish("c:zombie")
     current.publish("c:holder")
-    for leaving in ([zombie, holder] if first_out == "zombie" else [holder, zombie]):
+    for leaving in [zombie, holder] if first_out == "zombie" else [holder, zombie]:
         await leaving.__aexit__(None, None, None)
     # The zombie may have written rows the new holder never read: nobody may trust a cache.
     async with two.hold_marked(["t"], marker="m") as mark:

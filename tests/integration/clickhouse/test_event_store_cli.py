@@ -16,14 +16,23 @@ from bento.testing.services.clickhouse_server import ClickHouseServer
 
 def bento(server: ClickHouseServer, database: str, table: str, *args: str) -> list[dict[str, object]]:
     env = {
-        **os.environ, "EVENT_STORE__BACKEND": "clickhouse", "EVENT_STORE__TABLE": table,
-        "CLICKHOUSE__MODE": "server", "CLICKHOUSE__HOST": server.host, "CLICKHOUSE__PORT": str(server.port),
+        **os.environ,
+        "EVENT_STORE__BACKEND": "clickhouse",
+        "EVENT_STORE__TABLE": table,
+        "CLICKHOUSE__MODE": "server",
+        "CLICKHOUSE__HOST": server.host,
+        "CLICKHOUSE__PORT": str(server.port),
         "CLICKHOUSE__DATABASE": database,
+        "EVENT_STORE__LOCK": "single-writer",
     }
     env.pop("BENTO_CONTAINER", None)
     done = subprocess.run(
         [sys.executable, "-c", "import sys; from bento.cli import main; sys.exit(main())", "events", *args, "--json"],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
@@ -32,10 +41,11 @@ def bento(server: ClickHouseServer, database: str, table: str, *args: str) -> li
 async def test_events_cli_reads_streams_tails_and_queries(
     clickhouse_server: ClickHouseServer, server_engine: ClickHouseEngine, table_name: str
 ) -> None:
-    async with ClickHouseEventStore(server_engine, table=table_name) as store:
+    async with ClickHouseEventStore(server_engine, single_writer=True, table=table_name) as store:
         await store.append("Order-1", [make_event(n) for n in range(3)], 0, aggregate_type="Order")
-        await store.append("Cart-1", [OtherContractEvent(note="hello").with_metadata(tenant_id="acme")], 0,
-                           aggregate_type="Cart")
+        await store.append(
+            "Cart-1", [OtherContractEvent(note="hello").with_metadata(tenant_id="acme")], 0, aggregate_type="Cart"
+        )
     db = server_engine.database
 
     streamed = bento(clickhouse_server, db, table_name, "stream", "Order-1", "--from-version", "1")
@@ -46,6 +56,16 @@ async def test_events_cli_reads_streams_tails_and_queries(
 
     by_tenant = bento(clickhouse_server, db, table_name, "query", "--tenant", "acme")
     assert [e["stream"] for e in by_tenant] == ["Cart-1"] and by_tenant[0]["data"] == {"note": "hello"}
-    by_type = bento(clickhouse_server, db, table_name, "query", "--type", "bento.testing.contract_event",
-                    "--aggregate-type", "Order", "--since", "2000-01-01T00:00:00")
+    by_type = bento(
+        clickhouse_server,
+        db,
+        table_name,
+        "query",
+        "--type",
+        "bento.testing.contract_event",
+        "--aggregate-type",
+        "Order",
+        "--since",
+        "2000-01-01T00:00:00",
+    )
     assert len(by_type) == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -52,9 +53,63 @@ async def test_a_dead_holder_lease_expires(redis_available: None) -> None:
 
 async def test_a_live_holder_keeps_its_lock_past_the_lease(redis_available: None) -> None:
     prefix = f"test:{uuid.uuid4().hex[:8]}:"
-    async with RedisStreamLock(REDIS_URL, prefix=prefix, lease=0.3) as first, RedisStreamLock(
-        REDIS_URL, prefix=prefix, lease=0.3
-    ) as second, first.hold(["s"], timeout=1):
+    async with (
+        RedisStreamLock(REDIS_URL, prefix=prefix, lease=0.3) as first,
+        RedisStreamLock(REDIS_URL, prefix=prefix, lease=0.3) as second,
+        first.hold(["s"], timeout=1),
+    ):
         with pytest.raises(TimeoutError):
             async with second.hold(["s"], timeout=0.8):
                 pass
+
+
+async def test_commit_markers_expire(redis_available: None) -> None:
+    import redis.asyncio as aioredis
+
+    prefix = f"test:{uuid.uuid4().hex[:8]}:"
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        async with RedisStreamLock(REDIS_URL, prefix=prefix, lease=0.5, marker_ttl=1.0) as lock:
+            async with lock.hold_marked(["$append:t"], marker="$commit:t") as mark:
+                assert 0 < await client.pttl(prefix + "$commit:t") <= 1000  # busy, with a lifetime
+                mark.publish("c:token")
+            assert await client.get(prefix + "$commit:t") == b"c:token"
+            assert 0 < await client.pttl(prefix + "$commit:t") <= 1000  # published, with a lifetime
+            await asyncio.sleep(1.2)
+            assert await client.exists(prefix + "$commit:t") == 0  # gone, not accumulating
+            async with lock.hold_marked(["$append:t"], marker="$commit:t") as mark:
+                assert mark.seen is None  # an expired marker reads as absent: the writer reloads
+        async with RedisStreamLock(REDIS_URL, prefix=prefix) as default:
+            async with default.hold_marked(["$append:t"], marker="$commit:t") as mark:
+                mark.publish("c:other")
+            assert 3_500_000 < await client.pttl(prefix + "$commit:t") <= 3_600_000  # an hour by default
+    finally:
+        await client.delete(prefix + "$commit:t")
+        await client.aclose()
+
+
+async def test_a_container_shutdown_releases_the_append_lock(
+    redis_available: None, clickhouse_server_settings: Any, table_name: str
+) -> None:
+    import redis.asyncio as aioredis
+    from dependency_injector import providers
+
+    from bento.infrastructure.container import BentoContainer, shutdown
+    from bento.infrastructure.settings import BentoSettings, EventStoreSettings
+    from bento.testing.events import make_event
+
+    settings = BentoSettings(
+        clickhouse=clickhouse_server_settings,
+        event_store=EventStoreSettings(backend="clickhouse", table=table_name, lock="redis", lock_url=REDIS_URL),
+    )
+    container = BentoContainer()
+    container.settings.override(providers.Object(settings))
+    store = await container.event_store()
+    assert await store.append("s", [make_event(1)], 0) == 1
+    await shutdown(container)
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        key = f"bento:lock:$append:{clickhouse_server_settings.database}.{table_name}"
+        assert await client.exists(key) == 0  # released, not left to its lease
+    finally:
+        await client.aclose()

@@ -26,11 +26,19 @@ async def test_processes_appending_to_the_same_streams_lose_and_duplicate_nothin
     processes, streams, rounds = 4, 8, 12
     prefix = f"test:{uuid.uuid4().hex[:8]}:"
     # Create the table first, so that the workers' migrations do not race on an empty database.
-    async with ClickHouseEventStore(server_engine, table=table_name):
+    async with ClickHouseEventStore(server_engine, single_writer=True, table=table_name):
         pass
     start_at = time.time() + 3.0  # every worker imports and connects, then all start together
-    args = [clickhouse_server.host, str(clickhouse_server.port), server_engine.database, table_name, prefix,
-            str(streams), str(rounds), str(start_at)]
+    args = [
+        clickhouse_server.host,
+        str(clickhouse_server.port),
+        server_engine.database,
+        table_name,
+        prefix,
+        str(streams),
+        str(rounds),
+        str(start_at),
+    ]
     workers = [
         await asyncio.create_subprocess_exec(sys.executable, str(WORKER), *args, stdout=subprocess.PIPE)
         for _ in range(processes)
@@ -44,7 +52,7 @@ async def test_processes_appending_to_the_same_streams_lose_and_duplicate_nothin
     assert len(won) == streams * rounds
     assert conflicts == streams * rounds * (processes - 1)  # exactly one winner per (stream, version)
 
-    async with ClickHouseEventStore(server_engine, table=table_name) as store:
+    async with ClickHouseEventStore(server_engine, single_writer=True, table=table_name) as store:
         stored = []
         for n in range(streams):
             history = await store.read_stream(f"s{n}")
@@ -58,7 +66,7 @@ async def test_processes_appending_to_the_same_streams_lose_and_duplicate_nothin
 async def test_active_parts_stay_bounded_under_sustained_single_appends(
     any_engine: ClickHouseEngine, table_name: str
 ) -> None:
-    async with ClickHouseEventStore(any_engine, table=table_name) as store:
+    async with ClickHouseEventStore(any_engine, single_writer=True, table=table_name) as store:
         most_parts = 0
         appended = 0
         stop = time.monotonic() + 4.0

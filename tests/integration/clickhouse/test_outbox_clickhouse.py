@@ -28,9 +28,19 @@ async def test_an_event_appended_by_a_killed_process_is_published_after_restart(
     settings = clickhouse_server_settings
     child = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, str(HELPER), "append-and-die", settings.host, str(settings.port), settings.database,
-         events, relay_name],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(HELPER),
+            "append-and-die",
+            settings.host,
+            str(settings.port),
+            settings.database,
+            events,
+            relay_name,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert child.returncode == 0, child.stderr
     crashed_id = child.stdout.strip()
@@ -42,9 +52,11 @@ async def test_an_event_appended_by_a_killed_process_is_published_after_restart(
         received.append(event)
         arrived.set()
 
-    async with ClickHouseEventStore(server_engine, table=events) as store, ClickHouseCheckpointStore(
-        server_engine
-    ) as checkpoints, InProcessMessageBus(InProcessSettings()) as bus:
+    async with (
+        ClickHouseEventStore(server_engine, single_writer=True, table=events) as store,
+        ClickHouseCheckpointStore(server_engine) as checkpoints,
+        InProcessMessageBus(InProcessSettings()) as bus,
+    ):
         assert await checkpoints.load(relay_name) == 3  # the child relayed the first three
         await bus.subscribe(ContractEvent.__wire_name__, handler, group="audit")
         relay = OutboxRelay(store, bus, checkpoints, name=relay_name)

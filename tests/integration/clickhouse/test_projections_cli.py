@@ -22,16 +22,21 @@ def cli_settings(clickhouse_server_settings: ClickHouseSettings, monkeypatch: py
     """A database of its own, selected through the environment as a deployment would."""
     settings = clickhouse_server_settings.model_copy(update={"database": f"cli_{uuid.uuid4().hex[:10]}"})
     for name, value in {
-        "EVENT_STORE__BACKEND": "clickhouse", "READ_MODEL__BACKEND": "clickhouse", "CLICKHOUSE__MODE": "server",
-        "CLICKHOUSE__HOST": settings.host, "CLICKHOUSE__PORT": str(settings.port),
-        "CLICKHOUSE__DATABASE": settings.database, "BENTO_CONTAINER": CONTAINER,
+        "EVENT_STORE__BACKEND": "clickhouse",
+        "READ_MODEL__BACKEND": "clickhouse",
+        "CLICKHOUSE__MODE": "server",
+        "CLICKHOUSE__HOST": settings.host,
+        "CLICKHOUSE__PORT": str(settings.port),
+        "CLICKHOUSE__DATABASE": settings.database,
+        "BENTO_CONTAINER": CONTAINER,
+        "EVENT_STORE__LOCK": "single-writer",
     }.items():
         monkeypatch.setenv(name, value)
     return settings
 
 
 async def _seed(settings: ClickHouseSettings) -> None:
-    async with open_engine(settings) as engine, ClickHouseEventStore(engine) as store:
+    async with open_engine(settings) as engine, ClickHouseEventStore(engine, single_writer=True) as store:
         await fill(store, streams=3, per_stream=4)
 
 

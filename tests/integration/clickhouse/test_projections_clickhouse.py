@@ -34,9 +34,11 @@ def engine(request: pytest.FixtureRequest) -> ClickHouseEngine:
 
 async def test_resume_and_rebuild_give_identical_read_models(engine: ClickHouseEngine) -> None:
     suffix = _suffix()
-    async with ClickHouseEventStore(engine, table=f"ev_{suffix}") as store, ClickHouseCheckpointStore(
-        engine
-    ) as checkpoints, ClickHouseReadModel(engine, StreamSummary, table=f"rm_{suffix}") as rows:
+    async with (
+        ClickHouseEventStore(engine, single_writer=True, table=f"ev_{suffix}") as store,
+        ClickHouseCheckpointStore(engine) as checkpoints,
+        ClickHouseReadModel(engine, StreamSummary, table=f"rm_{suffix}") as rows,
+    ):
         await fill(store, streams=8, per_stream=15)
         name = f"summaries-{suffix}"
         runner = ProjectionRunner(Summaries(rows), store, checkpoints, batch_size=25, name=name)
@@ -64,22 +66,35 @@ async def test_a_projection_killed_between_flush_and_checkpoint_resumes_to_the_s
 ) -> None:
     suffix = _suffix()
     events, crashed_rows, clean_rows, name = f"ev_{suffix}", f"crash_{suffix}", f"clean_{suffix}", f"p-{suffix}"
-    async with ClickHouseEventStore(server_engine, table=events) as store:
+    async with ClickHouseEventStore(server_engine, single_writer=True, table=events) as store:
         await fill(store, streams=10, per_stream=20)  # 200 events, 4 batches of 50
     settings = clickhouse_server_settings
     child = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, str(HELPER), "project", settings.host, str(settings.port), settings.database,
-         events, crashed_rows, name, "3"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(HELPER),
+            "project",
+            settings.host,
+            str(settings.port),
+            settings.database,
+            events,
+            crashed_rows,
+            name,
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert child.returncode == CRASH_EXIT_CODE, child.stderr
 
-    async with ClickHouseEventStore(server_engine, table=events) as store, ClickHouseCheckpointStore(
-        server_engine
-    ) as checkpoints, ClickHouseReadModel(server_engine, StreamSummary, table=crashed_rows) as crashed, (
-        ClickHouseReadModel(server_engine, StreamSummary, table=clean_rows)
-    ) as clean:
+    async with (
+        ClickHouseEventStore(server_engine, single_writer=True, table=events) as store,
+        ClickHouseCheckpointStore(server_engine) as checkpoints,
+        ClickHouseReadModel(server_engine, StreamSummary, table=crashed_rows) as crashed,
+        ClickHouseReadModel(server_engine, StreamSummary, table=clean_rows) as clean,
+    ):
         # The third batch reached the read model but not the checkpoint.
         assert await checkpoints.load(name) == 100
         assert max(r.last_position for r in await crashed.find()) == 150

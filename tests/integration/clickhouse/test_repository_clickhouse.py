@@ -41,9 +41,10 @@ def engine(request: pytest.FixtureRequest) -> ClickHouseEngine:
 
 async def test_snapshots_in_clickhouse_and_optimistic_concurrency(engine: ClickHouseEngine) -> None:
     suffix = uuid.uuid4().hex[:10]
-    async with ClickHouseEventStore(engine, table=f"ev_{suffix}") as store, ClickHouseSnapshotStore(
-        engine, table=f"snap_{suffix}"
-    ) as snapshots:
+    async with (
+        ClickHouseEventStore(engine, single_writer=True, table=f"ev_{suffix}") as store,
+        ClickHouseSnapshotStore(engine, table=f"snap_{suffix}") as snapshots,
+    ):
         repo = EventSourcedRepository(Tally, store, snapshots=snapshots, snapshot_every=10)
         tally = Tally.from_history("t1", ())
         for n in range(1, 26):

@@ -54,6 +54,9 @@ class ClickHouseEngine(abc.ABC):
         #: Commit markers of tables written under a lock local to this process, shared by
         #: every event store on this engine (see eventstore/clickhouse/_commit_state.py).
         self.commit_marks: dict[str, str] = {}
+        #: Single-writer leases by table, shared (counted) by every event store of this
+        #: process on that table (see eventstore/clickhouse/_writer_lease.py).
+        self.writer_leases: dict[str, Any] = {}
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
@@ -128,9 +131,7 @@ class ClickHouseEngine(abc.ABC):
     def _execute(self, sql: str, params: Mapping[str, Any] | None) -> list[Row]: ...
 
     @abc.abstractmethod
-    def _insert(
-        self, table: str, columns: list[str], rows: Sequence[Sequence[Any]], columnar: bool
-    ) -> None: ...
+    def _insert(self, table: str, columns: list[str], rows: Sequence[Sequence[Any]], columnar: bool) -> None: ...
 
 
 def build_engine(settings: ClickHouseSettings) -> ClickHouseEngine:

@@ -16,6 +16,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from bento.application.errors import InvalidTextError
+
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 _STRING_ESCAPES = str.maketrans(
@@ -32,6 +34,14 @@ def check_identifier(name: str) -> str:
 
 
 def quote_string(value: str) -> str:
+    """`value` as a ClickHouse string literal; text that is not valid UTF-8 (a lone
+    surrogate) is an InvalidTextError here, for every ClickHouse adapter, instead of the
+    driver's UnicodeEncodeError or chdb's TypeError."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidTextError("query parameter", value) from None
     return "'" + value.translate(_STRING_ESCAPES) + "'"
 
 

@@ -14,11 +14,14 @@ If renewal finds the lock gone (the process was frozen past its lease), the lock
 marked lost and the loss is logged; callers that write under the lock bound their own
 critical section well below the lease (ClickHouseEventStore's `max_commit_seconds`).
 
-`hold_marked` adds a *commit marker* (a key next to the locks, no TTL) that the acquire
+`hold_marked` adds a *commit marker* (a key next to the locks) that the acquire
 script reads and sets busy and the release script publishes, so a writer learns in the
 same round trips whether anyone else committed since its own last commit; a holder
 that lost its lease poisons the marker instead (see `_ACQUIRE_MARKED`). The ClickHouse
-event store's version cache relies on it.
+event store's version cache relies on it. Every write of the marker sets its lifetime
+(`marker_ttl`, an hour by default), so markers of tables nobody writes any more expire
+instead of accumulating; an expired marker reads as absent, which only makes the next
+writer reload its cache.
 Extra: `bento-ddd[redis]`.
 """
 
@@ -92,7 +95,7 @@ for i = 1, #KEYS - 1 do
 end
 local marker = KEYS[#KEYS]
 local seen = redis.call('GET', marker) or ''
-redis.call('SET', marker, 'busy:' .. ARGV[1])
+redis.call('SET', marker, 'busy:' .. ARGV[1], 'PX', ARGV[3])
 return {1, seen}
 """
 
@@ -104,12 +107,12 @@ end
 local marker = KEYS[#KEYS]
 if held then
     if ARGV[2] ~= '' and redis.call('GET', marker) == 'busy:' .. ARGV[1] then
-        redis.call('SET', marker, ARGV[2])
+        redis.call('SET', marker, ARGV[2], 'PX', ARGV[3])
     else
         redis.call('DEL', marker)
     end
 else
-    redis.call('SET', marker, 'lost:' .. ARGV[1])
+    redis.call('SET', marker, 'lost:' .. ARGV[1], 'PX', ARGV[3])
 end
 for i = 1, #KEYS - 1 do
     if redis.call('GET', KEYS[i]) == ARGV[1] then redis.call('DEL', KEYS[i]) end
@@ -141,15 +144,19 @@ class RedisStreamLock:
         prefix: str = "bento:lock:",
         lease: float = 10.0,
         max_backoff: float = 0.002,
+        marker_ttl: float = 3600.0,
     ) -> None:
         if lease <= 0.1:
             raise ValueError("lease must be longer than 0.1 s")
+        if marker_ttl < lease:
+            raise ValueError("marker_ttl must be at least the lease")
         self._own_client = isinstance(redis, str)
         self._where = redis if isinstance(redis, str) else "redis"
         self._redis: Any = aioredis.Redis.from_url(redis) if isinstance(redis, str) else redis
         self.prefix = prefix
         self.lease = lease
         self.max_backoff = max_backoff
+        self.marker_ttl = marker_ttl
         self._closed = False
 
     async def close(self) -> None:
@@ -198,22 +205,24 @@ class RedisStreamLock:
         ordered = sorted(set(streams))
         keys = [self.prefix + s for s in ordered] + [self.prefix + marker]
         token = uuid.uuid4().hex
-        seen = await self._acquire(_ACQUIRE_MARKED, keys, ordered, token, timeout)
+        marker_ttl_ms = int(self.marker_ttl * 1000)
+        seen = await self._acquire(_ACQUIRE_MARKED, keys, ordered, token, timeout, marker_ttl_ms)
         mark = CommitMark(seen or None)
-        renewer = asyncio.create_task(self._renew(keys[:-1], token, int(self.lease * 1000)),
-                                      name="bento-redis-lock-renew")
+        renewer = asyncio.create_task(
+            self._renew(keys[:-1], token, int(self.lease * 1000)), name="bento-redis-lock-renew"
+        )
         try:
             yield mark
         finally:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
-            if not await self._script(_RELEASE_MARKED, keys, token, mark.next or ""):
-                logger.error("released %s after losing it; marked %s so other writers reload",
-                             keys[:-1], keys[-1])
+            if not await self._script(_RELEASE_MARKED, keys, token, mark.next or "", marker_ttl_ms):
+                logger.error("released %s after losing it; marked %s so other writers reload", keys[:-1], keys[-1])
 
-    async def _acquire(self, script: str, keys: list[str], ordered: list[str], token: str,
-                       timeout: float) -> str:
+    async def _acquire(
+        self, script: str, keys: list[str], ordered: list[str], token: str, timeout: float, *extra: Any
+    ) -> str:
         """Run an acquire script (it answers {taken, marker}) until it takes the keys,
         with a jittered back-off; the marker's value ('' when absent or unmarked)."""
         lease_ms = int(self.lease * 1000)
@@ -221,7 +230,7 @@ class RedisStreamLock:
         backoff = 0.001
         while True:
             try:
-                taken, seen = await self._redis.eval(script, len(keys), *keys, token, lease_ms)
+                taken, seen = await self._redis.eval(script, len(keys), *keys, token, lease_ms, *extra)
             except RedisError as exc:
                 raise BrokerUnavailableError("Redis (stream lock)", self._where, str(exc)) from exc
             if int(taken):

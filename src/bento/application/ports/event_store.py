@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from bento.application.errors import InvalidTextError
 from bento.domain.events import DomainEvent
 
 #: `expected_version` that skips the concurrency check (append whatever the version).
@@ -48,6 +49,27 @@ class EventFilter:
     limit: int = 1000
 
 
+def require_text(what: str, value: str) -> str:
+    """`value` if it encodes as UTF-8, else InvalidTextError. Every store checks stream
+    names and filter values with it, so a lone surrogate is the same typed error on
+    every adapter rather than a driver's UnicodeEncodeError (or a silent non-match)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidTextError(what, value) from None
+    return value
+
+
+def require_filter_text(criteria: EventFilter) -> None:
+    """`require_text` for every text criterion of an EventFilter."""
+    for event_type in criteria.event_types:
+        require_text("event type", event_type)
+    if criteria.aggregate_type is not None:
+        require_text("aggregate type", criteria.aggregate_type)
+    if criteria.tenant_id is not None:
+        require_text("tenant id", criteria.tenant_id)
+
+
 class EventStore(Protocol):
     """Durable history of every domain event, in one global order.
 
@@ -60,6 +82,9 @@ class EventStore(Protocol):
     in position order. Positions never change once read, and a reader that has
     checkpointed position P never misses an event that becomes visible later with a
     position <= P; projections and the outbox relay checkpoint against them.
+
+    A stream name, aggregate type or filter value that is not valid UTF-8 text (a lone
+    surrogate) raises InvalidTextError on every method (`require_text`).
     """
 
     async def append(

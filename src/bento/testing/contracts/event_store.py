@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bento.application.errors import ConcurrencyError
+from bento.application.errors import ConcurrencyError, InvalidTextError, SerializationError
 from bento.application.ports.event_store import ANY_VERSION, EventFilter, EventStore, StoredEvent
 from bento.application.serialization import JsonCodec
 from bento.testing.events import ContractEvent, OtherContractEvent, make_event
@@ -68,9 +68,7 @@ class EventStoreContract:
         assert await event_store.read_stream(prefix + "nothing") == []
         assert await event_store.stream_version(prefix + "nothing") == 0
 
-    async def test_wrong_expected_version_raises_and_writes_nothing(
-        self, event_store: EventStore, prefix: str
-    ) -> None:
+    async def test_wrong_expected_version_raises_and_writes_nothing(self, event_store: EventStore, prefix: str) -> None:
         stream = prefix + "s"
         await event_store.append(stream, [make_event(1)], 0)
         with pytest.raises(ConcurrencyError) as caught:
@@ -129,9 +127,7 @@ class EventStoreContract:
         assert len(everything) == 10
         positions = [e.position for e in everything]
         assert positions == sorted(positions) and len(set(positions)) == 10
-        assert [(e.stream, e.version) for e in everything] == [
-            (f"{prefix}{s}", v) for v in range(1, 6) for s in "ab"
-        ]
+        assert [(e.stream, e.version) for e in everything] == [(f"{prefix}{s}", v) for v in range(1, 6) for s in "ab"]
         assert await event_store.last_position() >= positions[-1]
 
     async def test_read_all_pages_without_gaps_or_repeats(self, event_store: EventStore, prefix: str) -> None:
@@ -198,9 +194,7 @@ class EventStoreContract:
             prefix + "o1", [make_event(1).with_metadata(tenant_id=tenant)], 0, aggregate_type=prefix + "Order"
         )
         await event_store.append(prefix + "c1", [OtherContractEvent(note="n")], 0, aggregate_type=prefix + "Cart")
-        by_type = await event_store.query(
-            EventFilter(event_types=["bento.testing.other_event"], after_position=start)
-        )
+        by_type = await event_store.query(EventFilter(event_types=["bento.testing.other_event"], after_position=start))
         assert [e.stream for e in _mine(by_type, prefix)] == [prefix + "c1"]
         by_aggregate = await event_store.query(EventFilter(aggregate_type=prefix + "Order"))
         assert [e.stream for e in by_aggregate] == [prefix + "o1"]
@@ -216,3 +210,30 @@ class EventStoreContract:
         await event_store.append(prefix + "s", [event], 0)
         (stored,) = await event_store.read_stream(prefix + "s")
         assert (stored.correlation_id, stored.causation_id) == ("corr-1", "cause-1")
+
+    async def test_an_unencodable_event_fails_the_whole_append(self, event_store: EventStore, prefix: str) -> None:
+        stream = prefix + "atomic"
+        batch = [make_event(0), make_event(1, blob="\ud800"), make_event(2)]  # a lone surrogate: no JSON
+        with pytest.raises(SerializationError):
+            await event_store.append(stream, batch, 0)
+        assert await event_store.read_stream(stream) == []
+        assert await event_store.stream_version(stream) == 0
+        assert _mine(await read_everything(event_store), prefix) == []
+        assert await event_store.append(stream, [make_event(3)], 0) == 1  # the stream is still new
+
+    async def test_text_that_is_not_utf8_is_a_typed_error(self, event_store: EventStore, prefix: str) -> None:
+        bad = prefix + "bad\udc80name"
+        with pytest.raises(InvalidTextError):
+            await event_store.append(bad, [make_event(0)], 0)
+        with pytest.raises(InvalidTextError):
+            await event_store.read_stream(bad)
+        with pytest.raises(InvalidTextError):
+            await event_store.stream_version(bad)
+        for criteria in (
+            EventFilter(tenant_id="t\ud800"),
+            EventFilter(event_types=("ok", "x\udfff")),
+            EventFilter(aggregate_type="\ud83d"),
+        ):
+            with pytest.raises(InvalidTextError):
+                await event_store.query(criteria)
+        assert await event_store.append(prefix + "good", [make_event(0)], 0) == 1  # the store still works

@@ -129,9 +129,11 @@ class GroupCommitter:
             try:
                 await self._commit(batch)
             except Exception as exc:  # delivered to every caller of the batch, never dropped
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(exc)
+                unsettled = [p for p in batch if not p.future.done()]
+                for pending in unsettled:
+                    pending.future.set_exception(exc)
+                if not unsettled:  # the rows were written; what failed came after (the lock's release)
+                    logger.error("a group commit failed after its appends were settled: %s", exc, exc_info=exc)
             finally:
                 self._last_commit_end = asyncio.get_running_loop().time()
                 for pending in batch:

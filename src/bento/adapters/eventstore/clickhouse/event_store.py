@@ -29,6 +29,14 @@ one lock, and the check plus the insert is a few milliseconds for up to
 `group_commit_max_events` events. A holder that spent longer than
 `max_commit_seconds` before its insert gives up (LockTimeoutError for the batch),
 so a stalled process does not write after its lease could have expired.
+
+The rule for a server (several processes can reach it): the store has a lock shared
+by every writer (`RedisStreamLock`), or it runs in declared single-writer mode, where
+it holds a lease in ClickHouse itself (`_writer_lease`, taken by its first append) and
+a second writer's appends fail before they commit. An in-process lock alone on a server would let two
+processes allocate the same positions and trust stale version caches, so `start()`
+refuses it with a ConfigurationError. chdb (embedded) is one process per folder by
+construction, so its default in-process lock is safe.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ from bento.adapters.clickhouse.sql import check_identifier
 from bento.adapters.eventstore.clickhouse._commit_marks import marked_lock
 from bento.adapters.eventstore.clickhouse._commit_state import CommitState
 from bento.adapters.eventstore.clickhouse._group_commit import GroupCommitter, PendingAppend
+from bento.adapters.eventstore.clickhouse._writer_lease import WriterLease, join_lease, leave_lease
 from bento.adapters.eventstore.clickhouse.schema import (
     INSERT_COLUMNS,
     LEGACY_COLUMNS,
@@ -53,8 +62,15 @@ from bento.adapters.eventstore.clickhouse.schema import (
     datetime_to_micros,
     to_stored,
 )
-from bento.application.errors import ConcurrencyError, LockTimeoutError
-from bento.application.ports.event_store import ANY_VERSION, EventFilter, StoredEvent
+from bento.adapters.locking.inprocess import InProcessStreamLock
+from bento.application.errors import ConcurrencyError, ConfigurationError, LockTimeoutError
+from bento.application.ports.event_store import (
+    ANY_VERSION,
+    EventFilter,
+    StoredEvent,
+    require_filter_text,
+    require_text,
+)
 from bento.application.ports.stream_lock import StreamLock
 from bento.application.serialization import JsonCodec
 from bento.domain.events import DomainEvent
@@ -65,8 +81,10 @@ logger = logging.getLogger(__name__)
 class ClickHouseEventStore:
     """EventStore on a shared `ClickHouseEngine`; see the module docstring for the
     concurrency mechanism. Without `lock`, an in-process lock is used: correct for one
-    process (the embedded engine), NOT for several processes writing one server table,
-    which need a shared lock such as `RedisStreamLock`.
+    process (the embedded engine). On a server, pass a lock shared by every writer
+    (`RedisStreamLock`) or `single_writer=True` (a lease of `writer_lease` seconds in
+    ClickHouse, taken by the first append; a second writer's appends fail with
+    WriterLeaseError before they commit); `start()` refuses anything else.
 
     Use it as an async context manager, or call `start()` (runs the migrations and
     starts the group-commit flusher) and `close()` (flushes pending appends; it does
@@ -84,12 +102,17 @@ class ClickHouseEventStore:
         lock_timeout: float = 10.0,
         max_commit_seconds: float = 3.0,
         version_cache_size: int = 100_000,
+        single_writer: bool = False,
+        writer_lease: float = 10.0,
     ) -> None:
         self.engine = engine
         self.codec = codec or JsonCodec()
         self.table_name = check_identifier(table)
         self.table = engine.table(table)
-        self._shared_lock = lock is not None
+        self._shared_lock = lock is not None and not isinstance(lock, InProcessStreamLock)
+        self.single_writer = single_writer
+        self.writer_lease = writer_lease
+        self._lease: WriterLease | None = None
         self._lock, marked = marked_lock(lock, engine)
         self._lock_key = f"$append:{engine.database}.{table}"
         self._marker_key = f"$commit:{engine.database}.{table}"
@@ -107,10 +130,13 @@ class ClickHouseEventStore:
     async def start(self) -> None:
         if self._started:
             return
-        if not self._shared_lock and engine_is_server(self.engine):
-            logger.warning(
-                "ClickHouseEventStore on a server without a shared StreamLock: appends from other "
-                "processes are not checked against this one's (pass lock=RedisStreamLock(...))"
+        if engine_is_server(self.engine) and not self._shared_lock and not self.single_writer:
+            raise ConfigurationError(
+                [
+                    f"the ClickHouse server store {self.engine.database}.{self.table_name} needs a lock shared by "
+                    "every writer (lock=RedisStreamLock(...)) or single_writer=True; an in-process lock cannot stop "
+                    "other processes"
+                ]
             )
         await apply_migrations(self.engine, f"eventstore:{self.table_name}", MIGRATIONS, events=self.table)
         self._legacy_layout = await self._stores_legacy_columns()
@@ -129,7 +155,12 @@ class ClickHouseEventStore:
         if self._closed:
             return
         self._closed = True
-        await self._committer.close()
+        try:
+            await self._committer.close()
+        finally:
+            if self._lease is not None:
+                self._lease = None
+                await leave_lease(self.engine, self.table_name)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -149,6 +180,7 @@ class ClickHouseEventStore:
     ) -> int:
         if not stream:
             raise ValueError("a stream name must not be empty")
+        require_text("stream name", stream)
         if not events:
             actual = await self.stream_version(stream)
             if expected_version not in (ANY_VERSION, actual):
@@ -172,6 +204,10 @@ class ClickHouseEventStore:
 
     async def _commit(self, batch: list[PendingAppend]) -> None:
         streams = sorted({p.stream for p in batch})
+        if self.single_writer and self._lease is None and engine_is_server(self.engine):
+            # Taken by the first commit, so readers (`bento events`, followers) never
+            # compete for it; a second writer process fails here, before it commits.
+            self._lease = await join_lease(self.engine, self.table_name, lease=self.writer_lease)
         hold = self._lock.hold_marked([self._lock_key], marker=self._marker_key, timeout=self.lock_timeout)
         async with hold as mark:
             began = time.monotonic()
@@ -212,6 +248,8 @@ class ClickHouseEventStore:
             if accepted:
                 if time.monotonic() - began > self.max_commit_seconds:
                     raise LockTimeoutError([p.stream for p, _ in accepted], self.max_commit_seconds)
+                if self._lease is not None:
+                    self._lease.check()  # still the only writer (WriterLeaseError otherwise)
                 await self.engine.insert(self.table_name, names, columns, columnar=True)
             # Only now is the new state certain; a failure above leaves the marker unset.
             mark.publish(self._state.committed(versions, head))
@@ -224,6 +262,7 @@ class ClickHouseEventStore:
 
     # -- reading ----------------------------------------------------------------------
     async def read_stream(self, stream: str, from_version: int = 0) -> list[StoredEvent]:
+        require_text("stream name", stream)
         rows = await self.engine.execute(
             f"SELECT {SELECT_COLUMNS} FROM {self.table} "
             "WHERE stream = %(stream)s AND version > %(from_version)s ORDER BY version",
@@ -231,9 +270,7 @@ class ClickHouseEventStore:
         )
         return [to_stored(r) for r in rows]
 
-    async def get_events(
-        self, aggregate_type: str, aggregate_id: str, from_version: int = 0
-    ) -> list[StoredEvent]:
+    async def get_events(self, aggregate_type: str, aggregate_id: str, from_version: int = 0) -> list[StoredEvent]:
         """Seed-002 convenience: the events of one aggregate with version >= from_version."""
         return await self.read_stream(stream_name(aggregate_type, aggregate_id), max(from_version - 1, 0))
 
@@ -250,6 +287,7 @@ class ClickHouseEventStore:
         return [to_stored(r) for r in rows]
 
     async def stream_version(self, stream: str) -> int:
+        require_text("stream name", stream)
         rows = await self.engine.execute(
             f"SELECT max(version) FROM {self.table} WHERE stream = %(stream)s", {"stream": stream}
         )
@@ -260,6 +298,7 @@ class ClickHouseEventStore:
         return int(rows[0][0]) if rows else 0
 
     async def query(self, criteria: EventFilter) -> list[StoredEvent]:
+        require_filter_text(criteria)
         where = ["position > %(after)s"]
         params: dict[str, Any] = {"after": criteria.after_position, "limit": max(criteria.limit, 0)}
         if criteria.event_types:
@@ -281,8 +320,7 @@ class ClickHouseEventStore:
             params["until"] = datetime_to_micros(criteria.until)
             params["until_date"] = _utc(criteria.until).date()
         rows = await self.engine.execute(
-            f"SELECT {SELECT_COLUMNS} FROM {self.table} WHERE {' AND '.join(where)} "
-            "ORDER BY position LIMIT %(limit)s",
+            f"SELECT {SELECT_COLUMNS} FROM {self.table} WHERE {' AND '.join(where)} ORDER BY position LIMIT %(limit)s",
             params,
         )
         return [to_stored(r) for r in rows]

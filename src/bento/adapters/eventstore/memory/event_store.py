@@ -1,7 +1,9 @@
 """InMemoryEventStore: the EventStore port in a list, for tests and demos.
 
 Appends run under one asyncio lock, so the version check and the write are atomic
-within the event loop; positions are gap-free in commit order."""
+within the event loop; positions are gap-free in commit order. Every event of an
+append is encoded before the first is stored, so an unencodable one leaves nothing
+behind (all-or-nothing, like the ClickHouse store's single INSERT)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from bento.application.errors import ConcurrencyError
-from bento.application.ports.event_store import ANY_VERSION, EventFilter, StoredEvent
+from bento.application.ports.event_store import (
+    ANY_VERSION,
+    EventFilter,
+    StoredEvent,
+    require_filter_text,
+    require_text,
+)
 from bento.application.serialization import JsonCodec
 from bento.domain.events import DomainEvent
 
@@ -27,38 +35,50 @@ class InMemoryEventStore:
     async def append(
         self, stream: str, events: Sequence[DomainEvent], expected_version: int, *, aggregate_type: str = ""
     ) -> int:
+        require_text("stream name", stream)
+        encoded_events = [self.codec.encode_for_store(e, aggregate_type=aggregate_type) for e in events]
         async with self._lock:
             history = self._streams.setdefault(stream, [])
             actual = len(history)
             if expected_version != ANY_VERSION and expected_version != actual:
                 raise ConcurrencyError(stream, expected_version, actual)
             now = datetime.now(UTC)
-            for event in events:
-                encoded = self.codec.encode_for_store(event, aggregate_type=aggregate_type)
+            for encoded in encoded_events:
                 stored = StoredEvent(
-                    position=len(self._log) + 1, stream=stream, version=len(history) + 1,
-                    event_id=encoded.event_id, event_type=encoded.event_type,
-                    schema_version=encoded.schema_version, data=encoded.data, metadata=encoded.metadata,
-                    recorded_at=now, aggregate_type=encoded.aggregate_type, tenant_id=encoded.tenant_id,
-                    correlation_id=encoded.correlation_id, causation_id=encoded.causation_id,
+                    position=len(self._log) + 1,
+                    stream=stream,
+                    version=len(history) + 1,
+                    event_id=encoded.event_id,
+                    event_type=encoded.event_type,
+                    schema_version=encoded.schema_version,
+                    data=encoded.data,
+                    metadata=encoded.metadata,
+                    recorded_at=now,
+                    aggregate_type=encoded.aggregate_type,
+                    tenant_id=encoded.tenant_id,
+                    correlation_id=encoded.correlation_id,
+                    causation_id=encoded.causation_id,
                 )
                 history.append(stored)
                 self._log.append(stored)
             return len(history)
 
     async def read_stream(self, stream: str, from_version: int = 0) -> list[StoredEvent]:
+        require_text("stream name", stream)
         return list(self._streams.get(stream, [])[from_version:])
 
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:
         return self._log[after_position : after_position + limit]
 
     async def stream_version(self, stream: str) -> int:
+        require_text("stream name", stream)
         return len(self._streams.get(stream, ()))
 
     async def last_position(self) -> int:
         return len(self._log)
 
     async def query(self, criteria: EventFilter) -> list[StoredEvent]:
+        require_filter_text(criteria)
         types = set(criteria.event_types)
         out: list[StoredEvent] = []
         for event in self._log[criteria.after_position :]:
