@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -30,6 +30,7 @@ from bento.adapters.messaging.nats.settings import NatsSettings
 from bento.adapters.messaging.pulsar.settings import PulsarSettings
 from bento.adapters.messaging.rabbitmq.settings import RabbitMQSettings
 from bento.adapters.messaging.redis.settings import RedisSettings
+from bento.application.credentials import SecretUrl, mask_credentials
 from bento.application.errors import ConfigurationError
 
 DEFAULT_INSTANCE = "default"
@@ -41,8 +42,16 @@ EventBusSettings = Annotated[
     Field(discriminator="backend"),
 ]
 
-_SCHEMES = {"amqp": "rabbitmq", "amqps": "rabbitmq", "redis": "redis", "rediss": "redis",
-            "pulsar": "pulsar", "pulsar+ssl": "pulsar", "nats": "nats", "tls": "nats"}
+_SCHEMES = {
+    "amqp": "rabbitmq",
+    "amqps": "rabbitmq",
+    "redis": "redis",
+    "rediss": "redis",
+    "pulsar": "pulsar",
+    "pulsar+ssl": "pulsar",
+    "nats": "nats",
+    "tls": "nats",
+}
 
 
 def _scheme_backend(instance: dict[str, Any]) -> str | None:
@@ -73,7 +82,7 @@ def split_instances(raw: Any, default_backend: str, backend_field: str = "backen
 class EventStoreSettings(BaseModel):
     """`backend: clickhouse` uses the `clickhouse` section (embedded or server)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     backend: Literal["memory", "clickhouse"] = "memory"
     table: str = "events"
@@ -81,11 +90,11 @@ class EventStoreSettings(BaseModel):
     group_commit_max_events: int = Field(1000, ge=1)
     version_cache_size: int = Field(100_000, ge=1, description="stream versions kept in memory per store")
     lock: Literal["inprocess", "redis"] = "inprocess"
-    lock_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    lock_url: SecretUrl = SecretUrl("redis://127.0.0.1:6379/0")
 
 
 class ReadModelSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     backend: Literal["memory", "clickhouse"] = "memory"
 
@@ -93,10 +102,10 @@ class ReadModelSettings(BaseModel):
 class ChannelSettings(BaseModel):
     """Streaming channel instance (seed 000 CHANNEL__…)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     backend: Literal["memory", "redis"] = "memory"
-    url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    url: SecretUrl = SecretUrl("redis://127.0.0.1:6379/0")
     key_prefix: str = "channel:"
     ttl: int = 86400
     max_queue: int = Field(1000, ge=1, description="messages buffered per subscriber")
@@ -105,10 +114,10 @@ class ChannelSettings(BaseModel):
 class MQSettings(BaseModel):
     """Work-queue instance (seed 000 MQ__…)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     backend: Literal["redis", "rabbitmq"] = "redis"
-    url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    url: SecretUrl = SecretUrl("redis://127.0.0.1:6379/0")
     max_connections: int = 10
     prefetch_count: int = 10
 
@@ -116,15 +125,15 @@ class MQSettings(BaseModel):
 class CacheSettings(BaseModel):
     """Cache / client instance (seed 000 CACHE__…)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     cache_type: Literal["memory", "redis"] = "memory"
-    url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    url: SecretUrl = SecretUrl("redis://127.0.0.1:6379/0")
     max_connections: int = 10
 
 
 class ServiceSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     name: str = "bento-service"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -144,6 +153,7 @@ class BentoSettings(BaseSettings):
         extra="ignore",
         case_sensitive=False,
         frozen=True,
+        hide_input_in_errors=True,
     )
 
     service: ServiceSettings = ServiceSettings()
@@ -219,7 +229,8 @@ class BentoSettings(BaseSettings):
         return "inprocess" if backend == "memory" else backend
 
     def masked(self) -> dict[str, Any]:
-        """Effective settings as JSON-able data, secrets shown as '**********'."""
+        """Effective settings as JSON-able data: passwords and tokens shown as '**********',
+        URLs with their credentials masked (`redis://***@host:6379/0`)."""
         return self.model_dump(mode="json")
 
 
@@ -237,6 +248,7 @@ def _describe(err: Any) -> str:
     path = [p for p in loc if p not in {"inprocess", "memory", "rabbitmq", "pulsar", "redis", "nats"}]
     env = "__".join(p.upper() for p in path)
     value = err.get("input")
-    secret = any(word in env.lower() for word in ("secret", "password", "url", "token"))
-    shown = "" if isinstance(value, dict) or secret else f" (got {value!r})"
+    secret = any(word in env.lower() for word in ("secret", "password", "url", "token", "servers", "auth", "dsn"))
+    # Values are bounded and URL credentials masked even where the name looks harmless.
+    shown = "" if isinstance(value, dict) or secret else f" (got {mask_credentials(repr(value)[:200])})"
     return f"{env or '<root>'}: {err['msg']}{shown}"

@@ -48,6 +48,7 @@ from bento.domain.events import DomainEvent
 
 logger = logging.getLogger(__name__)
 
+
 class NatsMessageBus(StartsAndCloses):
     """MessageBus on JetStream; see the module docstring for the layout and guarantees."""
 
@@ -94,7 +95,7 @@ class NatsMessageBus(StartsAndCloses):
         if self._nc is not None:
             return
         settings = self.settings
-        where = ",".join(settings.servers)
+        where = settings.address
         # nats-py annotates these as int but sleeps on them, so fractions of a second work.
         options: dict[str, Any] = {
             "connect_timeout": settings.connect_timeout,
@@ -112,7 +113,7 @@ class NatsMessageBus(StartsAndCloses):
             # nats-py retries the server list on its own; the outer timeout bounds that.
             async with asyncio.timeout(settings.connect_timeout * (len(settings.servers) + 1)):
                 await nc.connect(
-                    servers=settings.servers,
+                    servers=settings.server_urls(),
                     name=settings.name,
                     allow_reconnect=True,
                     max_reconnect_attempts=settings.max_reconnect_attempts,
@@ -249,7 +250,7 @@ class NatsMessageBus(StartsAndCloses):
             return await read_dead_letters(js, self.settings, self._layout, topic, group, limit)
         except nats.errors.Error as exc:
             raise BrokerUnavailableError(
-                "NATS JetStream", ",".join(self.settings.servers), f"reading dead letters failed: {exc}"
+                "NATS JetStream", self.settings.address, f"reading dead letters failed: {exc}"
             ) from exc
 
     # -- health and connection events -----------------------------------------------------

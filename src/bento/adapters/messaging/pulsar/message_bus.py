@@ -132,7 +132,7 @@ class PulsarMessageBus(StartsAndCloses):
         if not status.healthy:
             await self._shutdown_client()
             self._runtime = None
-            raise BrokerUnavailableError("Pulsar broker", self.settings.service_url, status.detail)
+            raise BrokerUnavailableError("Pulsar broker", str(self.settings.service_url), status.detail)
         self._monitor = asyncio.create_task(self._watch_connections(), name="bento-pulsar-reconnect-monitor")
 
     async def close(self) -> None:
@@ -231,7 +231,7 @@ class PulsarMessageBus(StartsAndCloses):
         try:
             consumer = await asyncio.to_thread(runtime.client.subscribe, target, name, **options)
         except pulsar.PulsarException as exc:
-            raise translate_subscribe(topic, s.service_url, exc) from exc
+            raise translate_subscribe(topic, str(s.service_url), exc) from exc
         subscription = PulsarSubscription(
             runtime,
             consumer,
@@ -259,7 +259,7 @@ class PulsarMessageBus(StartsAndCloses):
             )
         except pulsar.PulsarException as exc:
             raise BrokerUnavailableError(
-                "Pulsar broker", self.settings.service_url, f"cannot read dead letters from {dlq!r} ({exc!r})"
+                "Pulsar broker", str(self.settings.service_url), f"cannot read dead letters from {dlq!r} ({exc!r})"
             ) from exc
 
     # -- health and reconnection ------------------------------------------------------

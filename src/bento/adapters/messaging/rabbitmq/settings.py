@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 
 from bento.adapters.messaging.settings_base import MessageBusSettingsBase
+from bento.application.credentials import SecretUrl
 
 
 class RabbitMQSettings(MessageBusSettingsBase):
@@ -23,7 +24,7 @@ class RabbitMQSettings(MessageBusSettingsBase):
     """
 
     backend: Literal["rabbitmq"] = "rabbitmq"
-    url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    url: SecretUrl = SecretUrl("amqp://guest:guest@127.0.0.1:5672/")
     exchange_name: str = "bento.events"
     exchange_type: Literal["topic", "direct", "fanout", "headers"] = "topic"
     prefetch_count: int = Field(64, ge=1, description="unacknowledged deliveries per subscription")
@@ -39,9 +40,7 @@ class RabbitMQSettings(MessageBusSettingsBase):
     ssl_verify: bool = Field(True, description="verify the broker certificate and host name")
 
     # -- publishing -------------------------------------------------------------------
-    publish_timeout: float = Field(
-        30.0, gt=0, description="how long publish waits for a confirm, reconnects included"
-    )
+    publish_timeout: float = Field(30.0, gt=0, description="how long publish waits for a confirm, reconnects included")
     publish_window: int = Field(1000, ge=1, description="unconfirmed messages in flight per publish_batch")
 
     # -- topology ---------------------------------------------------------------------
@@ -51,9 +50,7 @@ class RabbitMQSettings(MessageBusSettingsBase):
     queue_expires: float | None = Field(
         None, gt=0, description="seconds an unused group queue and its DLQ live (x-expires); None keeps them"
     )
-    dead_letter_suffix: str = Field(
-        ".dlq", min_length=1, description="DLQ name = subscription queue + suffix"
-    )
+    dead_letter_suffix: str = Field(".dlq", min_length=1, description="DLQ name = subscription queue + suffix")
     retry_exchange_prefix: str = Field(
         "bento.retry", min_length=1, description="per-delay retry exchanges/queues are `<prefix>.<ms>ms`"
     )
@@ -62,7 +59,7 @@ class RabbitMQSettings(MessageBusSettingsBase):
 
     @field_validator("url")
     @classmethod
-    def _amqp_scheme(cls, value: SecretStr) -> SecretStr:
+    def _amqp_scheme(cls, value: SecretUrl) -> SecretUrl:
         if not value.get_secret_value().startswith(("amqp://", "amqps://")):
             raise ValueError("url must start with amqp:// or amqps://")
         return value
