@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, SecretStr, ValidationError
 
 import bento
 from bento.application.credentials import SecretUrl
@@ -65,10 +65,13 @@ def is_credential_name(name: str) -> bool:
 # -- planting ------------------------------------------------------------------------------------
 @dataclass
 class Planted:
-    """Every password and user name handed out; `check(text)` fails naming any that shows."""
+    """Every password and token handed out; `check(text)` fails naming any that shows.
+    `query=True` plants URL passwords as `?password=…` instead of in the userinfo, for
+    settings that refuse credentials there (Pulsar's service_url)."""
 
     words: list[str] = field(default_factory=list)
     closed_port: int = field(default_factory=free_port)
+    query: bool = False
 
     def word(self, what: str) -> str:
         value = f"{what}-{uuid.uuid4().hex[:12]}"
@@ -81,6 +84,8 @@ class Planted:
         # The user name is not planted as a secret: drivers log it (aio-pika shows
         # `amqp://user:******@…`); a userinfo that IS a secret is planted by `token_url`.
         user = f"user-{uuid.uuid4().hex[:6]}"
+        if self.query:
+            return f"{scheme}://{host}:{port or self.closed_port}/{path}?password={self.word('pw' + tag)}"
         return f"{scheme}://{user}:{self.word('pw' + tag)}@{host}:{port or self.closed_port}/{path}"
 
     def token_url(self, scheme: str, tag: str, port: int) -> str:
@@ -104,7 +109,21 @@ def _default_of(model: type[BaseModel], name: str) -> Any:
 
 
 def plant(model: type[BaseModel], planted: Planted) -> dict[str, Any]:
-    """Values for every secret-typed field of `model`, each with credentials of its own."""
+    """Values for every secret-typed field of `model`, each with credentials of its own:
+    URL passwords in the userinfo, or in the query when the model refuses the userinfo."""
+    values = _plant(model, planted)
+    try:
+        model.model_validate(values)
+    except ValidationError:
+        planted.query = True
+        try:
+            values = _plant(model, planted)
+        finally:
+            planted.query = False
+    return values
+
+
+def _plant(model: type[BaseModel], planted: Planted) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, info in model.model_fields.items():
         kind = secret_kind(info.annotation)

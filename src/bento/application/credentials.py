@@ -25,6 +25,9 @@ MASK = "***"
 # `scheme://userinfo@`: userinfo runs to the LAST '@' before whitespace, so a password
 # containing '@' or '/' is masked whole (masking too much is the safe failure).
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)[^\s]*@")
+# `user:password@host` with the scheme already stripped (pulsar-client's "invalid hostname:
+# u:pw@host:6650"): a colon in the userinfo and a host after the '@'.
+_BARE_USERINFO = re.compile(r"(?<![\w/:@.])[^\s:/@'\"]+:(?!//)[^\s@'\"]*@(?=[\w\[])")
 # `?password=…`, `&auth_token=…` (redis-py and others read credentials from the query).
 _SECRET_QUERY = re.compile(
     r"(?P<name>[?&;][^=&#\s]*(?:pass|pwd|token|secret|key|auth|credential|jwt|sig)[^=&#\s]*=)[^&#\s]*",
@@ -34,7 +37,8 @@ _SECRET_QUERY = re.compile(
 
 def mask_credentials(text: str) -> str:
     """`text` with the credentials of every URL in it masked (see the module docstring)."""
-    return _SECRET_QUERY.sub(rf"\g<name>{MASK}", _USERINFO.sub(rf"\g<scheme>{MASK}@", text))
+    text = _BARE_USERINFO.sub(f"{MASK}@", _USERINFO.sub(rf"\g<scheme>{MASK}@", text))
+    return _SECRET_QUERY.sub(rf"\g<name>{MASK}", text)
 
 
 def mask_url(url: str) -> str:

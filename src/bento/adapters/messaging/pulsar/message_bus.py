@@ -41,6 +41,7 @@ from bento.adapters.messaging.pulsar._runtime import Runtime
 from bento.adapters.messaging.pulsar._subscription import PulsarSubscription, nack_delay_seconds
 from bento.adapters.messaging.pulsar.settings import PulsarSettings, SubscriptionKind
 from bento.adapters.messaging.reconnect import ReconnectCallback, ReconnectCallbacks
+from bento.application.credentials import mask_credentials
 from bento.application.errors import BrokerUnavailableError, BusClosedError, ConfigurationError, SubscribeError
 from bento.application.ports.capabilities import Capabilities, HealthStatus
 from bento.application.ports.message_bus import DeadLetter, MessageHandler
@@ -115,7 +116,11 @@ class PulsarMessageBus(StartsAndCloses):
             raise BusClosedError("this PulsarMessageBus was closed; build a new one")
         if self._runtime is not None:
             return
-        client = await asyncio.to_thread(new_client, self.settings)
+        try:
+            client = await asyncio.to_thread(new_client, self.settings)
+        except ValueError as exc:  # pulsar-client quotes the URL it refuses: mask it, drop the raw error
+            reason = mask_credentials(str(exc))[:200]
+            raise ConfigurationError([f"pulsar.service_url: pulsar-client refused it ({reason})"]) from None
         bridge = LoopBridge(asyncio.get_running_loop())
         calls = ClientCalls(bridge)
         self._runtime = Runtime(

@@ -88,6 +88,9 @@ class PulsarSettings(MessageBusSettingsBase):
             # Only the scheme is quoted: the rest of the URL may hold credentials.
             scheme = url.split("://", 1)[0][:20] if "://" in url else "none"
             raise ValueError(f"service_url must start with pulsar:// or pulsar+ssl:// (its scheme is {scheme!r})")
+        if "@" in url.split("://", 1)[1].split("/", 1)[0]:
+            # pulsar-client refuses `user:password@` (quoting it back in a ValueError).
+            raise ValueError("service_url must not carry credentials (user:password@); set auth_token instead")
         return value
 
     @property
