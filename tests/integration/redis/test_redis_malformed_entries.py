@@ -15,7 +15,7 @@ from bento.application.serialization import JsonCodec
 from bento.testing.collector import Collector
 from bento.testing.events import make_event
 
-VALID_AFTER = 300
+VALID_AFTER = 990  # the issue saw 990 valid messages never handled after one bad entry
 
 
 def _settings(url: str, prefix: str) -> RedisSettings:
