@@ -328,3 +328,63 @@ async def test_nats_that_dies_after_accepting_the_password_shows_none_of_it(
         await _run_and_record([bus.close], texts)
     texts += [caplog.text, "\n".join(r.getMessage() for r in caplog.records)]
     planted.check("\n".join(texts), "private NATS, killed")
+
+
+async def test_named_managers_and_the_container_health_show_no_credential(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """The seed-000 façades (RedisClient, RabbitMQClient, ChannelManager, MQManager,
+    EventBusManager) configured from the environment, failing against a closed port, and
+    the container's health report (what /api/health serves)."""
+    from bento.infrastructure import runtime
+    from bento.infrastructure.channel import ChannelManager
+    from bento.infrastructure.clients import RabbitMQClient, RedisClient
+    from bento.infrastructure.container import BentoContainer
+    from bento.infrastructure.events import EventBusManager
+    from bento.infrastructure.mq import MQManager
+
+    planted = Planted()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BENTO_CONFIG", raising=False)
+    env = {
+        "CACHE__X__CACHE_TYPE": "redis",
+        "CACHE__X__URL": planted.url("redis://x/0", "-cache"),
+        "CHANNEL__X__BACKEND": "redis",
+        "CHANNEL__X__URL": planted.url("redis://x/0", "-channel"),
+        "MQ__X__BACKEND": "redis",
+        "MQ__X__URL": planted.url("redis://x/0", "-mq"),
+        "MQ__Y__BACKEND": "rabbitmq",
+        "MQ__Y__URL": planted.url("amqp://x/", "-mq-rabbit"),
+        "EVENT__X__BACKEND": "redis",
+        "EVENT__X__URL": planted.url("redis://x/0", "-event"),
+        "EVENT__Y__BACKEND": "rabbitmq",
+        "EVENT__Y__URL": planted.url("amqp://x/", "-event-rabbit"),
+        "EVENT__Y__CONNECT_TIMEOUT": "2",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    texts: list[str] = []
+    caplog.set_level(logging.DEBUG)
+    runtime.reset_container()
+    container = runtime.use_container(BentoContainer())
+    try:
+        facades = [
+            RedisClient.get_instance("x"),
+            RabbitMQClient.get_instance("y"),
+            ChannelManager.get_instance("x"),
+            MQManager.get_instance("x"),
+            MQManager.get_instance("y"),
+            EventBusManager.get_instance("x"),
+            EventBusManager.get_instance("y"),
+        ]
+        failed = await _run_and_record([facade.initialize for facade in facades], texts)
+        assert sum(isinstance(outcome, Exception) for outcome in failed) == len(facades), failed
+        await _run_and_record([facade.health for facade in facades], texts)
+        report = await collect_health(container)
+        texts += [json.dumps(report.as_dict()), repr(container.settings()), json.dumps(container.settings().masked())]
+    finally:
+        await runtime.shutdown(container)
+        runtime.reset_container()
+    texts += [caplog.text, "\n".join(r.getMessage() for r in caplog.records)]
+    assert sum("BrokerUnavailableError" in text for text in texts) >= len(facades), texts
+    planted.check("\n".join(texts), "named managers and container health")
