@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
         ("amqps://u:pw@mq:5671/vhost?heartbeat=5&password=x", "amqps://***@mq:5671/vhost?heartbeat=5&password=***"),
         ("pulsar+ssl://broker:6651?token=abc&x=1", "pulsar+ssl://broker:6651?token=***&x=1"),
         ("user:pw@host:4222", "***@host:4222"),  # no scheme
-        ("nats://a:1@h1:4222,nats://b:2@h2:4222", "nats://***@h1:4222,nats://***@h2:4222"),
+        ("redis://u:a,b@host:6379/0", "redis://***@host:6379/0"),  # ',' in the password
         ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
     ],
 )

@@ -42,12 +42,9 @@ def mask_credentials(text: str) -> str:
 
 
 def mask_url(url: str) -> str:
-    """One URL (or a comma-separated list of them) with its credentials masked; a URL
-    without a scheme (`user:pw@host:4222`, which some clients accept) is masked too."""
-    return ",".join(_mask_one(part) for part in url.split(",")) if "," in url else _mask_one(url)
-
-
-def _mask_one(url: str) -> str:
+    """One URL with its credentials masked; a URL without a scheme (`user:pw@host:4222`,
+    which some clients accept) is masked too. A value is never split on ',' (a password
+    may hold one): mask each URL of a list on its own, as NatsSettings.address does."""
     if "://" not in url and "@" in url:
         url = f"{MASK}@{url.rsplit('@', 1)[1]}"
     return mask_credentials(url)
