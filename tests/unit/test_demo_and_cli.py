@@ -40,7 +40,8 @@ def test_config_show_masks_secrets(monkeypatch: pytest.MonkeyPatch, capsys: pyte
     monkeypatch.setenv("EVENT__DOMAIN__URL", "amqp://user:topsecret@host:5672/")
     assert main(["config", "show"]) == 0
     out = capsys.readouterr().out
-    assert "topsecret" not in out and "domain:" in out and "**********" in out
+    assert "topsecret" not in out and "domain:" in out
+    assert "url: amqp://***@host:5672/" in out  # where it points stays readable
 
 
 def test_config_errors_are_reported_without_a_traceback(

@@ -236,7 +236,7 @@ def test_config_show_sources_says_where_each_value_came_from(
     assert lines["event.default.backend"].split()[1:] == ["rabbitmq", "#", "env", "EVENT__BACKEND"]
     assert lines["event.default.exchange_name"].split()[1:] == ["bento.events", "#", "default"]
     assert lines["event.domain.url"].split()[1:] == [
-        "amqp://***@broker.example:5673/vhost?***",
+        "amqp://***@broker.example:5673/vhost?token=***",
         "#",
         "env",
         "EVENT__DOMAIN__URL",

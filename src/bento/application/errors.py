@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bento.application.credentials import mask_credentials, mask_url
 from bento.domain.errors import BentoError
 
 
@@ -78,6 +79,7 @@ class PublishError(BentoError):
     """The transport did not confirm a publish; the message may not have been sent."""
 
     def __init__(self, topic: str, reason: str) -> None:
+        reason = mask_credentials(reason)  # often a driver's message, which may quote a URL
         super().__init__(f"publishing to {topic!r} failed: {reason}")
         self.topic, self.reason = topic, reason
 
@@ -86,14 +88,17 @@ class SubscribeError(BentoError):
     """A subscription could not be set up."""
 
     def __init__(self, topic: str, reason: str) -> None:
+        reason = mask_credentials(reason)
         super().__init__(f"subscribing to {topic!r} failed: {reason}")
         self.topic, self.reason = topic, reason
 
 
 class BrokerUnavailableError(BentoError, ConnectionError):
-    """The broker or store could not be reached."""
+    """The broker or store could not be reached. `where` and `reason` are shown with URL
+    credentials masked, whatever the caller passed (a driver's message may quote the URL)."""
 
     def __init__(self, what: str, where: str, reason: str) -> None:
+        where, reason = mask_url(where), mask_credentials(reason)
         super().__init__(f"{what} at {where} is unreachable: {reason}")
         self.what, self.where, self.reason = what, where, reason
 

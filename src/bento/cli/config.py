@@ -7,11 +7,12 @@ import json
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, SecretStr
 from pydantic_core import to_jsonable_python
+
+from bento.application.credentials import mask_url
 
 MASK = "**********"
 
@@ -83,23 +84,6 @@ def _shown(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_shown(item) for item in value]
     return to_jsonable_python(value)
-
-
-def mask_url(url: str) -> str:
-    """`scheme://***@host:port/path?***`: user, password and query (which may carry a token) hidden.
-
-    A local helper until bento has one shared URL-masking function.
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return MASK
-    if not parts.scheme or not parts.netloc:
-        return MASK
-    _credentials, at, host = parts.netloc.rpartition("@")
-    credentials = "***@" if at else ""
-    query = "?***" if parts.query else ""
-    return f"{parts.scheme}://{credentials}{host}{parts.path}{query}"
 
 
 def _help(parser: argparse.ArgumentParser) -> int:

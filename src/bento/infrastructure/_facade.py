@@ -87,17 +87,7 @@ async def timed_check(
         async with asyncio.timeout(timeout):
             await probe()
     except TimeoutError:
-        return HealthStatus(
-            False, component, (time.perf_counter() - started) * 1000, f"no answer in {timeout}s"
-        )
+        return HealthStatus(False, component, (time.perf_counter() - started) * 1000, f"no answer in {timeout}s")
     except Exception as exc:  # a health check reports failures, it does not raise them
-        return HealthStatus(
-            False, component, (time.perf_counter() - started) * 1000, f"{type(exc).__name__}: {exc}"
-        )
+        return HealthStatus(False, component, (time.perf_counter() - started) * 1000, f"{type(exc).__name__}: {exc}")
     return HealthStatus(True, component, (time.perf_counter() - started) * 1000)
-
-
-def redacted(url: str) -> str:
-    """A URL without its credentials, for messages and health output."""
-    scheme, sep, rest = url.partition("://")
-    return f"{scheme}{sep}{rest.rsplit('@', 1)[-1]}" if sep else url.rsplit("@", 1)[-1]

@@ -22,6 +22,7 @@ from typing import Any
 
 from dependency_injector import containers, providers
 
+from bento.application.credentials import mask_credentials
 from bento.application.ports.capabilities import HealthStatus
 from bento.infrastructure import runtime
 
@@ -71,9 +72,7 @@ def _opened(provider: Any) -> Any | None:
     if isinstance(provider, providers.Resource) and provider.initialized:
         value = provider()
         if isinstance(value, asyncio.Future):
-            return (
-                value.result() if value.done() and not value.cancelled() and not value.exception() else None
-            )
+            return value.result() if value.done() and not value.cancelled() and not value.exception() else None
         return value
     return None
 
@@ -119,7 +118,7 @@ async def _run(name: str, check: HealthCheck, timeout: float, required: bool) ->
         return ComponentHealth(name, False, elapsed, f"no answer in {timeout}s", required)
     except Exception as exc:  # a health report describes failures, it does not raise them
         elapsed = (time.perf_counter() - started) * 1000
-        return ComponentHealth(name, False, elapsed, f"{type(exc).__name__}: {exc}", required)
+        return ComponentHealth(name, False, elapsed, mask_credentials(f"{type(exc).__name__}: {exc}"), required)
     elapsed = (time.perf_counter() - started) * 1000
     if isinstance(outcome, HealthStatus):
         return ComponentHealth(name, outcome.healthy, outcome.latency_ms or elapsed, outcome.detail, required)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -31,6 +31,7 @@ from bento.adapters.messaging.nats.settings import NatsSettings
 from bento.adapters.messaging.pulsar.settings import PulsarSettings
 from bento.adapters.messaging.rabbitmq.settings import RabbitMQSettings
 from bento.adapters.messaging.redis.settings import RedisSettings
+from bento.application.credentials import SecretUrl, mask_credentials
 from bento.application.errors import ConfigurationError
 from bento.infrastructure.settings_sources import (
     DEFAULT_INSTANCE,
@@ -85,7 +86,7 @@ def split_instances(raw: Any, default_backend: str, backend_field: str = "backen
 class EventStoreSettings(BaseModel):
     """`backend: clickhouse` uses the `clickhouse` section (embedded or server)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     backend: Literal["memory", "clickhouse"] = "memory"
     table: str = "events"
@@ -98,11 +99,11 @@ class EventStoreSettings(BaseModel):
         "single-writer (a lease: a second writer fails before it commits); auto or inprocess on a server "
         "refuses to start",
     )
-    lock_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    lock_url: SecretUrl = SecretUrl("redis://127.0.0.1:6379/0")
 
 
 class ReadModelSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     backend: Literal["memory", "clickhouse"] = "memory"
 
@@ -110,10 +111,10 @@ class ReadModelSettings(BaseModel):
 class ChannelSettings(BaseModel):
     """Streaming channel instance (seed 000 CHANNEL__…)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     backend: Literal["memory", "redis"] = "memory"
-    url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    url: SecretUrl = SecretUrl("redis://127.0.0.1:6379/0")
     key_prefix: str = "channel:"
     ttl: int = 86400
     max_queue: int = Field(1000, ge=1, description="messages buffered per subscriber")
@@ -122,10 +123,10 @@ class ChannelSettings(BaseModel):
 class MQSettings(BaseModel):
     """Work-queue instance (seed 000 MQ__…)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     backend: Literal["redis", "rabbitmq"] = "redis"
-    url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    url: SecretUrl = SecretUrl("redis://127.0.0.1:6379/0")
     max_connections: int = 10
     prefetch_count: int = 10
 
@@ -133,15 +134,15 @@ class MQSettings(BaseModel):
 class CacheSettings(BaseModel):
     """Cache / client instance (seed 000 CACHE__…)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     cache_type: Literal["memory", "redis"] = "memory"
-    url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    url: SecretUrl = SecretUrl("redis://127.0.0.1:6379/0")
     max_connections: int = 10
 
 
 class ServiceSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     name: str = "bento-service"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -160,6 +161,7 @@ class BentoSettings(BaseSettings):
         extra="ignore",
         case_sensitive=False,
         frozen=True,
+        hide_input_in_errors=True,
     )
 
     service: ServiceSettings = ServiceSettings()
@@ -228,7 +230,8 @@ class BentoSettings(BaseSettings):
         return "inprocess" if backend == "memory" else backend
 
     def masked(self) -> dict[str, Any]:
-        """Effective settings as JSON-able data, secrets shown as '**********'."""
+        """Effective settings as JSON-able data: passwords and tokens shown as '**********',
+        URLs with their credentials masked (`redis://***@host:6379/0`)."""
         return self.model_dump(mode="json")
 
 
@@ -255,8 +258,9 @@ def _describe(err: Any, origins: dict[SettingPath, Origin]) -> str:
     path = [p for p in loc if p not in {"inprocess", "memory", "rabbitmq", "pulsar", "redis", "nats"}]
     env = "__".join(p.upper() for p in path)
     value = err.get("input")
-    secret = any(word in env.lower() for word in ("secret", "password", "url", "token"))
-    shown = "" if isinstance(value, dict) or secret else f" (got {value!r})"
+    secret = any(word in env.lower() for word in ("secret", "password", "url", "token", "servers", "auth", "dsn"))
+    # Values are bounded and URL credentials masked even where the name looks harmless.
+    shown = "" if isinstance(value, dict) or secret else f" (got {mask_credentials(repr(value)[:200])})"
     origin = origin_of(origins, tuple(path))
     source = "" if origin.kind == "default" or origin.key == env else f" [set by {origin}]"
     return f"{env or '<root>'}: {err['msg']}{shown}{source}"

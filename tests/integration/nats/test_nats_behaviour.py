@@ -124,7 +124,7 @@ async def test_cancelled_broadcast_subscriber_removes_its_consumer(nats_settings
     async with NatsMessageBus(settings) as bus:
         subscription = await bus.subscribe("eph.t", Collector())
         nc = Client()
-        await nc.connect(settings.servers[0])
+        await nc.connect(settings.server_urls()[0])
         try:
             js = nc.jetstream()
             assert len(await js.consumers_info(settings.stream_name)) == 1

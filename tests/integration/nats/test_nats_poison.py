@@ -161,7 +161,7 @@ async def test_a_failing_pull_loop_is_counted_reported_and_recovers(nats_setting
         received = Collector()
         await bus.subscribe("loop.t", received, group="g")
         nc = Client()
-        await nc.connect(settings.servers[0])
+        await nc.connect(settings.server_urls()[0])
         try:
             js = nc.jetstream()
             (info,) = await js.consumers_info(settings.stream_name)

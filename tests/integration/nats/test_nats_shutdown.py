@@ -20,7 +20,7 @@ async def _ack_pending(settings: NatsSettings) -> int:
     """Messages the server delivered to the only consumer and has not seen acked: with a
     handler that never returns, exactly what the client holds."""
     nc = Client()
-    await nc.connect(settings.servers[0])
+    await nc.connect(settings.server_urls()[0])
     try:
         js = nc.jetstream()
         (info,) = await js.consumers_info(settings.stream_name)

@@ -33,7 +33,7 @@ async def test_a_raw_publish_outside_the_layout_is_dead_lettered_not_lost(nats_s
         received = Collector()
         await bus.subscribe("orders.placed", received, group="g")
         nc = Client()
-        await nc.connect(settings.servers[0])
+        await nc.connect(settings.server_urls()[0])
         try:
             js = nc.jetstream()
             no_partition = bus.codec.encode(make_event(1))

@@ -17,9 +17,10 @@ import logging
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 
 from bento.adapters.channel._subscription import Fanout, QueuedSubscription
+from bento.application.credentials import SecretUrl
 from bento.application.errors import BusClosedError, MissingExtraError, PublishError, SubscribeError
 
 try:
@@ -38,10 +39,10 @@ logger = logging.getLogger(__name__)
 
 
 class RedisChannelSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     backend: Literal["redis"] = "redis"
-    url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    url: SecretUrl = SecretUrl("redis://127.0.0.1:6379/0")
     key_prefix: str = "channel:"
     queue_size: int = Field(1000, ge=1, description="messages queued per subscriber; beyond it the oldest is dropped")
 

@@ -12,7 +12,7 @@ class ClickHouseSettings(BaseModel):
     the native protocol to `host:port`. `pool_size` is the number of worker threads
     (and, for the server, driver clients) that run blocking calls off the event loop."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     mode: Literal["embedded", "server"] = "embedded"
     path: str = ".bento/clickhouse"

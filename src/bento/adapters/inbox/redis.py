@@ -8,8 +8,9 @@ within minutes; the default keeps ids for 7 days). `retention=None` keeps them f
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 
+from bento.application.credentials import SecretUrl
 from bento.application.errors import MissingExtraError
 
 try:
@@ -24,9 +25,9 @@ from bento.application.errors import BrokerUnavailableError
 class RedisStoreSettings(BaseModel):
     """Connection and key layout shared by the Redis inbox and checkpoint store."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
-    url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    url: SecretUrl = SecretUrl("redis://127.0.0.1:6379/0")
     key_prefix: str = "bento:"
     retention: int | None = Field(7 * 24 * 3600, ge=1, description="seconds an inbox id is remembered")
 

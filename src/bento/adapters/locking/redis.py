@@ -38,6 +38,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Self
 
+from bento.application.credentials import mask_url
 from bento.application.errors import BrokerUnavailableError, LockTimeoutError, MissingExtraError
 
 try:
@@ -151,7 +152,8 @@ class RedisStreamLock:
         if marker_ttl < lease:
             raise ValueError("marker_ttl must be at least the lease")
         self._own_client = isinstance(redis, str)
-        self._where = redis if isinstance(redis, str) else "redis"
+        # Only the masked address is kept for messages: the URL may carry a password.
+        self._where = mask_url(redis) if isinstance(redis, str) else "redis"
         self._redis: Any = aioredis.Redis.from_url(redis) if isinstance(redis, str) else redis
         self.prefix = prefix
         self.lease = lease

@@ -10,7 +10,8 @@ from bento.application.retry import RetryPolicy
 class MessageBusSettingsBase(BaseModel):
     """Fields common to every backend's settings; subclasses add `backend` and their own."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Validation errors never echo the input: it may be a URL with a password in it.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     max_attempts: int = Field(5, ge=1, description="deliveries before a message is dead-lettered")
     retry_delays: list[float] = Field(

@@ -33,9 +33,10 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bento.adapters.messaging.redis._errors import safe_address, unavailable
+from bento.adapters.messaging.redis._errors import unavailable
+from bento.application.credentials import SecretUrl, mask_url
 from bento.application.errors import (
     BrokerUnavailableError,
     BusClosedError,
@@ -61,10 +62,10 @@ class RedisWorkQueueSettings(BaseModel):
     """Connection and consumer knobs; `claim_idle_ms` must exceed `handler_timeout`, so that
     a live consumer's entry is never taken over while its handler still runs."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     backend: Literal["redis"] = "redis"
-    url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    url: SecretUrl = SecretUrl("redis://127.0.0.1:6379/0")
     key_prefix: str = "mq:"
     group: str = Field("workers", min_length=1, description="consumer group shared by every consumer")
     max_connections: int = Field(10, ge=2, description="pool size; callers wait when all are busy")
@@ -76,9 +77,7 @@ class RedisWorkQueueSettings(BaseModel):
     handler_timeout: float = Field(60.0, gt=0, description="a handler running longer counts as failed")
     drain_timeout: float = Field(10.0, ge=0, description="seconds cancel() waits for running handlers")
     dead_letter_suffix: str = Field(".dlq", min_length=1)
-    maxlen: int | None = Field(
-        None, ge=1, description="approximate MAXLEN of queue streams (None: unbounded)"
-    )
+    maxlen: int | None = Field(None, ge=1, description="approximate MAXLEN of queue streams (None: unbounded)")
 
     @model_validator(mode="after")
     def _claim_after_timeout(self) -> Self:
@@ -154,9 +153,7 @@ class RedisWorkQueueConsumer:
             await client.xack(self._stream, settings.group, *deleted)
         if not entries:
             return []
-        logger.warning(
-            "work queue %r: took over %d entries of a dead consumer", self.queue_name, len(entries)
-        )
+        logger.warning("work queue %r: took over %d entries of a dead consumer", self.queue_name, len(entries))
         pending: Any = await client.xpending_range(
             self._stream,
             settings.group,
@@ -233,9 +230,7 @@ class RedisWorkQueueConsumer:
 class RedisWorkQueue:
     """Named durable work queues on Redis Streams; see the module docstring."""
 
-    def __init__(
-        self, settings: RedisWorkQueueSettings | None = None, *, client: Redis | None = None
-    ) -> None:
+    def __init__(self, settings: RedisWorkQueueSettings | None = None, *, client: Redis | None = None) -> None:
         self.settings = settings or RedisWorkQueueSettings()
         self._client, self._owns_client = client, client is None
         self._consumers: set[RedisWorkQueueConsumer] = set()
@@ -259,9 +254,7 @@ class RedisWorkQueue:
             return
         url = self.settings.url.get_secret_value()
         if self._client is None:
-            pool = BlockingConnectionPool.from_url(
-                url, max_connections=self.settings.max_connections, timeout=30
-            )
+            pool = BlockingConnectionPool.from_url(url, max_connections=self.settings.max_connections, timeout=30)
             self._client = Redis(connection_pool=pool)
         try:
             await self._client.ping()
@@ -269,7 +262,7 @@ class RedisWorkQueue:
             if self._owns_client:
                 await self._client.aclose()
                 self._client = None
-            raise unavailable(safe_address(url), exc) from exc
+            raise unavailable(mask_url(url), exc) from exc
         self._started = True
 
     async def __aenter__(self) -> Self:
@@ -310,9 +303,7 @@ class RedisWorkQueue:
             raise PublishError(queue, f"{type(exc).__name__}: {exc}") from exc
 
     # -- consuming --------------------------------------------------------------------
-    async def consume(
-        self, queue: str, handler: WorkHandler, auto_ack: bool = True
-    ) -> RedisWorkQueueConsumer:
+    async def consume(self, queue: str, handler: WorkHandler, auto_ack: bool = True) -> RedisWorkQueueConsumer:
         """Start consuming `queue`; returns a handle whose `cancel()` stops it."""
         self.client  # noqa: B018 - raises BusClosedError before anything starts
         consumer = RedisWorkQueueConsumer(self, queue, handler, auto_ack)
@@ -350,16 +341,12 @@ class RedisWorkQueue:
             await pipe.execute()
         except RedisError as exc:
             # The entry stays pending and is taken over after claim_idle_ms: delivered again, not lost.
-            logger.warning(
-                "could not settle entry %s of %s (it will be redelivered): %s", entry_id, stream, exc
-            )
+            logger.warning("could not settle entry %s of %s (it will be redelivered): %s", entry_id, stream, exc)
 
     async def dead_letters(self, queue: str, limit: int = 100) -> list[dict[str, Any]]:
         """Dead-lettered messages of `queue`, oldest first: `message`, `error_type`, `error_message`."""
         try:
-            entries: Any = await self.client.xrange(
-                self.stream(queue) + self.settings.dead_letter_suffix, count=limit
-            )
+            entries: Any = await self.client.xrange(self.stream(queue) + self.settings.dead_letter_suffix, count=limit)
         except RedisError as exc:
             raise BrokerUnavailableError("Redis", "work queue", f"{type(exc).__name__}: {exc}") from exc
         found: list[dict[str, Any]] = []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bento.application.credentials import mask_credentials
+
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
@@ -35,3 +37,7 @@ class HealthStatus:
     component: str
     latency_ms: float = 0.0
     detail: str = ""
+
+    def __post_init__(self) -> None:
+        # Details often quote a driver's exception, which may name a URL with its password.
+        object.__setattr__(self, "detail", mask_credentials(self.detail))

@@ -17,10 +17,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Self
 
+from bento.application.credentials import mask_url
 from bento.application.errors import BrokerUnavailableError, MissingExtraError
 from bento.application.ports.capabilities import HealthStatus
 from bento.infrastructure import runtime
-from bento.infrastructure._facade import NamedFacade, redacted, timed_check
+from bento.infrastructure._facade import NamedFacade, timed_check
 
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
@@ -95,7 +96,7 @@ class RabbitMQClient(NamedFacade):
             await channel.set_qos(prefetch_count=self._settings.prefetch_count)
         except DRIVER_ERRORS as exc:
             raise BrokerUnavailableError(
-                "RabbitMQ", redacted(self._settings.url.get_secret_value()), f"{type(exc).__name__}: {exc}"
+                "RabbitMQ", mask_url(self._settings.url.get_secret_value()), f"{type(exc).__name__}: {exc}"
             ) from exc
         self._channels.append(channel)
         if not new:

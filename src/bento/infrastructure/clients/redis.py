@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Self
 
+from bento.application.credentials import mask_url
 from bento.application.errors import BrokerUnavailableError, MissingExtraError
 from bento.application.ports.capabilities import HealthStatus
 from bento.domain.errors import BentoError
 from bento.infrastructure import runtime
-from bento.infrastructure._facade import NamedFacade, redacted, timed_check
+from bento.infrastructure._facade import NamedFacade, timed_check
 from bento.infrastructure.settings import CacheSettings
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ class RedisClient(NamedFacade):
             await client.ping()
         except RedisError as exc:
             await client.aclose()
-            raise BrokerUnavailableError("Redis", redacted(target), f"{type(exc).__name__}: {exc}") from exc
+            raise BrokerUnavailableError("Redis", mask_url(target), f"{type(exc).__name__}: {exc}") from exc
         self._client, self._url = client, target
         await runtime.track(self._container)
         return self
@@ -109,9 +110,7 @@ class RedisClient(NamedFacade):
         try:
             return await client.execute_command(command, *args, **options)  # type: ignore[no-untyped-call]
         except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise BrokerUnavailableError(
-                "Redis", redacted(self._url), f"{type(exc).__name__}: {exc}"
-            ) from exc
+            raise BrokerUnavailableError("Redis", mask_url(self._url), f"{type(exc).__name__}: {exc}") from exc
         except RedisError as exc:
             raise RedisCommandError(command, f"{type(exc).__name__}: {exc}") from exc
 

@@ -45,7 +45,7 @@ class Connection:
 
     @property
     def where(self) -> str:
-        return ",".join(self.settings.servers)
+        return self.settings.address
 
     def live(self) -> tuple[Client, JetStreamContext]:
         """The current client and context; ConnectionClosedError when there is none, so
@@ -107,7 +107,7 @@ class Connection:
             # nats-py retries the server list on its own; the outer timeout bounds that.
             async with asyncio.timeout(settings.connect_timeout * (len(settings.servers) + 1)):
                 await nc.connect(
-                    servers=settings.servers,
+                    servers=settings.server_urls(),
                     name=settings.name,
                     allow_reconnect=True,
                     max_reconnect_attempts=settings.max_reconnect_attempts,

@@ -149,7 +149,7 @@ class Publisher:
                 "was the stream deleted? restart the bus to re-declare it",
             )
         if isinstance(exc, nats.errors.ConnectionClosedError):
-            return BrokerUnavailableError("NATS", ",".join(self.settings.servers), "connection closed")
+            return BrokerUnavailableError("NATS", self.settings.address, "connection closed")
         if isinstance(exc, TimeoutError):
             what = "the message" if total == 1 else f"{total - sent} of {total} messages"
             return PublishError(

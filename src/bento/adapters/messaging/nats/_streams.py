@@ -61,7 +61,7 @@ async def ensure_streams(js: JetStreamContext, settings: NatsSettings) -> None:
 
     A refused change (another stream already captures the subjects, or a field
     JetStream cannot change such as storage) is a ConfigurationError naming both."""
-    where = ",".join(settings.servers)
+    where = settings.address
     for config in stream_configs(settings):
         try:
             try:

@@ -208,7 +208,7 @@ class NatsMessageBus(StartsAndCloses):
             return await read_dead_letters(js, self.settings, self._layout, topic, group, limit)
         except nats.errors.Error as exc:
             raise BrokerUnavailableError(
-                "NATS JetStream", ",".join(self.settings.servers), f"reading dead letters failed: {exc}"
+                "NATS JetStream", self.settings.address, f"reading dead letters failed: {exc}"
             ) from exc
 
     # -- health and connection events -----------------------------------------------------

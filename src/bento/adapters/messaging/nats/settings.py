@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 
 from bento.adapters.messaging.settings_base import MessageBusSettingsBase
+from bento.application.credentials import SecretUrl
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -25,7 +26,11 @@ class NatsSettings(MessageBusSettingsBase):
     """
 
     backend: Literal["nats"] = "nats"
-    servers: list[str] = Field(default_factory=lambda: ["nats://127.0.0.1:4222"], min_length=1)
+    servers: list[SecretUrl] = Field(
+        default_factory=lambda: [SecretUrl("nats://127.0.0.1:4222")],
+        min_length=1,
+        description="server URLs; credentials in them (nats://user:pw@… or nats://token@…) are never shown",
+    )
     name: str = Field("bento", description="connection name shown by the server's monitoring")
     user: str | None = None
     password: SecretStr | None = None
@@ -76,6 +81,15 @@ class NatsSettings(MessageBusSettingsBase):
         if not _TOKEN.match(value):
             raise ValueError("subject_prefix must be one subject token (letters, digits, '_' and '-')")
         return value
+
+    @property
+    def address(self) -> str:
+        """The servers for messages and logs, credentials masked."""
+        return ",".join(str(server) for server in self.servers)
+
+    def server_urls(self) -> list[str]:
+        """The real server URLs, credentials included: only for connecting."""
+        return [server.get_secret_value() for server in self.servers]
 
     @property
     def dead_letter_stream(self) -> str:

@@ -32,7 +32,7 @@ def new_client(settings: PulsarSettings) -> pulsar.Client:
     s = settings
     authentication = pulsar.AuthenticationToken(s.auth_token.get_secret_value()) if s.auth_token else None
     return pulsar.Client(
-        s.service_url,
+        s.service_url.get_secret_value(),
         authentication=authentication,
         operation_timeout_seconds=s.operation_timeout_seconds,
         connection_timeout_ms=s.connection_timeout_ms,

@@ -116,11 +116,9 @@ class _ChunkDone:
 class ProducerPool:
     """Producers by full topic name; `send` returns when the broker confirmed every message."""
 
-    def __init__(
-        self, client: pulsar.Client, settings: PulsarSettings, bridge: LoopBridge, calls: ClientCalls
-    ) -> None:
+    def __init__(self, client: pulsar.Client, settings: PulsarSettings, bridge: LoopBridge, calls: ClientCalls) -> None:
         self._client, self._settings, self._bridge, self._calls = client, settings, bridge, calls
-        self.service_url = settings.service_url
+        self.service_url = str(settings.service_url)  # masked: only ever quoted in errors
         self._producers: dict[str, pulsar.Producer] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._limit = settings.max_pending_messages
@@ -141,7 +139,7 @@ class ProducerPool:
                 try:
                     producer = await asyncio.to_thread(self._create, topic)
                 except pulsar.PulsarException as exc:
-                    raise translate_publish(topic, self._settings.service_url, exc) from exc
+                    raise translate_publish(topic, self.service_url, exc) from exc
                 self._producers[topic] = producer
         return producer
 

@@ -41,6 +41,7 @@ from bento.adapters.messaging.pulsar._runtime import Runtime
 from bento.adapters.messaging.pulsar._subscription import PulsarSubscription, nack_delay_seconds
 from bento.adapters.messaging.pulsar.settings import PulsarSettings, SubscriptionKind
 from bento.adapters.messaging.reconnect import ReconnectCallback, ReconnectCallbacks
+from bento.application.credentials import mask_credentials
 from bento.application.errors import BrokerUnavailableError, BusClosedError, ConfigurationError, SubscribeError
 from bento.application.ports.capabilities import Capabilities, HealthStatus
 from bento.application.ports.message_bus import DeadLetter, MessageHandler
@@ -115,7 +116,11 @@ class PulsarMessageBus(StartsAndCloses):
             raise BusClosedError("this PulsarMessageBus was closed; build a new one")
         if self._runtime is not None:
             return
-        client = await asyncio.to_thread(new_client, self.settings)
+        try:
+            client = await asyncio.to_thread(new_client, self.settings)
+        except ValueError as exc:  # pulsar-client quotes the URL it refuses: mask it, drop the raw error
+            reason = mask_credentials(str(exc))[:200]
+            raise ConfigurationError([f"pulsar.service_url: pulsar-client refused it ({reason})"]) from None
         bridge = LoopBridge(asyncio.get_running_loop())
         calls = ClientCalls(bridge)
         self._runtime = Runtime(
@@ -132,7 +137,7 @@ class PulsarMessageBus(StartsAndCloses):
         if not status.healthy:
             await self._shutdown_client()
             self._runtime = None
-            raise BrokerUnavailableError("Pulsar broker", self.settings.service_url, status.detail)
+            raise BrokerUnavailableError("Pulsar broker", str(self.settings.service_url), status.detail)
         self._monitor = asyncio.create_task(self._watch_connections(), name="bento-pulsar-reconnect-monitor")
 
     async def close(self) -> None:
@@ -231,7 +236,7 @@ class PulsarMessageBus(StartsAndCloses):
         try:
             consumer = await asyncio.to_thread(runtime.client.subscribe, target, name, **options)
         except pulsar.PulsarException as exc:
-            raise translate_subscribe(topic, s.service_url, exc) from exc
+            raise translate_subscribe(topic, str(s.service_url), exc) from exc
         subscription = PulsarSubscription(
             runtime,
             consumer,
@@ -259,7 +264,7 @@ class PulsarMessageBus(StartsAndCloses):
             )
         except pulsar.PulsarException as exc:
             raise BrokerUnavailableError(
-                "Pulsar broker", self.settings.service_url, f"cannot read dead letters from {dlq!r} ({exc!r})"
+                "Pulsar broker", str(self.settings.service_url), f"cannot read dead letters from {dlq!r} ({exc!r})"
             ) from exc
 
     # -- health and reconnection ------------------------------------------------------

@@ -3,7 +3,8 @@
 Every field has a default that works against a local broker, so
 `PulsarSettings(service_url="pulsar://host:6650")` is a complete configuration.
 Names follow pulsar-client's own options where there is one, so its documentation
-applies. Secrets (`auth_token`) are `SecretStr` and never printed.
+applies. Secrets (`auth_token`, and `service_url`, which may carry credentials) are
+secret-typed and never printed; `str(settings.service_url)` is the URL with them masked.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 
 from bento.adapters.messaging.settings_base import MessageBusSettingsBase
+from bento.application.credentials import SecretUrl
 
 SubscriptionKind = Literal["shared", "key_shared", "failover", "exclusive"]
 Compression = Literal["none", "lz4", "zlib", "zstd", "snappy"]
@@ -24,7 +26,7 @@ class PulsarSettings(MessageBusSettingsBase):
     backend: Literal["pulsar"] = "pulsar"
 
     # -- connection -------------------------------------------------------------------
-    service_url: str = Field("pulsar://127.0.0.1:6650", description="pulsar:// or pulsar+ssl:// URL")
+    service_url: SecretUrl = Field(SecretUrl("pulsar://127.0.0.1:6650"), description="pulsar:// or pulsar+ssl:// URL")
     tenant: str = "public"
     namespace: str = "default"
     auth_token: SecretStr | None = Field(None, description="JWT for token authentication")
@@ -80,14 +82,20 @@ class PulsarSettings(MessageBusSettingsBase):
 
     @field_validator("service_url")
     @classmethod
-    def _known_scheme(cls, value: str) -> str:
-        if not value.startswith(("pulsar://", "pulsar+ssl://")):
-            raise ValueError(f"service_url must start with pulsar:// or pulsar+ssl://, got {value!r}")
+    def _known_scheme(cls, value: SecretUrl) -> SecretUrl:
+        url = value.get_secret_value()
+        if not url.startswith(("pulsar://", "pulsar+ssl://")):
+            # Only the scheme is quoted: the rest of the URL may hold credentials.
+            scheme = url.split("://", 1)[0][:20] if "://" in url else "none"
+            raise ValueError(f"service_url must start with pulsar:// or pulsar+ssl:// (its scheme is {scheme!r})")
+        if "@" in url.split("://", 1)[1].split("/", 1)[0]:
+            # pulsar-client refuses `user:password@` (quoting it back in a ValueError).
+            raise ValueError("service_url must not carry credentials (user:password@); set auth_token instead")
         return value
 
     @property
     def uses_tls(self) -> bool:
-        return self.service_url.startswith("pulsar+ssl://")
+        return self.service_url.get_secret_value().startswith("pulsar+ssl://")
 
     def full_topic(self, topic: str) -> str:
         """`persistent://{tenant}/{namespace}/{topic}`; a name with a scheme is used as is."""

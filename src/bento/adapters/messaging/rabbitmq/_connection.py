@@ -9,10 +9,10 @@ import ssl
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractRobustConnection
-from yarl import URL
 
 from bento.adapters.messaging.metrics import BusCounters
 from bento.adapters.messaging.rabbitmq.settings import RabbitMQSettings
+from bento.application.credentials import mask_url
 from bento.application.errors import BrokerUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -37,12 +37,6 @@ DRIVER_ERRORS: tuple[type[BaseException], ...] = (
 RabbitMQMetrics = BusCounters
 
 
-def redacted(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parsed = URL(url)
-    return str(parsed.with_password("***")) if parsed.password else url
-
-
 def ssl_context(settings: RabbitMQSettings) -> ssl.SSLContext | None:
     if not settings.url.get_secret_value().startswith("amqps://"):
         return None
@@ -55,9 +49,7 @@ def ssl_context(settings: RabbitMQSettings) -> ssl.SSLContext | None:
     return context
 
 
-async def open_connection(
-    settings: RabbitMQSettings, metrics: BusCounters, role: str
-) -> AbstractRobustConnection:
+async def open_connection(settings: RabbitMQSettings, metrics: BusCounters, role: str) -> AbstractRobustConnection:
     """A robust connection: aio-pika re-opens it and restores channels, queues and consumers."""
     url = settings.url.get_secret_value()
     try:
@@ -71,7 +63,7 @@ async def open_connection(
         )
     except DRIVER_ERRORS as exc:
         metrics.connection_errors += 1
-        raise BrokerUnavailableError("RabbitMQ", redacted(url), f"{type(exc).__name__}: {exc}") from exc
+        raise BrokerUnavailableError("RabbitMQ", mask_url(url), f"{type(exc).__name__}: {exc}") from exc
 
     def on_close(_sender: object, exc: BaseException | None = None) -> None:
         if exc is not None and not isinstance(exc, asyncio.CancelledError):

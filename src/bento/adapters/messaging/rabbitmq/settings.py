@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 
 from bento.adapters.messaging.settings_base import MessageBusSettingsBase
+from bento.application.credentials import SecretUrl
 
 
 class RabbitMQSettings(MessageBusSettingsBase):
@@ -23,7 +24,7 @@ class RabbitMQSettings(MessageBusSettingsBase):
     """
 
     backend: Literal["rabbitmq"] = "rabbitmq"
-    url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    url: SecretUrl = SecretUrl("amqp://guest:guest@127.0.0.1:5672/")
     exchange_name: str = "bento.events"
     exchange_type: Literal["topic", "direct", "fanout", "headers"] = "topic"
     prefetch_count: int = Field(64, ge=1, description="unacknowledged deliveries per subscription")
@@ -63,7 +64,7 @@ class RabbitMQSettings(MessageBusSettingsBase):
 
     @field_validator("url")
     @classmethod
-    def _amqp_scheme(cls, value: SecretStr) -> SecretStr:
+    def _amqp_scheme(cls, value: SecretUrl) -> SecretUrl:
         if not value.get_secret_value().startswith(("amqp://", "amqps://")):
             raise ValueError("url must start with amqp:// or amqps://")
         return value

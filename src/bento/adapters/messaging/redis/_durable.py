@@ -4,6 +4,12 @@ An entry's fields are `b` (the encoded body), optionally `k` (the partition key)
 `h` (headers given to `publish_raw`, JSON). Attempts are Redis's own delivery counter
 (XPENDING `times_delivered`): XREADGROUP counts 1, each XCLAIM and XAUTOCLAIM adds one,
 so the count survives the consumer that made it.
+
+Anyone can XADD to a topic's stream, so an entry is untrusted input: one without `b`
+(another library's layout, e.g. faststream's `__data__`) or with an `h` that is not a
+JSON object is dead-lettered with a reason naming the field, never handed to the handler
+and never allowed to raise out of the consumer loop. A dead letter of an entry without
+`b` keeps the whole raw entry (see `raw_entry`), bounded, so nothing is lost silently.
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from bento.adapters.messaging.delivery import Verdict, handle_delivery
+from bento.adapters.messaging.delivery import Action, Verdict, handle_delivery
 from bento.adapters.messaging.redis._keys import Keys
 from bento.adapters.messaging.redis.settings import RedisSettings
+from bento.application.errors import DeserializationError
 from bento.application.ports.message_bus import DeadLetter, MessageHandler
 from bento.application.retry import RetryPolicy
 from bento.application.serialization import JsonCodec
@@ -30,6 +37,13 @@ logger = logging.getLogger(__name__)
 Entry = tuple[bytes, dict[bytes, bytes]]
 #: Error type recorded when consumers died (or timed out) on an entry `max_attempts` times.
 DELIVERY_LIMIT_ERROR = "DeliveryLimitExceededError"
+#: Header on a dead letter whose body is the raw entry (JSON of its fields), not a message.
+RAW_ENTRY_HEADER = "x-bento-raw-entry"
+#: Bounds of the raw entry a dead letter keeps: fields, and characters per field value.
+RAW_ENTRY_MAX_FIELDS = 64
+RAW_ENTRY_MAX_VALUE = 64 * 1024
+#: Characters of an untrusted field name or value quoted in a reason.
+_QUOTE = 80
 
 
 @dataclass(eq=False)
@@ -50,6 +64,10 @@ class DurableContext:
     async def deliver(
         self, handler: MessageHandler, fields: Mapping[bytes, bytes], attempt: int, topic: str
     ) -> Verdict:
+        malformed = _malformed(fields)
+        if malformed is not None:
+            logger.error("dead-lettering a malformed entry on %r: %s", topic, malformed)
+            return Verdict(Action.DEAD, error_type=type(malformed).__name__, error_message=str(malformed))
         self.in_flight += 1
         self.idle.clear()
         try:
@@ -96,9 +114,17 @@ class DurableContext:
         """Copy the entry to the subscription's dead-letter stream with the error, then XACK,
         in one MULTI so a crash in between neither loses nor duplicates it."""
         entry_id, fields = entry
-        headers = {**_headers(fields), **verdict.dead_letter_headers(attempts, topic)}
+        try:
+            kept = _headers(fields)
+        except DeserializationError:
+            kept = {}  # the reason is already in the verdict (see `_malformed`)
+        if b"b" in fields:
+            body = fields[b"b"]
+        else:
+            body, kept = raw_entry(fields), {**kept, RAW_ENTRY_HEADER: "1"}
+        headers = {**kept, **verdict.dead_letter_headers(attempts, topic)}
         record: dict[str, str | bytes] = {
-            "body": fields.get(b"b", b""),
+            "body": body,
             "topic": topic,
             "error_type": verdict.error_type,
             "error_message": verdict.error_message[:2000],
@@ -135,17 +161,64 @@ def autoclaimed(reply: object) -> tuple[bytes, list[Entry]]:
     return cursor, entries(claimed)
 
 
+def _malformed(fields: Mapping[bytes, bytes]) -> DeserializationError | None:
+    """Why an entry cannot be a Bento message (None when it can): no `b`, or a bad `h`."""
+    if b"b" not in fields:
+        names = ", ".join(repr(_quote(name)) for name in list(fields)[:8])
+        return DeserializationError(
+            f"the entry has no 'b' field (its fields: {names or 'none'}); Bento reads the body from 'b', "
+            "so it was probably written by another library; the raw entry is kept in the dead letter"
+        )
+    try:
+        _headers(fields)
+    except DeserializationError as exc:
+        return exc
+    return None
+
+
 def _headers(fields: Mapping[bytes, bytes]) -> dict[str, str]:
+    """The `h` field as a dict; DeserializationError, whatever went wrong decoding it."""
     raw = fields.get(b"h")
     if not raw:
         return {}
-    value = json.loads(raw)
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except Exception as exc:  # any failure decoding untrusted input is the same typed error
+        raise DeserializationError(
+            f"the 'h' (headers) field is not JSON ({type(exc).__name__}); it starts {_quote(raw)!r}"
+        ) from None
+    if not isinstance(value, dict):
+        raise DeserializationError(f"the 'h' (headers) field is JSON {type(value).__name__}, not an object")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def raw_entry(fields: Mapping[bytes, bytes]) -> bytes:
+    """The whole entry as a JSON object (name -> value, undecodable bytes escaped), at most
+    RAW_ENTRY_MAX_FIELDS fields of at most RAW_ENTRY_MAX_VALUE characters each; a
+    `"…truncated"` key counts what was cut, so a reader knows the copy is partial."""
+    items = list(fields.items())
+    kept: dict[str, str] = {}
+    cut = max(0, len(items) - RAW_ENTRY_MAX_FIELDS)
+    for name, value in items[:RAW_ENTRY_MAX_FIELDS]:
+        text = value.decode("utf-8", errors="backslashreplace")
+        if len(text) > RAW_ENTRY_MAX_VALUE:
+            text, cut = text[:RAW_ENTRY_MAX_VALUE], cut + 1
+        kept[name.decode("utf-8", errors="backslashreplace")[:RAW_ENTRY_MAX_VALUE]] = text
+    if cut:
+        kept["…truncated"] = f"{cut} field(s) cut or shortened"
+    return json.dumps(kept, ensure_ascii=False).encode()
+
+
+def _quote(raw: bytes) -> str:
+    return raw[:_QUOTE].decode("utf-8", errors="backslashreplace")
 
 
 def _letter(topic: str, group: str | None, fields: Mapping[bytes, bytes]) -> DeadLetter:
-    text = {k.decode(): v.decode(errors="replace") for k, v in fields.items() if k != b"body"}
-    headers = json.loads(text.get("headers", "{}"))
+    text = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items() if k != b"body"}
+    try:
+        headers = json.loads(text.get("headers", "{}"))
+    except ValueError:  # only this adapter writes dead letters, but their stream is writable by anyone
+        headers = {"x-bento-headers": text.get("headers", "")[:2000]}
     return DeadLetter(
         topic=topic,
         group=group,

@@ -7,12 +7,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bento.application.credentials import mask_url
 from bento.application.errors import BrokerUnavailableError, PublishError
 
 #: Failures that mean "Redis is not reachable right now" (retry later), not "Redis said no".
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
-__all__ = ["UNREACHABLE", "RedisError", "checked_client", "publish_error", "safe_address", "unavailable"]
+__all__ = ["UNREACHABLE", "RedisError", "checked_client", "publish_error", "unavailable"]
 
 
 def publish_error(topic: str, exc: BaseException) -> PublishError:
@@ -21,11 +22,6 @@ def publish_error(topic: str, exc: BaseException) -> PublishError:
 
 def unavailable(where: str, exc: BaseException) -> BrokerUnavailableError:
     return BrokerUnavailableError("Redis", where, f"{type(exc).__name__}: {exc}")
-
-
-def safe_address(url: str) -> str:
-    """The Redis address without credentials, for error messages."""
-    return url.rsplit("@", 1)[-1]
 
 
 async def checked_client(url: str, client: Redis | None) -> Redis:
@@ -39,5 +35,5 @@ async def checked_client(url: str, client: Redis | None) -> Redis:
     except RedisError as exc:
         if client is None:
             await candidate.aclose()
-        raise unavailable(safe_address(url), exc) from exc
+        raise unavailable(mask_url(url), exc) from exc
     return candidate

@@ -39,7 +39,6 @@ from bento.adapters.messaging.redis._errors import (
     RedisError,
     checked_client,
     publish_error,
-    safe_address,
     unavailable,
 )
 from bento.adapters.messaging.redis._keys import Keys, is_pattern, partition_of
@@ -222,7 +221,7 @@ class RedisMessageBus(StartsAndCloses):
         try:
             return await ctx.read_dead_letters(topic, group, limit)
         except RedisError as exc:
-            raise unavailable(safe_address(self.settings.url.get_secret_value()), exc) from exc
+            raise unavailable(str(self.settings.url), exc) from exc
 
     async def health_check(self) -> HealthStatus:
         component = f"redis-{self.settings.mode}"

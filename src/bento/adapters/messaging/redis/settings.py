@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 
 from bento.adapters.messaging.settings_base import MessageBusSettingsBase
+from bento.application.credentials import SecretUrl
 
 
 class RedisSettings(MessageBusSettingsBase):
@@ -17,7 +18,7 @@ class RedisSettings(MessageBusSettingsBase):
     Publishers and consumers of one topic must agree on `key_prefix` and `partitions`."""
 
     backend: Literal["redis"] = "redis"
-    url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    url: SecretUrl = SecretUrl("redis://127.0.0.1:6379/0")
     key_prefix: str = "bento:"
     mode: Literal["durable", "broadcast"] = "durable"
 
