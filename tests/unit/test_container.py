@@ -6,8 +6,8 @@ from dependency_injector import providers
 
 import bento
 from bento import MissingExtraError
-from bento.adapters.eventstore.memory import InMemoryEventStore
-from bento.adapters.messaging.inprocess import InProcessMessageBus
+from bento.adapters.memory import InProcessMessageBus
+from bento.adapters.memory.event_store import InMemoryEventStore
 from bento.infrastructure.container import BentoContainer
 from bento.infrastructure.settings import load_settings
 
@@ -65,7 +65,7 @@ def test_import_bento_pulls_in_no_client_library() -> None:
 
 
 def test_missing_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    import bento.adapters.messaging.rabbitmq as rabbitmq_package
+    import bento.adapters.rabbitmq as rabbitmq_package
 
     monkeypatch.setitem(sys.modules, "aio_pika", None)  # as if not installed
     with pytest.raises(MissingExtraError, match=r"bento-ddd\[rabbitmq\]"):

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from bento import ConfigurationError
-from bento.adapters.messaging.rabbitmq.settings import RabbitMQSettings
+from bento.adapters.rabbitmq.settings import RabbitMQSettings
 from bento.infrastructure.settings import EventBusSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]

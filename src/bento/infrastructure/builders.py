@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from bento.adapters.messaging.inprocess.settings import InProcessSettings
+from bento.adapters.memory.settings import InProcessSettings
 from bento.application.ports.checkpoint_store import CheckpointStore
 from bento.application.ports.event_store import EventStore
 from bento.application.ports.message_bus import MessageBus
@@ -21,44 +21,44 @@ from bento.application.serialization import JsonCodec
 
 if TYPE_CHECKING:
     from bento.adapters.clickhouse.settings import ClickHouseSettings
-    from bento.adapters.messaging.nats.settings import NatsSettings
-    from bento.adapters.messaging.pulsar.settings import PulsarSettings
-    from bento.adapters.messaging.rabbitmq.settings import RabbitMQSettings
-    from bento.adapters.messaging.redis.settings import RedisSettings
+    from bento.adapters.nats.settings import NatsSettings
+    from bento.adapters.pulsar.settings import PulsarSettings
+    from bento.adapters.rabbitmq.settings import RabbitMQSettings
+    from bento.adapters.redis.settings import RedisSettings
     from bento.infrastructure.settings import EventBusSettings, EventStoreSettings
 
 
 # -- message buses ------------------------------------------------------------------------
 async def inprocess_bus(settings: InProcessSettings, codec: JsonCodec) -> AsyncIterator[MessageBus]:
-    from bento.adapters.messaging.inprocess import InProcessMessageBus
+    from bento.adapters.memory import InProcessMessageBus
 
     async with InProcessMessageBus(settings, codec=codec) as bus:
         yield bus
 
 
 async def rabbitmq_bus(settings: RabbitMQSettings, codec: JsonCodec) -> AsyncIterator[MessageBus]:
-    from bento.adapters.messaging.rabbitmq import RabbitMQMessageBus  # extra: bento-ddd[rabbitmq]
+    from bento.adapters.rabbitmq import RabbitMQMessageBus  # extra: bento-ddd[rabbitmq]
 
     async with RabbitMQMessageBus(settings, codec=codec) as bus:
         yield bus
 
 
 async def pulsar_bus(settings: PulsarSettings, codec: JsonCodec) -> AsyncIterator[MessageBus]:
-    from bento.adapters.messaging.pulsar import PulsarMessageBus  # extra: bento-ddd[pulsar]
+    from bento.adapters.pulsar import PulsarMessageBus  # extra: bento-ddd[pulsar]
 
     async with PulsarMessageBus(settings, codec=codec) as bus:
         yield bus
 
 
 async def redis_bus(settings: RedisSettings, codec: JsonCodec) -> AsyncIterator[MessageBus]:
-    from bento.adapters.messaging.redis import RedisMessageBus  # extra: bento-ddd[redis]
+    from bento.adapters.redis import RedisMessageBus  # extra: bento-ddd[redis]
 
     async with RedisMessageBus(settings, codec=codec) as bus:
         yield bus
 
 
 async def nats_bus(settings: NatsSettings, codec: JsonCodec) -> AsyncIterator[MessageBus]:
-    from bento.adapters.messaging.nats import NatsMessageBus  # extra: bento-ddd[nats]
+    from bento.adapters.nats import NatsMessageBus  # extra: bento-ddd[nats]
 
     async with NatsMessageBus(settings, codec=codec) as bus:
         yield bus
@@ -129,7 +129,7 @@ async def named_message_buses(
 
 # -- event store, locks, checkpoints --------------------------------------------------------
 async def memory_event_store(codec: JsonCodec) -> AsyncIterator[EventStore]:
-    from bento.adapters.eventstore.memory import InMemoryEventStore
+    from bento.adapters.memory.event_store import InMemoryEventStore
 
     store = InMemoryEventStore(codec=codec)
     yield store
@@ -144,7 +144,7 @@ async def clickhouse_engine(settings: ClickHouseSettings) -> AsyncIterator[Any]:
 
 
 async def redis_stream_lock(settings: EventStoreSettings) -> AsyncIterator[StreamLock]:
-    from bento.adapters.locking.redis import RedisStreamLock  # extra: bento-ddd[redis]
+    from bento.adapters.redis.stream_lock import RedisStreamLock  # extra: bento-ddd[redis]
 
     lock = RedisStreamLock(settings.lock_url.get_secret_value())
     try:
@@ -156,7 +156,7 @@ async def redis_stream_lock(settings: EventStoreSettings) -> AsyncIterator[Strea
 async def clickhouse_event_store(
     engine: Any, settings: EventStoreSettings, codec: JsonCodec, lock: StreamLock
 ) -> AsyncIterator[EventStore]:
-    from bento.adapters.eventstore.clickhouse import ClickHouseEventStore
+    from bento.adapters.clickhouse.event_store import ClickHouseEventStore
 
     store = ClickHouseEventStore(
         engine, lock=lock, codec=codec, table=settings.table,
@@ -169,7 +169,7 @@ async def clickhouse_event_store(
 
 
 async def clickhouse_checkpoints(engine: Any) -> AsyncIterator[CheckpointStore]:
-    from bento.adapters.checkpoint.clickhouse import ClickHouseCheckpointStore
+    from bento.adapters.clickhouse.checkpoint_store import ClickHouseCheckpointStore
 
     store = ClickHouseCheckpointStore(engine)
     await store.start()
@@ -177,25 +177,25 @@ async def clickhouse_checkpoints(engine: Any) -> AsyncIterator[CheckpointStore]:
 
 
 async def memory_checkpoints() -> AsyncIterator[CheckpointStore]:
-    from bento.adapters.checkpoint.memory import InMemoryCheckpointStore
+    from bento.adapters.memory.checkpoint_store import InMemoryCheckpointStore
 
     yield InMemoryCheckpointStore()
 
 
 async def inprocess_stream_lock() -> AsyncIterator[StreamLock]:
-    from bento.adapters.locking.inprocess import InProcessStreamLock
+    from bento.adapters.memory.stream_lock import InProcessStreamLock
 
     yield InProcessStreamLock()
 
 
 async def memory_snapshots() -> AsyncIterator[SnapshotStore]:
-    from bento.adapters.snapshot.memory import InMemorySnapshotStore
+    from bento.adapters.memory.snapshot_store import InMemorySnapshotStore
 
     yield InMemorySnapshotStore()
 
 
 async def clickhouse_snapshots(engine: Any) -> AsyncIterator[SnapshotStore]:
-    from bento.adapters.snapshot.clickhouse import ClickHouseSnapshotStore
+    from bento.adapters.clickhouse.snapshot_store import ClickHouseSnapshotStore
 
     store = ClickHouseSnapshotStore(engine)
     await store.start()

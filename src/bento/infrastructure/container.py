@@ -17,7 +17,7 @@ from typing import Any
 
 from dependency_injector import containers, providers
 
-from bento.adapters.inbox.memory import InMemoryInbox
+from bento.adapters.memory.inbox import InMemoryInbox
 from bento.application.buses import CommandBus, EventBus, QueryBus
 from bento.application.handlers import CommandHandler, EventHandler, QueryHandler
 from bento.application.serialization import JsonCodec, MessageRegistry

@@ -23,7 +23,7 @@ class InMemoryReadModels:
         self._models: dict[str, Any] = {}
 
     async def get(self, model: type[M], *, table: str | None = None) -> ReadModelPort[M]:
-        from bento.adapters.readmodel.memory import InMemoryReadModel
+        from bento.adapters.memory.read_model import InMemoryReadModel
 
         key = table or model.__name__
         if key not in self._models:
@@ -38,7 +38,7 @@ class ClickHouseReadModels:
         self._models: dict[str, Any] = {}
 
     async def get(self, model: type[M], *, table: str | None = None) -> ReadModelPort[M]:
-        from bento.adapters.readmodel.clickhouse import ClickHouseReadModel
+        from bento.adapters.clickhouse.read_model import ClickHouseReadModel
 
         key = table or _snake(model.__name__)
         if key not in self._models:

@@ -25,11 +25,11 @@ from pydantic_settings import (
 )
 
 from bento.adapters.clickhouse.settings import ClickHouseSettings
-from bento.adapters.messaging.inprocess.settings import InProcessSettings
-from bento.adapters.messaging.nats.settings import NatsSettings
-from bento.adapters.messaging.pulsar.settings import PulsarSettings
-from bento.adapters.messaging.rabbitmq.settings import RabbitMQSettings
-from bento.adapters.messaging.redis.settings import RedisSettings
+from bento.adapters.memory.settings import InProcessSettings
+from bento.adapters.nats.settings import NatsSettings
+from bento.adapters.pulsar.settings import PulsarSettings
+from bento.adapters.rabbitmq.settings import RabbitMQSettings
+from bento.adapters.redis.settings import RedisSettings
 from bento.application.errors import ConfigurationError
 
 DEFAULT_INSTANCE = "default"

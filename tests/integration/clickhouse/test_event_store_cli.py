@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from bento.adapters.clickhouse.engine import ClickHouseEngine
-from bento.adapters.eventstore.clickhouse import ClickHouseEventStore
+from bento.adapters.clickhouse.event_store import ClickHouseEventStore
 from bento.testing.events import OtherContractEvent, make_event
 from bento.testing.services.clickhouse_server import ClickHouseServer
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bento.adapters.locking.redis import RedisStreamLock
+from bento.adapters.redis.stream_lock import RedisStreamLock
 from bento.application.ports.stream_lock import StreamLock
 from bento.testing.contracts.stream_lock import StreamLockContract
 from bento.testing.services import require_tcp

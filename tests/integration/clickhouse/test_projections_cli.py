@@ -9,9 +9,9 @@ import pytest
 from _projection_helpers import StreamSummary, fill
 
 from bento.adapters.clickhouse.engine import open_engine
+from bento.adapters.clickhouse.event_store import ClickHouseEventStore
+from bento.adapters.clickhouse.read_model import ClickHouseReadModel
 from bento.adapters.clickhouse.settings import ClickHouseSettings
-from bento.adapters.eventstore.clickhouse import ClickHouseEventStore
-from bento.adapters.readmodel.clickhouse import ClickHouseReadModel
 from bento.cli import main
 
 CONTAINER = "_projection_helpers:summaries_container"

@@ -7,9 +7,9 @@ from collections.abc import Callable
 import pytest
 from pydantic import ValidationError
 
-from bento.adapters.messaging.nats import NatsMessageBus, NatsSettings
-from bento.adapters.messaging.nats._consumer import _delivery_count
-from bento.adapters.messaging.nats._subjects import Layout, check_topic, group_token
+from bento.adapters.nats import NatsMessageBus, NatsSettings
+from bento.adapters.nats._consumer import _delivery_count
+from bento.adapters.nats._subjects import Layout, check_topic, group_token
 from bento.application.errors import ConfigurationError
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bento.adapters.messaging.rabbitmq import RabbitMQSettings
-from bento.adapters.messaging.rabbitmq._acks import AckBatcher
-from bento.adapters.messaging.rabbitmq._topology import dead_letter_queue, retry_name, subscription_queue
+from bento.adapters.rabbitmq import RabbitMQSettings
+from bento.adapters.rabbitmq._acks import AckBatcher
+from bento.adapters.rabbitmq._topology import dead_letter_queue, retry_name, subscription_queue
 
 
 class FakeAckChannel:
@@ -70,7 +70,7 @@ def test_queue_names_are_scoped_to_the_pattern_and_legal() -> None:
 
 
 def test_metrics_are_plain_numbers() -> None:
-    from bento.adapters.messaging.rabbitmq._connection import RabbitMQMetrics
+    from bento.adapters.rabbitmq._connection import RabbitMQMetrics
 
     values: dict[str, Any] = RabbitMQMetrics().as_dict()
     assert set(values) >= {

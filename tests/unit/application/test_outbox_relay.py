@@ -7,9 +7,9 @@ import dataclasses
 
 import pytest
 
-from bento.adapters.checkpoint.memory import InMemoryCheckpointStore
-from bento.adapters.eventstore.memory import InMemoryEventStore
-from bento.adapters.messaging.inprocess import InProcessMessageBus, InProcessSettings
+from bento.adapters.memory import InProcessMessageBus, InProcessSettings
+from bento.adapters.memory.checkpoint_store import InMemoryCheckpointStore
+from bento.adapters.memory.event_store import InMemoryEventStore
 from bento.application.errors import BrokerUnavailableError
 from bento.application.outbox import OutboxRelay, stored_envelope
 from bento.application.serialization import JsonCodec

@@ -20,8 +20,8 @@ from typing import Any
 from dependency_injector import containers
 from fastapi import FastAPI
 
-from bento.infrastructure import runtime
 from bento.infrastructure.container import register_handlers, resolve
+from bento.managers import runtime
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,5 @@
+"""Seed 001's import path for the legacy `EventBus` name (the EventBusManager)."""
+
+from bento.managers.events import Event, EventBus, EventBusManager
+
+__all__ = ["Event", "EventBus", "EventBusManager"]
