@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol, cast
 
 from bento.adapters.clickhouse.engine import ClickHouseEngine
-from bento.adapters.memory.stream_lock import InProcessStreamLock
+from bento.adapters.shared.inprocess_lock import InProcessStreamLock
 from bento.application.ports.stream_lock import StreamLock
 
 
