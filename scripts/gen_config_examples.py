@@ -20,7 +20,9 @@ from bento.adapters.nats.settings import NatsSettings
 from bento.adapters.pulsar.settings import PulsarSettings
 from bento.adapters.rabbitmq.settings import RabbitMQSettings
 from bento.adapters.redis.settings import RedisSettings
+from bento.infrastructure.backends import CATALOGUES
 from bento.infrastructure.settings import (
+    FOLLOWS,
     BentoSettings,
     CacheSettings,
     ChannelSettings,
@@ -91,6 +93,20 @@ def _model_lines(model: BaseModel, indent: str) -> list[str]:
     return lines
 
 
+def _other_backends(section: str, chosen: BaseModel) -> list[BaseModel]:
+    """Defaults of the section's other backends (a port section holds one of them)."""
+    catalogue = CATALOGUES.get(section)
+    if catalogue is None or section in NAMED:
+        return []
+    return [row.settings() for row in catalogue if not isinstance(chosen, row.settings)]
+
+
+def _section_alternative(other: BaseModel) -> list[str]:
+    fields = [line for line in _model_lines(other, "") if not line.startswith("backend:")]
+    head = f"  # or backend: {_yaml_scalar(_plain(getattr(other, 'backend')))}"
+    return [head + (", with:" if fields else "")] + [f"  # {line}" for line in fields]
+
+
 def render_yaml() -> str:
     defaults = BentoSettings.model_construct()
     out = [
@@ -100,6 +116,14 @@ def render_yaml() -> str:
     ]
     for section, info in BentoSettings.model_fields.items():
         out.append("")
+        if section in FOLLOWS:
+            # Left unset so that it follows the other port's backend (see settings.FOLLOWS).
+            lines = [f"{section}:  # unset: the {FOLLOWS[section]} backend where it has one, else memory"]
+            lines += _model_lines(info.default, "  ")
+            for other in _other_backends(section, info.default):
+                lines += [line.replace("  # ", "  ", 1) for line in _section_alternative(other)]
+            out.extend(f"# {line}" for line in lines)
+            continue
         out.append(f"{section}:")
         if section in NAMED:
             for name, model in NAMED[section]:
@@ -112,6 +136,8 @@ def render_yaml() -> str:
             elif value is None:
                 value = info.default
             out.extend(_model_lines(value, "  "))
+            for other in _other_backends(section, value):
+                out.extend(_section_alternative(other))
     return "\n".join(out) + "\n"
 
 
@@ -138,6 +164,12 @@ def render_env() -> str:
                 value = info.default
             for field in type(value).model_fields:
                 out.append(_env_line(f"{prefix}__{field.upper()}", _plain(getattr(value, field))))
+            for other in _other_backends(section, value):
+                more = [field for field in type(other).model_fields if field != "backend"]
+                out.append(f"# or {prefix}__BACKEND={getattr(other, 'backend')}" + (", with:" if more else ""))
+                for field in more:
+                    if field != "backend":
+                        out.append("# " + _env_line(f"{prefix}__{field.upper()}", _plain(getattr(other, field))).lstrip("# "))
     return "\n".join(out) + "\n"
 
 

@@ -91,7 +91,7 @@ async def run_demo(settings: BentoSettings | None = None, say: Callable[[str], A
         projection = await container.summary_projection()  # type: ignore[misc]  # async: it needs a Resource
         say(f"Bento demo: bus={type(bus).__name__}, store={type(store).__name__}")
 
-        subscriptions = await bind_event_handlers(bus, events, service="orders-demo", inbox=container.inbox())
+        subscriptions = await bind_event_handlers(bus, events, service="orders-demo", inbox=await container.inbox())
         relay = OutboxRelay(store, bus, checkpoints, name="orders-demo.outbox")
         runner = ProjectionRunner(projection, store, checkpoints, codec=container.codec())
 

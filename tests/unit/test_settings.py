@@ -34,7 +34,7 @@ def test_seed_000_named_instances(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     domain = settings.event_instance("domain")
     assert isinstance(domain, RabbitMQSettings) and domain.exchange_name == "domain.events"
-    assert settings.event_instance("default").backend == "memory"
+    assert settings.event_instance("default").backend == "inprocess"  # the alias, resolved once
     assert settings.event_backend == "inprocess"
     assert settings.channel["default"].backend == "redis"  # DEFAULT__ wins over the bare prefix
     assert set(settings.get_instances("cache")) == {"default", "session"}

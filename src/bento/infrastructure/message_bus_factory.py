@@ -1,18 +1,18 @@
-"""Seed 002's MessageBusFactory: build a MessageBus by backend name.
+"""MessageBusFactory: build a MessageBus by backend name, for scripts and small services.
 
 `MessageBusFactory.create("pulsar", service_url="pulsar://broker:6650")` builds a
 PulsarMessageBus (not started: use `async with` or `await bus.start()`). Keyword
 options become the backend's settings object (`PulsarSettings(**options)`), or
-override fields of a `settings` object given explicitly. Adapters are imported by
-name only when asked for, so a missing client library is a MissingExtraError for
-that backend alone. The DI container (infrastructure) is the main way to build
-buses; this factory keeps the seed's shape for scripts and small services.
+override fields of a `settings` object given explicitly. Names, aliases and settings
+models come from the message-bus catalogue (`infrastructure.backends`); an adapter is
+imported only when asked for, so a missing client library is a MissingExtraError for
+that backend alone. The DI container is the main way to build buses; this factory keeps
+the shape of Bento's original integration plan (a comment in seeds/002 cites it).
 """
 
 from __future__ import annotations
 
 import enum
-import importlib
 from typing import Any, cast
 
 from pydantic import ValidationError
@@ -21,27 +21,13 @@ from bento.adapters.shared.settings_base import MessageBusSettingsBase
 from bento.application.errors import ConfigurationError
 from bento.application.ports.message_bus import MessageBus
 from bento.application.serialization import JsonCodec
+from bento.infrastructure.backends import MESSAGE_BUSES
 
-
-class MessageBusType(enum.StrEnum):
-    """Backend names, as used in settings (`EVENT__BACKEND=pulsar`)."""
-
-    IN_PROCESS = "inprocess"
-    PULSAR = "pulsar"
-    RABBITMQ = "rabbitmq"
-    REDIS = "redis"
-    NATS = "nats"
-
-
-#: backend name → (package, bus class, settings class); imported lazily by name.
-_BACKENDS: dict[str, tuple[str, str, str]] = {
-    "inprocess": ("bento.adapters.memory", "InProcessMessageBus", "InProcessSettings"),
-    "memory": ("bento.adapters.memory", "InProcessMessageBus", "InProcessSettings"),
-    "pulsar": ("bento.adapters.pulsar", "PulsarMessageBus", "PulsarSettings"),
-    "rabbitmq": ("bento.adapters.rabbitmq", "RabbitMQMessageBus", "RabbitMQSettings"),
-    "redis": ("bento.adapters.redis", "RedisMessageBus", "RedisSettings"),
-    "nats": ("bento.adapters.nats", "NatsMessageBus", "NatsSettings"),
-}
+#: Backend names, as used in settings (`EVENT__BACKEND=pulsar`); derived from the catalogue.
+MessageBusType = enum.StrEnum(  # type: ignore[misc]
+    "MessageBusType",
+    {("IN_PROCESS" if row.name == "inprocess" else row.name.upper()): row.name for row in MESSAGE_BUSES},
+)
 
 
 class MessageBusFactory:
@@ -49,36 +35,33 @@ class MessageBusFactory:
 
     @classmethod
     def backends(cls) -> list[str]:
-        return sorted(_BACKENDS)
+        """Every name `create` accepts, aliases included."""
+        return sorted(name for row in MESSAGE_BUSES for name in (row.name, *row.aliases))
 
     @classmethod
     def create(
         cls,
-        bus_type: str | MessageBusType = MessageBusType.IN_PROCESS,
+        bus_type: str | MessageBusType = "inprocess",
         settings: MessageBusSettingsBase | None = None,
         *,
         codec: JsonCodec | None = None,
         **options: Any,
     ) -> MessageBus:
-        name = str(bus_type.value if isinstance(bus_type, MessageBusType) else bus_type).lower()
-        if name not in _BACKENDS:
-            raise ConfigurationError(
-                [f"unknown message bus type {bus_type!r}; choose one of: {', '.join(cls.backends())}"]
-            )
-        package, bus_name, settings_name = _BACKENDS[name]
-        module = importlib.import_module(package)
-        settings_class = getattr(module, settings_name)
-        bus_class = getattr(module, bus_name)  # a missing client raises MissingExtraError here
+        row = MESSAGE_BUSES.get(str(bus_type))
+        bus_class = row.adapter_class()  # a missing client raises MissingExtraError here
+        settings_class = row.settings
         if settings is not None and not isinstance(settings, settings_class):
             raise ConfigurationError(
-                [f"backend {name!r} needs {settings_name}, got {type(settings).__name__}"]
+                [f"backend {row.name!r} needs {settings_class.__name__}, got {type(settings).__name__}"]
             )
         try:
             if settings is None:
-                settings = settings_class(**options)
+                settings = cast(MessageBusSettingsBase, settings_class(**options))
             elif options:
-                settings = settings_class.model_validate({**settings.model_dump(), **options})
+                settings = cast(
+                    MessageBusSettingsBase, settings_class.model_validate({**settings.model_dump(), **options})
+                )
         except ValidationError as exc:
-            problems = [f"{name}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+            problems = [f"{row.name}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
             raise ConfigurationError(problems) from exc
         return cast(MessageBus, bus_class(settings, codec=codec))

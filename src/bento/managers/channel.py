@@ -18,10 +18,13 @@ Delivery is at-most-once with a bounded queue per subscriber (see ChannelPort).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from typing import Any, Self
 
+from bento.application.errors import ConfigurationError
 from bento.application.ports.capabilities import HealthStatus
 from bento.application.ports.channel import ChannelMessage, ChannelPort, ChannelSubscription
+from bento.infrastructure.backends import CHANNELS
 from bento.infrastructure.settings import ChannelSettings
 from bento.managers import runtime
 from bento.managers._facade import NamedFacade
@@ -106,6 +109,7 @@ class ChannelManager(NamedFacade):
     def __init__(self, name: str, container: Any) -> None:
         super().__init__(name, container)
         self._channel: ChannelPort | None = None
+        self._stack: AsyncExitStack | None = None
         self.backend = ""
 
     @property
@@ -126,45 +130,31 @@ class ChannelManager(NamedFacade):
             return self
         self.configure(backend=backend, url=url, key_prefix=key_prefix, queue_size=queue_size)
         base = self.settings.channel.get(self.name) or ChannelSettings()
-        options = {
+        options: dict[str, Any] = {
             "backend": base.backend,
             "url": base.url.get_secret_value(),
             "key_prefix": base.key_prefix,
             "queue_size": base.max_queue,
             **self._overrides,
         }
-        if options["backend"] == "memory":
-            from bento.adapters.memory.channel import InMemoryChannel, InMemoryChannelSettings
-
-            self._channel = InMemoryChannel(InMemoryChannelSettings(queue_size=options["queue_size"]))
-        elif options["backend"] == "redis":
-            self._channel = await self._open_redis(options, redis_client)
-        else:
-            from bento.application.errors import ConfigurationError
-
-            raise ConfigurationError(
-                [f"CHANNEL__{self.name.upper()}__BACKEND: {options['backend']!r} is not memory or redis"]
-            )
-        self.backend = str(options["backend"])
-        await runtime.track(self._container)
-        return self
-
-    async def _open_redis(self, options: dict[str, Any], redis_client: RedisClient | None) -> ChannelPort:
-        from bento.adapters.redis.channel import RedisChannel, RedisChannelSettings
-
-        client = None
-        if redis_client is not None:
+        where = f"CHANNEL__{self.name.upper()}__BACKEND"
+        try:
+            row = CHANNELS.get(str(options.pop("backend")))
+        except ConfigurationError as exc:
+            raise ConfigurationError([f"{where}: {problem}" for problem in exc.problems]) from None
+        arguments: dict[str, Any] = {}
+        if redis_client is not None and "url" in row.settings.model_fields:
             connection = redis_client.connection
             if connection.connection_pool.connection_kwargs.get("decode_responses", False):
-                options["url"] = redis_client.url
+                options["url"] = redis_client.url  # pub/sub framing needs bytes: a pool of its own
             else:
-                client = connection
-        settings = RedisChannelSettings(
-            url=options["url"], key_prefix=options["key_prefix"], queue_size=options["queue_size"]
-        )
-        channel = RedisChannel(settings, client=client)
-        await channel.start()
-        return channel
+                arguments["client"] = connection
+        settings = row.settings(**{k: v for k, v in options.items() if k in row.settings.model_fields})
+        stack = AsyncExitStack()
+        self._channel = await stack.enter_async_context(CHANNELS.open(settings, **arguments))
+        self._stack, self.backend = stack, row.name
+        await runtime.track(self._container)
+        return self
 
     @property
     def channel(self) -> ChannelPort:
@@ -190,6 +180,6 @@ class ChannelManager(NamedFacade):
 
     async def cleanup(self) -> None:
         """Close the channel (ends every subscription's iteration); idempotent."""
-        channel, self._channel = self._channel, None
-        if channel is not None:
-            await channel.close()
+        stack, self._stack, self._channel = self._stack, None, None
+        if stack is not None:
+            await stack.aclose()

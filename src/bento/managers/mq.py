@@ -21,33 +21,18 @@ backend's settings (RedisWorkQueueSettings or RabbitMQSettings). Calling `config
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, Self
+from contextlib import AsyncExitStack
+from typing import Any, Self
+
+from pydantic import BaseModel, ValidationError
 
 from bento.application.errors import ConfigurationError
 from bento.application.ports.capabilities import HealthStatus
+from bento.application.ports.work_queue import WorkHandler, WorkQueue, WorkQueueConsumer
+from bento.infrastructure.backends import WORK_QUEUES, Backend, Catalogue
 from bento.infrastructure.settings import MQSettings
 from bento.managers import runtime
 from bento.managers._facade import NamedFacade
-
-
-class WorkQueueConsumerHandle(Protocol):
-    async def cancel(self) -> None: ...
-
-
-class WorkQueue(Protocol):
-    """What RedisWorkQueue and RabbitMQWorkQueue both offer."""
-
-    async def start(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-    async def publish(self, queue: str, message: Mapping[str, Any]) -> None: ...
-
-    async def publish_batch(self, queue: str, messages: Sequence[Mapping[str, Any]]) -> None: ...
-
-    async def consume(self, queue: str, handler: Any, auto_ack: bool = True) -> Any: ...
-
-    async def health_check(self) -> HealthStatus: ...
 
 
 class MQManager(NamedFacade):
@@ -59,6 +44,7 @@ class MQManager(NamedFacade):
     def __init__(self, name: str, container: Any) -> None:
         super().__init__(name, container)
         self._queue: WorkQueue | None = None
+        self._stack: AsyncExitStack | None = None
         self.backend = ""
 
     @property
@@ -73,6 +59,7 @@ class MQManager(NamedFacade):
     def _options(self) -> dict[str, Any]:
         base = self.settings.mq.get(self.name)
         backend = self._overrides.get("backend") or (base.backend if base else MQSettings().backend)
+        backend = WORK_QUEUES.canonical(backend)
         options: dict[str, Any] = {}
         if base is not None and base.backend == backend:
             options = {
@@ -80,8 +67,8 @@ class MQManager(NamedFacade):
                 "max_connections": base.max_connections,
                 "prefetch_count": base.prefetch_count,
             }
-        elif backend == "redis":
-            options = {"url": MQSettings().url}
+        elif WORK_QUEUES.by_scheme(MQSettings().url.get_secret_value()) == backend:
+            options = {"url": MQSettings().url}  # the section's default URL, where it fits
         options.update(self._overrides)
         options["backend"] = backend
         return options
@@ -92,22 +79,12 @@ class MQManager(NamedFacade):
             return self
         options = self._options()
         backend = options.pop("backend")
-        queue: WorkQueue
-        if backend == "redis":
-            from bento.adapters.redis.work_queue import RedisWorkQueue, RedisWorkQueueSettings
-
-            queue = RedisWorkQueue(RedisWorkQueueSettings(**options))
-        elif backend == "rabbitmq":
-            from bento.adapters import rabbitmq
-
-            options.pop("max_connections", None)  # one AMQP connection; channels are multiplexed on it
-            queue = rabbitmq.RabbitMQWorkQueue(rabbitmq.RabbitMQSettings(**options))
-        else:
-            raise ConfigurationError(
-                [f"MQ__{self.name.upper()}__BACKEND: {backend!r} is not redis or rabbitmq"]
-            )
-        await queue.start()
-        self._queue, self.backend = queue, backend
+        row = _backend(WORK_QUEUES, backend, f"MQ__{self.name.upper()}__BACKEND")
+        fields = row.settings.model_fields
+        settings = _validated(row.settings, {k: v for k, v in options.items() if k in fields or k not in _SECTION})
+        stack = AsyncExitStack()
+        self._queue = await stack.enter_async_context(WORK_QUEUES.open(settings))
+        self._stack, self.backend = stack, row.name
         await runtime.track(self._container)
         return self
 
@@ -124,9 +101,8 @@ class MQManager(NamedFacade):
     async def publish_batch(self, queue: str, messages: Sequence[Mapping[str, Any]]) -> None:
         await self.queue.publish_batch(queue, messages)
 
-    async def consume(self, queue: str, handler: Any, auto_ack: bool = True) -> WorkQueueConsumerHandle:
-        handle: WorkQueueConsumerHandle = await self.queue.consume(queue, handler, auto_ack=auto_ack)
-        return handle
+    async def consume(self, queue: str, handler: WorkHandler, auto_ack: bool = True) -> WorkQueueConsumer:
+        return await self.queue.consume(queue, handler, auto_ack=auto_ack)
 
     async def health(self) -> HealthStatus:
         if self._queue is None:
@@ -136,6 +112,27 @@ class MQManager(NamedFacade):
 
     async def cleanup(self) -> None:
         """Stop every consumer (running handlers finish) and disconnect; idempotent."""
-        queue, self._queue = self._queue, None
-        if queue is not None:
-            await queue.close()
+        stack, self._stack, self._queue = self._stack, None, None
+        if stack is not None:
+            await stack.aclose()
+
+
+#: Fields of the `mq` section that not every backend's settings have (one AMQP connection
+#: multiplexes channels, so RabbitMQ has no `max_connections`): dropped where they do not apply.
+_SECTION = set(MQSettings.model_fields)
+
+
+def _backend(catalogue: Catalogue, backend: str, where: str) -> Backend:
+    try:
+        return catalogue.get(backend)
+    except ConfigurationError as exc:
+        raise ConfigurationError([f"{where}: {problem}" for problem in exc.problems]) from None
+
+
+def _validated(model: type[BaseModel], options: Mapping[str, Any]) -> Any:
+    try:
+        return model(**options)
+    except ValidationError as exc:
+        raise ConfigurationError(
+            [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        ) from None

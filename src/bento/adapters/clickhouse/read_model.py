@@ -173,6 +173,24 @@ class ClickHouseReadModel(Generic[M]):
         return " AND ".join(parts), params
 
 
+class ClickHouseReadModels:
+    """ReadModels on one engine: one ClickHouseReadModel per table (default: the class name in
+    snake_case), its table created on first use."""
+
+    def __init__(self, engine: ClickHouseEngine) -> None:
+        self._engine = engine
+        self._models: dict[str, Any] = {}
+
+    async def get(self, model: type[M], *, table: str | None = None) -> ClickHouseReadModel[M]:
+        key = table or _snake(model.__name__)
+        if key not in self._models:
+            read_model = ClickHouseReadModel(self._engine, model, table=key)
+            await read_model.start()
+            self._models[key] = read_model
+        found: ClickHouseReadModel[M] = self._models[key]
+        return found
+
+
 def _version(version: int) -> int:
     if version < 0:
         raise ValueError(f"read-model versions are >= 0, got {version}")

@@ -11,21 +11,13 @@ import dataclasses
 import fnmatch
 import json
 import time
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from bento.adapters.memory.settings import InMemoryChannelSettings
 from bento.adapters.shared.channel_fanout import Fanout, QueuedSubscription
 from bento.application.errors import BusClosedError, PublishError
 from bento.application.ports.capabilities import HealthStatus
 from bento.application.ports.channel import ChannelMessage, encode_data
-
-
-class InMemoryChannelSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    backend: Literal["memory"] = "memory"
-    queue_size: int = Field(1000, ge=1, description="messages queued per subscriber; beyond it the oldest is dropped")
 
 
 class InMemoryChannel:

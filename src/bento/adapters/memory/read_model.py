@@ -60,3 +60,17 @@ class InMemoryReadModel(Generic[M]):
 
     async def clear(self) -> None:
         self._rows.clear()
+
+
+class InMemoryReadModels:
+    """ReadModels in this process: one InMemoryReadModel per table (default: the class name)."""
+
+    def __init__(self) -> None:
+        self._models: dict[str, Any] = {}
+
+    async def get(self, model: type[M], *, table: str | None = None) -> InMemoryReadModel[M]:
+        key = table or model.__name__
+        if key not in self._models:
+            self._models[key] = InMemoryReadModel(model)
+        found: InMemoryReadModel[M] = self._models[key]
+        return found

@@ -15,9 +15,7 @@ import asyncio
 import json
 import logging
 import time
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from typing import Any
 
 from bento.adapters.shared.channel_fanout import Fanout, QueuedSubscription
 from bento.application.errors import BusClosedError, MissingExtraError, PublishError, SubscribeError
@@ -31,19 +29,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from bento.adapters.redis._errors import checked_client
 from bento.adapters.redis._keys import escape_glob
 from bento.adapters.redis._pubsub import PubSubHub
+from bento.adapters.redis.settings import RedisChannelSettings
 from bento.application.ports.capabilities import HealthStatus
 from bento.application.ports.channel import ChannelMessage, encode_data
 
 logger = logging.getLogger(__name__)
-
-
-class RedisChannelSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    backend: Literal["redis"] = "redis"
-    url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
-    key_prefix: str = "channel:"
-    queue_size: int = Field(1000, ge=1, description="messages queued per subscriber; beyond it the oldest is dropped")
 
 
 class RedisChannel:

@@ -17,7 +17,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingExtraError("Redis checkpoint store", "redis", "redis") from exc
 
-from bento.adapters.redis.inbox import RedisStoreSettings
+from bento.adapters.redis.settings import RedisStoreSettings
 from bento.application.errors import BrokerUnavailableError
 
 __all__ = ["RedisCheckpointStore", "RedisStoreSettings"]

@@ -8,8 +8,6 @@ within minutes; the default keeps ids for 7 days). `retention=None` keeps them f
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
-
 from bento.application.errors import MissingExtraError
 
 try:
@@ -18,17 +16,10 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingExtraError("Redis inbox", "redis", "redis") from exc
 
+from bento.adapters.redis.settings import RedisStoreSettings
 from bento.application.errors import BrokerUnavailableError
 
-
-class RedisStoreSettings(BaseModel):
-    """Connection and key layout shared by the Redis inbox and checkpoint store."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
-    key_prefix: str = "bento:"
-    retention: int | None = Field(7 * 24 * 3600, ge=1, description="seconds an inbox id is remembered")
+__all__ = ["RedisInbox", "RedisStoreSettings"]
 
 
 class RedisInbox:

@@ -31,11 +31,10 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Literal, Self
-
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from typing import Any, Self
 
 from bento.adapters.redis._errors import safe_address, unavailable
+from bento.adapters.redis.settings import RedisWorkQueueSettings
 from bento.application.errors import (
     BrokerUnavailableError,
     BusClosedError,
@@ -55,36 +54,6 @@ logger = logging.getLogger(__name__)
 
 WorkHandler = Callable[..., Awaitable[Any]]
 Entry = tuple[bytes, dict[bytes, bytes]]
-
-
-class RedisWorkQueueSettings(BaseModel):
-    """Connection and consumer knobs; `claim_idle_ms` must exceed `handler_timeout`, so that
-    a live consumer's entry is never taken over while its handler still runs."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    backend: Literal["redis"] = "redis"
-    url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
-    key_prefix: str = "mq:"
-    group: str = Field("workers", min_length=1, description="consumer group shared by every consumer")
-    max_connections: int = Field(10, ge=2, description="pool size; callers wait when all are busy")
-    prefetch_count: int = Field(10, ge=1, description="entries read per XREADGROUP, handled concurrently")
-    block_ms: int = Field(1000, ge=10, description="longest XREADGROUP wait; bounds how long cancel takes")
-    claim_idle_ms: int = Field(120_000, ge=100, description="pending this long = its consumer died")
-    claim_interval: float = Field(5.0, gt=0, description="seconds between sweeps for dead consumers' entries")
-    max_deliveries: int = Field(5, ge=1, description="take-overs before an entry is dead-lettered")
-    handler_timeout: float = Field(60.0, gt=0, description="a handler running longer counts as failed")
-    drain_timeout: float = Field(10.0, ge=0, description="seconds cancel() waits for running handlers")
-    dead_letter_suffix: str = Field(".dlq", min_length=1)
-    maxlen: int | None = Field(
-        None, ge=1, description="approximate MAXLEN of queue streams (None: unbounded)"
-    )
-
-    @model_validator(mode="after")
-    def _claim_after_timeout(self) -> Self:
-        if self.claim_idle_ms <= self.handler_timeout * 1000:
-            raise ValueError("claim_idle_ms must be greater than handler_timeout (in ms)")
-        return self
 
 
 def _decode(value: bytes | str) -> str:

@@ -1,16 +1,27 @@
-"""Settings every MessageBus adapter shares (retry and dead-letter policy)."""
+"""The base of every backend's settings, and the fields every MessageBus adapter shares."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from bento.application.retry import RetryPolicy
 
 
-class MessageBusSettingsBase(BaseModel):
-    """Fields common to every backend's settings; subclasses add `backend` and their own."""
+class BackendSettings(BaseModel):
+    """Settings of one backend of a port: what the catalogue knows of every member of a port's
+    settings union. Each subclass declares `backend` as a one-value Literal of its catalogue
+    row's name (the union's discriminator); code that only needs the name reads it here."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    if TYPE_CHECKING:
+        backend: str
+
+
+class MessageBusSettingsBase(BackendSettings):
+    """Fields common to every message bus backend's settings (retry and dead-letter policy)."""
 
     max_attempts: int = Field(5, ge=1, description="deliveries before a message is dead-lettered")
     retry_delays: list[float] = Field(

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any, Self, TypeVar
@@ -35,12 +34,14 @@ from typing import Any, Self, TypeVar
 from pydantic import TypeAdapter, ValidationError
 
 from bento.application.buses import EventBus as LocalEventBus
+from bento.application.consumers import bind_subscriber, group_name
 from bento.application.errors import ConfigurationError
 from bento.application.ports.capabilities import HealthStatus
 from bento.application.ports.message_bus import MessageBus, Subscription
 from bento.domain.events import DomainEvent
-from bento.infrastructure import builders
+from bento.infrastructure.backends import MESSAGE_BUSES
 from bento.infrastructure.container import resolve
+from bento.infrastructure.named_buses import open_message_bus
 from bento.infrastructure.settings import EventBusSettings
 from bento.managers import runtime
 from bento.managers._facade import NamedFacade
@@ -49,11 +50,6 @@ logger = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=DomainEvent)
 EventFunction = Callable[[E], Awaitable[None]]
-_ALIASES = {"memory": "inprocess"}
-
-
-def _group_part(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", text).strip("._") or "subscriber"
 
 
 class EventBusManager(NamedFacade):
@@ -94,10 +90,10 @@ class EventBusManager(NamedFacade):
         base = self.settings.event.get(self.name)
         backend = self._overrides.get("backend") or (base.backend if base else "inprocess")
         data: dict[str, Any] = {}
-        if base is not None and _ALIASES.get(base.backend, base.backend) == _ALIASES.get(backend, backend):
+        if base is not None and base.backend == MESSAGE_BUSES.canonical(backend):
             data = base.model_dump(exclude={"backend"})
         data.update(self._overrides)
-        data["backend"] = backend
+        data["backend"] = MESSAGE_BUSES.canonical(backend)
         try:
             return TypeAdapter(EventBusSettings).validate_python(data)
         except ValidationError as exc:
@@ -118,7 +114,7 @@ class EventBusManager(NamedFacade):
                 settings = self.bus_settings()
                 stack = AsyncExitStack()
                 bus = await stack.enter_async_context(
-                    builders.open_message_bus(settings, self._container.codec())
+                    open_message_bus(settings, self._container.codec())
                 )
                 self._stack = stack
             self._bus = bus
@@ -142,7 +138,7 @@ class EventBusManager(NamedFacade):
         def register(fn: EventFunction[E]) -> EventFunction[E]:
             name = getattr(fn, "__qualname__", None) or repr(fn)
             self._local.add_subscriber(event_type, fn, name=name)
-            group = f"{_group_part(self._service or self.settings.service.name)}.{_group_part(name)}"
+            group = group_name(self._service or self.settings.service.name, name)
             taken = self._groups.count(group) + sum(1 for g in self._groups if g.startswith(group + "-"))
             self._groups.append(f"{group}-{taken + 1}" if taken else group)
             if self._bus is not None:
@@ -175,8 +171,7 @@ class EventBusManager(NamedFacade):
             for index, subscriber in enumerate(self._local.subscribers):
                 if index in self._bound:
                     continue
-                topic = subscriber.event_type.__wire_name__
-                self._bound[index] = await bus.subscribe(topic, subscriber.call, group=self._groups[index])
+                self._bound[index] = await bind_subscriber(bus, subscriber, self._groups[index])
 
     # -- publishing -------------------------------------------------------------------------
     async def publish(self, *events: DomainEvent) -> None:

@@ -1,0 +1,338 @@
+"""THE catalogue: every backend of every port, one row each.
+
+A row names the backend, its settings model (a pydantic model whose `backend` field is a
+one-value Literal of that name), its builder (an async generator in `builders`), the pip extra
+its client comes from, the URL schemes that imply it and its aliases. Everything that chooses
+a backend is derived from these tables: the settings unions and alias normalisation
+(`infrastructure.settings`), the container's selectors (`infrastructure.container`),
+MessageBusFactory, and the managers. Nothing else holds a list of backend names, and
+`tests/unit/test_catalogue.py` checks that every row has a settings member, a builder, an
+extra hint and a contract run.
+
+Adding a backend (say Kafka) is its package under `bento/adapters/`, one row here, one
+settings model, and its contract run (see docs/adapters.md). Importing this module imports
+settings models only: builders import their adapter when called.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Union
+
+from dependency_injector import providers
+from pydantic import Field
+
+from bento.adapters.clickhouse.settings import (
+    ClickHouseCheckpointStoreSettings,
+    ClickHouseEventStoreSettings,
+    ClickHouseReadModelSettings,
+    ClickHouseSnapshotStoreSettings,
+)
+from bento.adapters.memory.settings import (
+    InMemoryChannelSettings,
+    InProcessSettings,
+    InProcessStreamLockSettings,
+    MemoryCheckpointStoreSettings,
+    MemoryEventStoreSettings,
+    MemoryInboxSettings,
+    MemoryReadModelSettings,
+    MemorySnapshotStoreSettings,
+)
+from bento.adapters.nats.settings import NatsSettings
+from bento.adapters.pulsar.settings import PulsarSettings
+from bento.adapters.rabbitmq.settings import RabbitMQSettings
+from bento.adapters.redis.settings import (
+    RedisChannelSettings,
+    RedisSettings,
+    RedisStoreSettings,
+    RedisStreamLockSettings,
+    RedisWorkQueueSettings,
+)
+from bento.adapters.shared.settings_base import BackendSettings
+from bento.application.errors import ConfigurationError
+from bento.infrastructure import builders
+
+BACKEND_FIELD = "backend"
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """One way to implement a port. `needs` names what the builder takes from the container
+    besides its settings (`codec`, `engine`, `lock`), passed by keyword. `adapter` is the
+    adapter class as "package:Class", for code that hands out an unopened adapter
+    (MessageBusFactory); it is imported only when asked for."""
+
+    name: str
+    settings: type[BackendSettings]
+    builder: Callable[..., Any]
+    extra: str | None = None
+    schemes: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
+    adapter: str | None = None
+
+    def adapter_class(self) -> type[Any]:
+        """The adapter class (MissingExtraError when its client library is not installed)."""
+        if self.adapter is None:
+            raise ConfigurationError([f"backend {self.name!r} names no adapter class"])
+        module, _, name = self.adapter.partition(":")
+        found: type[Any] = getattr(importlib.import_module(module), name)
+        return found
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The backends of one port, in the order they are documented."""
+
+    port: str
+    rows: Sequence[Backend]
+    default: str
+    _index: dict[str, Backend] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index: dict[str, Backend] = {}
+        for row in self.rows:
+            for name in (row.name, *row.aliases):
+                if name in index:
+                    raise ValueError(f"{self.port}: {name!r} names two backends")
+                index[name] = row
+        object.__setattr__(self, "_index", index)
+        if self.default not in index:
+            raise ValueError(f"{self.port}: default {self.default!r} is not a row")
+
+    def __iter__(self) -> Iterator[Backend]:
+        return iter(self.rows)
+
+    @property
+    def names(self) -> list[str]:
+        return [row.name for row in self.rows]
+
+    def canonical(self, name: str) -> str:
+        """The row's name for `name` or one of its aliases (any case); unknown names are
+        returned as given, for the settings union to report with the choices."""
+        row = self._index.get(name.lower())
+        return row.name if row is not None else name
+
+    def get(self, name: str) -> Backend:
+        row = self._index.get(name.lower())
+        if row is None:
+            raise ConfigurationError([f"unknown {self.port} backend {name!r}; choose one of: {', '.join(self.names)}"])
+        return row
+
+    def by_scheme(self, url: str) -> str | None:
+        """The backend a URL's scheme implies (`amqps://…` → rabbitmq), if any."""
+        scheme, sep, _ = url.partition("://")
+        if not sep:
+            return None
+        for row in self.rows:
+            if scheme.lower() in row.schemes:
+                return row.name
+        return None
+
+    def infer(self, instance: Mapping[str, Any]) -> str:
+        """The backend of a settings mapping: its own `backend` (aliases resolved), else the one
+        its URL implies, else the default."""
+        given = instance.get(BACKEND_FIELD)
+        if isinstance(given, str):
+            return self.canonical(given)
+        for key in ("url", "service_url", "servers"):
+            value = instance.get(key)
+            urls = value if isinstance(value, list) else [value]
+            for url in urls:
+                if isinstance(url, str) and (found := self.by_scheme(url)):
+                    return found
+        return self.default
+
+    def normalise(self, instance: Any) -> Any:
+        """`instance` with its backend spelled as the row's name (done once, in the settings
+        validator, so nothing downstream sees an alias)."""
+        if not isinstance(instance, Mapping):
+            return instance
+        return {**instance, BACKEND_FIELD: self.infer(instance)}
+
+    def settings_union(self) -> Any:
+        """The discriminated union of the rows' settings models, keyed by `backend`."""
+        members = tuple(row.settings for row in self.rows)
+        union = members[0] if len(members) == 1 else Union[members]  # noqa: UP007 - built at runtime
+        return Annotated[union, Field(discriminator=BACKEND_FIELD)]
+
+    def open(self, settings: BackendSettings, **arguments: Any) -> AbstractAsyncContextManager[Any]:
+        """Open the backend `settings` describe outside the container (named instances, the
+        managers, MessageBusFactory): its builder as an async context manager. `arguments` are
+        what the row needs (`codec=…`) and any the builder accepts (`client=…`)."""
+        row = self.get(settings.backend)
+        if not isinstance(settings, row.settings):
+            raise ConfigurationError(
+                [f"{self.port} backend {row.name!r} needs {row.settings.__name__}, got {type(settings).__name__}"]
+            )
+        return asynccontextmanager(row.builder)(settings, **arguments)
+
+    def selector(self, key: Any, settings: Any, **needs: Any) -> providers.Selector:
+        """A Selector on `key` (a provider of the backend name) whose branches are Resources
+        of each row's builder, given `settings` and the providers its row needs."""
+        branches = {
+            row.name: providers.Resource(row.builder, settings, **{need: needs[need] for need in row.needs})
+            for row in self.rows
+        }
+        return providers.Selector(key, **branches)
+
+
+MESSAGE_BUSES = Catalogue(
+    "message bus",
+    [
+        Backend(
+            "inprocess",
+            InProcessSettings,
+            builders.inprocess_bus,
+            aliases=("memory",),
+            needs=("codec",),
+            adapter="bento.adapters.memory:InProcessMessageBus",
+        ),
+        Backend(
+            "rabbitmq",
+            RabbitMQSettings,
+            builders.rabbitmq_bus,
+            "rabbitmq",
+            ("amqp", "amqps"),
+            needs=("codec",),
+            adapter="bento.adapters.rabbitmq:RabbitMQMessageBus",
+        ),
+        Backend(
+            "pulsar",
+            PulsarSettings,
+            builders.pulsar_bus,
+            "pulsar",
+            ("pulsar", "pulsar+ssl"),
+            needs=("codec",),
+            adapter="bento.adapters.pulsar:PulsarMessageBus",
+        ),
+        Backend(
+            "redis",
+            RedisSettings,
+            builders.redis_bus,
+            "redis",
+            ("redis", "rediss"),
+            needs=("codec",),
+            adapter="bento.adapters.redis:RedisMessageBus",
+        ),
+        Backend(
+            "nats",
+            NatsSettings,
+            builders.nats_bus,
+            "nats",
+            ("nats", "tls"),
+            needs=("codec",),
+            adapter="bento.adapters.nats:NatsMessageBus",
+        ),
+    ],
+    default="inprocess",
+)
+
+EVENT_STORES = Catalogue(
+    "event store",
+    [
+        Backend("memory", MemoryEventStoreSettings, builders.memory_event_store, needs=("codec",)),
+        Backend(
+            "clickhouse",
+            ClickHouseEventStoreSettings,
+            builders.clickhouse_event_store,
+            "clickhouse",
+            needs=("codec", "engine", "lock"),
+        ),
+    ],
+    default="memory",
+)
+
+STREAM_LOCKS = Catalogue(
+    "stream lock",
+    [
+        Backend("inprocess", InProcessStreamLockSettings, builders.inprocess_stream_lock, aliases=("memory",)),
+        Backend("redis", RedisStreamLockSettings, builders.redis_stream_lock, "redis", ("redis", "rediss")),
+    ],
+    default="inprocess",
+)
+
+READ_MODELS = Catalogue(
+    "read model",
+    [
+        Backend("memory", MemoryReadModelSettings, builders.memory_read_models),
+        Backend(
+            "clickhouse", ClickHouseReadModelSettings, builders.clickhouse_read_models, "clickhouse", needs=("engine",)
+        ),
+    ],
+    default="memory",
+)
+
+CHECKPOINT_STORES = Catalogue(
+    "checkpoint store",
+    [
+        Backend("memory", MemoryCheckpointStoreSettings, builders.memory_checkpoints),
+        Backend(
+            "clickhouse",
+            ClickHouseCheckpointStoreSettings,
+            builders.clickhouse_checkpoints,
+            "clickhouse",
+            needs=("engine",),
+        ),
+        Backend("redis", RedisStoreSettings, builders.redis_checkpoints, "redis", ("redis", "rediss")),
+    ],
+    default="memory",
+)
+
+SNAPSHOT_STORES = Catalogue(
+    "snapshot store",
+    [
+        Backend("memory", MemorySnapshotStoreSettings, builders.memory_snapshots),
+        Backend(
+            "clickhouse",
+            ClickHouseSnapshotStoreSettings,
+            builders.clickhouse_snapshots,
+            "clickhouse",
+            needs=("engine",),
+        ),
+    ],
+    default="memory",
+)
+
+INBOXES = Catalogue(
+    "inbox",
+    [
+        Backend("memory", MemoryInboxSettings, builders.memory_inbox),
+        Backend("redis", RedisStoreSettings, builders.redis_inbox, "redis", ("redis", "rediss")),
+    ],
+    default="memory",
+)
+
+CHANNELS = Catalogue(
+    "channel",
+    [
+        Backend("memory", InMemoryChannelSettings, builders.memory_channel, aliases=("inprocess",)),
+        Backend("redis", RedisChannelSettings, builders.redis_channel, "redis", ("redis", "rediss")),
+    ],
+    default="memory",
+)
+
+WORK_QUEUES = Catalogue(
+    "work queue",
+    [
+        Backend("redis", RedisWorkQueueSettings, builders.redis_work_queue, "redis", ("redis", "rediss")),
+        Backend("rabbitmq", RabbitMQSettings, builders.rabbitmq_work_queue, "rabbitmq", ("amqp", "amqps")),
+    ],
+    default="redis",
+)
+
+#: Every port's catalogue, by the settings section that selects its backend.
+CATALOGUES: dict[str, Catalogue] = {
+    "event": MESSAGE_BUSES,
+    "event_store": EVENT_STORES,
+    "stream_lock": STREAM_LOCKS,
+    "read_model": READ_MODELS,
+    "checkpoint_store": CHECKPOINT_STORES,
+    "snapshot_store": SNAPSHOT_STORES,
+    "inbox": INBOXES,
+    "channel": CHANNELS,
+    "mq": WORK_QUEUES,
+}
