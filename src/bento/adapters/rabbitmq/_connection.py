@@ -33,10 +33,6 @@ DRIVER_ERRORS: tuple[type[BaseException], ...] = (
     RuntimeError,
 )
 
-#: Kept for `bento.managers.clients.rabbitmq`, which passes its own counters to `open_connection`.
-RabbitMQMetrics = BusCounters
-
-
 def redacted(url: str) -> str:
     """The URL without its password, for messages and logs."""
     parsed = URL(url)

@@ -66,11 +66,11 @@ class RabbitMQClient(NamedFacade):
         if self._connection is not None:
             return self
         try:
-            from bento.adapters.rabbitmq._connection import RabbitMQMetrics, open_connection
+            from bento.adapters.rabbitmq.connection import connect
         except ImportError as exc:
             raise MissingExtraError("RabbitMQClient", "rabbitmq", "aio_pika") from exc
         settings = self.rabbitmq_settings(url=url, **options)
-        self._connection = await open_connection(settings, RabbitMQMetrics(), f"client:{self.name}")
+        self._connection = await connect(settings, f"client:{self.name}")
         self._settings = settings
         await runtime.track(self._container)
         return self
@@ -84,7 +84,7 @@ class RabbitMQClient(NamedFacade):
     async def get_channel(self, new: bool = False) -> AbstractRobustChannel:
         """The shared channel, or with `new=True` a channel of its own (for a consumer), both
         with QoS `prefetch_count`. Channels are closed by `cleanup()`."""
-        from bento.adapters.rabbitmq._connection import DRIVER_ERRORS
+        from bento.adapters.rabbitmq.connection import DRIVER_ERRORS
 
         connection = self.connection
         if not new and self._channel is not None and not self._channel.is_closed:
@@ -121,7 +121,7 @@ class RabbitMQClient(NamedFacade):
         channels, self._channels = self._channels, []
         if connection is None:
             return
-        from bento.adapters.rabbitmq._connection import DRIVER_ERRORS
+        from bento.adapters.rabbitmq.connection import DRIVER_ERRORS
 
         for channel in channels:
             if not channel.is_closed:
