@@ -85,11 +85,13 @@ class Backend:
 
 @dataclass(frozen=True)
 class Catalogue:
-    """The backends of one port, in the order they are documented."""
+    """The backends of one port, in the order they are documented; `contract` is the port's
+    suite in `bento.testing.contracts`, which every row's adapter runs."""
 
     port: str
     rows: Sequence[Backend]
     default: str
+    contract: str
     _index: dict[str, Backend] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -229,99 +231,193 @@ MESSAGE_BUSES = Catalogue(
         ),
     ],
     default="inprocess",
+    contract="MessageBusContract",
 )
 
 EVENT_STORES = Catalogue(
     "event store",
     [
-        Backend("memory", MemoryEventStoreSettings, builders.memory_event_store, needs=("codec",)),
+        Backend(
+            "memory",
+            MemoryEventStoreSettings,
+            builders.memory_event_store,
+            needs=("codec",),
+            adapter="bento.adapters.memory.event_store:InMemoryEventStore",
+        ),
         Backend(
             "clickhouse",
             ClickHouseEventStoreSettings,
             builders.clickhouse_event_store,
             "clickhouse",
             needs=("codec", "engine", "lock"),
+            adapter="bento.adapters.clickhouse.event_store:ClickHouseEventStore",
         ),
     ],
     default="memory",
+    contract="EventStoreContract",
 )
 
 STREAM_LOCKS = Catalogue(
     "stream lock",
     [
-        Backend("inprocess", InProcessStreamLockSettings, builders.inprocess_stream_lock, aliases=("memory",)),
-        Backend("redis", RedisStreamLockSettings, builders.redis_stream_lock, "redis", ("redis", "rediss")),
+        Backend(
+            "inprocess",
+            InProcessStreamLockSettings,
+            builders.inprocess_stream_lock,
+            aliases=("memory",),
+            adapter="bento.adapters.memory.stream_lock:InProcessStreamLock",
+        ),
+        Backend(
+            "redis",
+            RedisStreamLockSettings,
+            builders.redis_stream_lock,
+            "redis",
+            ("redis", "rediss"),
+            adapter="bento.adapters.redis.stream_lock:RedisStreamLock",
+        ),
     ],
     default="inprocess",
+    contract="StreamLockContract",
 )
 
 READ_MODELS = Catalogue(
     "read model",
     [
-        Backend("memory", MemoryReadModelSettings, builders.memory_read_models),
         Backend(
-            "clickhouse", ClickHouseReadModelSettings, builders.clickhouse_read_models, "clickhouse", needs=("engine",)
+            "memory",
+            MemoryReadModelSettings,
+            builders.memory_read_models,
+            adapter="bento.adapters.memory.read_model:InMemoryReadModel",
+        ),
+        Backend(
+            "clickhouse",
+            ClickHouseReadModelSettings,
+            builders.clickhouse_read_models,
+            "clickhouse",
+            needs=("engine",),
+            adapter="bento.adapters.clickhouse.read_model:ClickHouseReadModel",
         ),
     ],
     default="memory",
+    contract="ReadModelContract",
 )
 
 CHECKPOINT_STORES = Catalogue(
     "checkpoint store",
     [
-        Backend("memory", MemoryCheckpointStoreSettings, builders.memory_checkpoints),
+        Backend(
+            "memory",
+            MemoryCheckpointStoreSettings,
+            builders.memory_checkpoints,
+            adapter="bento.adapters.memory.checkpoint_store:InMemoryCheckpointStore",
+        ),
         Backend(
             "clickhouse",
             ClickHouseCheckpointStoreSettings,
             builders.clickhouse_checkpoints,
             "clickhouse",
             needs=("engine",),
+            adapter="bento.adapters.clickhouse.checkpoint_store:ClickHouseCheckpointStore",
         ),
-        Backend("redis", RedisStoreSettings, builders.redis_checkpoints, "redis", ("redis", "rediss")),
+        Backend(
+            "redis",
+            RedisStoreSettings,
+            builders.redis_checkpoints,
+            "redis",
+            ("redis", "rediss"),
+            adapter="bento.adapters.redis.checkpoint_store:RedisCheckpointStore",
+        ),
     ],
     default="memory",
+    contract="CheckpointStoreContract",
 )
 
 SNAPSHOT_STORES = Catalogue(
     "snapshot store",
     [
-        Backend("memory", MemorySnapshotStoreSettings, builders.memory_snapshots),
+        Backend(
+            "memory",
+            MemorySnapshotStoreSettings,
+            builders.memory_snapshots,
+            adapter="bento.adapters.memory.snapshot_store:InMemorySnapshotStore",
+        ),
         Backend(
             "clickhouse",
             ClickHouseSnapshotStoreSettings,
             builders.clickhouse_snapshots,
             "clickhouse",
             needs=("engine",),
+            adapter="bento.adapters.clickhouse.snapshot_store:ClickHouseSnapshotStore",
         ),
     ],
     default="memory",
+    contract="SnapshotStoreContract",
 )
 
 INBOXES = Catalogue(
     "inbox",
     [
-        Backend("memory", MemoryInboxSettings, builders.memory_inbox),
-        Backend("redis", RedisStoreSettings, builders.redis_inbox, "redis", ("redis", "rediss")),
+        Backend(
+            "memory", MemoryInboxSettings, builders.memory_inbox, adapter="bento.adapters.memory.inbox:InMemoryInbox"
+        ),
+        Backend(
+            "redis",
+            RedisStoreSettings,
+            builders.redis_inbox,
+            "redis",
+            ("redis", "rediss"),
+            adapter="bento.adapters.redis.inbox:RedisInbox",
+        ),
     ],
     default="memory",
+    contract="InboxContract",
 )
 
 CHANNELS = Catalogue(
     "channel",
     [
-        Backend("memory", InMemoryChannelSettings, builders.memory_channel, aliases=("inprocess",)),
-        Backend("redis", RedisChannelSettings, builders.redis_channel, "redis", ("redis", "rediss")),
+        Backend(
+            "memory",
+            InMemoryChannelSettings,
+            builders.memory_channel,
+            aliases=("inprocess",),
+            adapter="bento.adapters.memory.channel:InMemoryChannel",
+        ),
+        Backend(
+            "redis",
+            RedisChannelSettings,
+            builders.redis_channel,
+            "redis",
+            ("redis", "rediss"),
+            adapter="bento.adapters.redis.channel:RedisChannel",
+        ),
     ],
     default="memory",
+    contract="ChannelContract",
 )
 
 WORK_QUEUES = Catalogue(
     "work queue",
     [
-        Backend("redis", RedisWorkQueueSettings, builders.redis_work_queue, "redis", ("redis", "rediss")),
-        Backend("rabbitmq", RabbitMQSettings, builders.rabbitmq_work_queue, "rabbitmq", ("amqp", "amqps")),
+        Backend(
+            "redis",
+            RedisWorkQueueSettings,
+            builders.redis_work_queue,
+            "redis",
+            ("redis", "rediss"),
+            adapter="bento.adapters.redis.work_queue:RedisWorkQueue",
+        ),
+        Backend(
+            "rabbitmq",
+            RabbitMQSettings,
+            builders.rabbitmq_work_queue,
+            "rabbitmq",
+            ("amqp", "amqps"),
+            adapter="bento.adapters.rabbitmq:RabbitMQWorkQueue",
+        ),
     ],
     default="redis",
+    contract="WorkQueueContract",
 )
 
 #: Every port's catalogue, by the settings section that selects its backend.

@@ -23,10 +23,13 @@ from bento.application.ports.message_bus import MessageBus
 from bento.application.serialization import JsonCodec
 from bento.infrastructure.backends import MESSAGE_BUSES
 
-#: Backend names, as used in settings (`EVENT__BACKEND=pulsar`); derived from the catalogue.
+#: Backend names, as used in settings (`EVENT__BACKEND=pulsar`), derived from the catalogue:
+#: one member per row (aliases are members with the same value), and IN_PROCESS, the original
+#: plan's spelling of the default.
 MessageBusType = enum.StrEnum(  # type: ignore[misc]
     "MessageBusType",
-    {("IN_PROCESS" if row.name == "inprocess" else row.name.upper()): row.name for row in MESSAGE_BUSES},
+    [(name.upper(), row.name) for row in MESSAGE_BUSES for name in (row.name, *row.aliases)]
+    + [("IN_PROCESS", MESSAGE_BUSES.default)],
 )
 
 
@@ -41,7 +44,7 @@ class MessageBusFactory:
     @classmethod
     def create(
         cls,
-        bus_type: str | MessageBusType = "inprocess",
+        bus_type: str | MessageBusType = MESSAGE_BUSES.default,
         settings: MessageBusSettingsBase | None = None,
         *,
         codec: JsonCodec | None = None,

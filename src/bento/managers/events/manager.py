@@ -88,7 +88,7 @@ class EventBusManager(NamedFacade):
         if not self._overrides:
             return self.settings.event_instance(self.name)
         base = self.settings.event.get(self.name)
-        backend = self._overrides.get("backend") or (base.backend if base else "inprocess")
+        backend = self._overrides.get("backend") or (base.backend if base else MESSAGE_BUSES.default)
         data: dict[str, Any] = {}
         if base is not None and base.backend == MESSAGE_BUSES.canonical(backend):
             data = base.model_dump(exclude={"backend"})
