@@ -52,7 +52,7 @@ _JSON = "application/json"
 _CONSUME_ERRORS: tuple[type[BaseException], ...] = (SubscribeError, *DRIVER_ERRORS)
 
 
-class WorkQueueConsumer:
+class RabbitMQWorkQueueConsumer:
     """A running `consume`; `cancel()` stops delivery and waits for running handlers."""
 
     def __init__(
@@ -154,7 +154,7 @@ class RabbitMQWorkQueue(StartsAndCloses):
         self._channel: AbstractRobustChannel | None = None
         self._publisher: ConfirmedPublisher | None = None
         self._declared: set[str] = set()
-        self._consumers: set[WorkQueueConsumer] = set()
+        self._consumers: set[RabbitMQWorkQueueConsumer] = set()
         self._reconnect_callbacks = ReconnectCallbacks(self.metrics)
         self._closed = False
 
@@ -189,7 +189,7 @@ class RabbitMQWorkQueue(StartsAndCloses):
         self.metrics.reconnects += 1
         await self._reconnect_callbacks.run()
 
-    def forget(self, consumer: WorkQueueConsumer) -> None:
+    def forget(self, consumer: RabbitMQWorkQueueConsumer) -> None:
         self._consumers.discard(consumer)
 
     # -- producing --------------------------------------------------------------------
@@ -207,7 +207,7 @@ class RabbitMQWorkQueue(StartsAndCloses):
         await publisher.send("", queue, items, topic=queue)
 
     # -- consuming --------------------------------------------------------------------
-    async def consume(self, queue: str, handler: WorkHandler, auto_ack: bool = True) -> WorkQueueConsumer:
+    async def consume(self, queue: str, handler: WorkHandler, auto_ack: bool = True) -> RabbitMQWorkQueueConsumer:
         """Start consuming `queue` (declared if needed); returns a handle whose `cancel()` stops it."""
         self._live(queue)
         assert self._connection is not None
@@ -215,7 +215,7 @@ class RabbitMQWorkQueue(StartsAndCloses):
         try:
             await channel.set_qos(prefetch_count=self.settings.prefetch_count)
             declared = await self._declare(channel, queue)
-            consumer = WorkQueueConsumer(self, queue, channel, declared, handler, auto_ack)
+            consumer = RabbitMQWorkQueueConsumer(self, queue, channel, declared, handler, auto_ack)
             await consumer.start()
         except _CONSUME_ERRORS as exc:
             try:
