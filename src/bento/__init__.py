@@ -26,9 +26,8 @@ from bento.application.errors import (
 )
 from bento.application.handlers import CommandHandler, EventHandler, QueryHandler
 from bento.application.messages import Command, Query
-from bento.application.outbox import OutboxRelay
-from bento.application.projections import Projection, ProjectionError, ProjectionRunner
 from bento.application.middleware import CorrelationMiddleware, LoggingMiddleware, Middleware
+from bento.application.outbox import OutboxRelay
 from bento.application.ports import (
     ANY_VERSION,
     NO_STREAM,
@@ -48,6 +47,7 @@ from bento.application.ports import (
     StreamLock,
     WorkQueue,
 )
+from bento.application.projections import Projection, ProjectionError, ProjectionRunner
 from bento.application.repository import AggregateNotFoundError, EventSourcedRepository
 from bento.application.retry import RetryPolicy
 from bento.application.serialization import JsonCodec, MessageRegistry
