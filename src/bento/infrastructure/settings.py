@@ -2,7 +2,7 @@
 
 Precedence: arguments > environment > `.env` > YAML file > defaults. Sections are
 nested with `__`. Sections that can have several named instances (event, mq,
-channel, cache — seed 000) read `{PREFIX}__{INSTANCE}__{FIELD}`; the bare
+channel, cache) read `{PREFIX}__{INSTANCE}__{FIELD}`; the bare
 `{PREFIX}__{FIELD}` and `{PREFIX}__DEFAULT__{FIELD}` are instance `default` (when
 both set a field, the explicit DEFAULT one wins). An instance whose backend is not
 given is inferred from its URL scheme (amqp → rabbitmq, redis → redis, pulsar →
@@ -92,7 +92,7 @@ def _known_backend(catalogue: backends.Catalogue, value: str) -> str:
 
 
 class ChannelSettings(BaseModel):
-    """Streaming channel instance (seed 000 CHANNEL__…)."""
+    """A named streaming channel (`CHANNEL__{NAME}__…`), opened by ChannelManager."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -109,7 +109,7 @@ class ChannelSettings(BaseModel):
 
 
 class MQSettings(BaseModel):
-    """Work-queue instance (seed 000 MQ__…)."""
+    """A named work queue (`MQ__{NAME}__…`), opened by MQManager."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -125,7 +125,7 @@ class MQSettings(BaseModel):
 
 
 class CacheSettings(BaseModel):
-    """Cache / client instance (seed 000 CACHE__…)."""
+    """A named cache connection (`CACHE__{NAME}__…`), opened by RedisClient."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

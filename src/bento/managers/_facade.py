@@ -1,4 +1,4 @@
-"""NamedFacade: what every seed-style manager shares (lookup by name, chainable configure).
+"""NamedFacade: what every named manager shares (lookup by name, chainable configure).
 
 A façade is created once per (kind, name) and cached in the container's registry (see
 `runtime`), so `RedisClient.get_instance("cache")` returns the same object until the
@@ -67,7 +67,7 @@ class NamedFacade:
         raise NotImplementedError
 
     async def health_check(self) -> bool:
-        """Seed 000's form: True when the backend answered."""
+        """True when the backend answered (the boolean form of `health()`)."""
         return (await self.health()).healthy
 
     async def cleanup(self) -> None:

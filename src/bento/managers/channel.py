@@ -1,4 +1,4 @@
-"""ChannelManager: seed 000's named streaming channels (SSE), a façade over the container.
+"""ChannelManager: named streaming channels (SSE), a look-up over the container and the channel catalogue.
 
     sse = ChannelManager.get_instance("sse")
     await sse.initialize(backend="memory")                       # or "redis", redis_client=…
@@ -11,7 +11,7 @@ Defaults come from the `channel` section instance of the same name (`CHANNEL__SS
 `redis_client=RedisClient.get_instance()` the channel shares that client's connection pool
 (unless it decodes responses, which pub/sub framing cannot use: then it opens its own from the
 same URL). Messages are `ChannelEvent`s: a ChannelMessage that is also a plain dict
-(`json.dumps(message)` works, as in the seed) with `.data`, `.event`, `.channel`, `.to_sse()`.
+(`json.dumps(message)` works) with `.data`, `.event`, `.channel`, `.to_sse()`.
 Delivery is at-most-once with a bounded queue per subscriber (see ChannelPort).
 """
 

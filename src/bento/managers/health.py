@@ -3,7 +3,7 @@
 `collect_health(container)` finds, without opening anything new:
 * the default message bus and every named one opened (`message_bus`, `message_buses`),
 * the event store, when it was opened and its adapter has a `health_check()`,
-* every seed-style named instance initialized (RedisClient, RabbitMQClient, ChannelManager,
+* every named instance initialized (RedisClient, RabbitMQClient, ChannelManager,
   MQManager, EventBusManager),
 * extra checks the application adds (`checks={"search": probe}`, an async callable returning
   a HealthStatus or a bool).

@@ -1,4 +1,4 @@
-"""MQManager: seed 000's named message queues (work queues), a façade over the container.
+"""MQManager: named work queues, a look-up over the container and the work-queue catalogue.
 
     mq = MQManager.get_instance("orders")
     await mq.configure(backend="rabbitmq", url="amqp://guest:guest@localhost:5672/",
@@ -15,7 +15,7 @@ handler that raises dead-letters it to `<queue>.dlq`, `nack(requeue=True)` puts 
 Defaults come from the `mq` section instance of the same name (`MQ__ORDERS__BACKEND`, `…__URL`,
 `…__MAX_CONNECTIONS`, `…__PREFETCH_COUNT`); `configure(...)` also takes any field of the
 backend's settings (RedisWorkQueueSettings or RabbitMQSettings). Calling `configure` with a
-`backend` starts over from that backend's defaults (the seed configures one, then the other).
+`backend` starts over from that backend's defaults (configuring one backend, then the other, does not mix them).
 """
 
 from __future__ import annotations

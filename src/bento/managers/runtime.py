@@ -1,6 +1,6 @@
-"""The application's container, for code that cannot have it injected (seed-style managers).
+"""The application's container, for code that cannot have it injected (the named managers).
 
-Seed 000's managers (`RedisClient.get_instance("cache")`, `EventBusManager.get_instance()` …)
+The named managers (`RedisClient.get_instance("cache")`, `EventBusManager.get_instance()` …)
 are looked up by name from anywhere. They are not global objects: each named instance is
 created once and cached in a registry that lives in the container (a Singleton provider
 added to it), and a Resource provider closes them all at `await container.shutdown_resources()`.
@@ -64,7 +64,7 @@ class NamedInstance(Protocol):
 
 
 class NamedInstanceRegistry:
-    """Seed-style named instances of one container, keyed by (kind, name)."""
+    """Named instances of one container, keyed by (kind, name)."""
 
     def __init__(self) -> None:
         self._items: dict[tuple[str, str], NamedInstance] = {}
@@ -102,7 +102,7 @@ async def _lifecycle(registry: NamedInstanceRegistry) -> AsyncIterator[NamedInst
 
 
 def use_container(container: containers.Container) -> containers.Container:
-    """Make `container` the one seed-style managers use. Named instances already created in a
+    """Make `container` the one the named managers use. Named instances already created in a
     container that was built implicitly (a module that called `get_instance` at import time,
     before the application set its container) move over to `container`."""
     previous = _state["container"]

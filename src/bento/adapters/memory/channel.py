@@ -1,4 +1,4 @@
-"""InMemoryChannel: ChannelPort inside one process (seed 000's `backend="memory"`).
+"""InMemoryChannel: ChannelPort inside one process (`CHANNEL__{NAME}__BACKEND=memory`).
 
 Patterns use fnmatch (`*`, `?`, `[seq]`), as Redis PSUBSCRIBE does. Data goes through
 JSON once per publish (as it would over Redis), so what works here works there;

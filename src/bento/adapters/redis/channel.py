@@ -1,4 +1,4 @@
-"""RedisChannel: ChannelPort on Redis pub/sub (seed 000's `backend="redis"`).
+"""RedisChannel: ChannelPort on Redis pub/sub (`CHANNEL__{NAME}__BACKEND=redis`).
 
 `publish` is `PUBLISH {key_prefix}{channel}` of a small JSON object
 (`{"id", "event", "data"}`); `subscribe` and `psubscribe` are SUBSCRIBE and Redis's

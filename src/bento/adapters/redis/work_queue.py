@@ -1,4 +1,4 @@
-"""RedisWorkQueue: seed 000's message queue (`publish`, `publish_batch`, `consume`) on Redis Streams.
+"""RedisWorkQueue: the WorkQueue port (`publish`, `publish_batch`, `consume`) on Redis Streams.
 
 Same contract as RabbitMQWorkQueue, so MQManager can switch backends without the caller noticing:
 a queue is the stream `{key_prefix}{queue}` read by one consumer group (`group`), created at the

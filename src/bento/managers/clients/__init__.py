@@ -1,4 +1,4 @@
-"""Seed 000's client managers: named Redis and RabbitMQ connections held by the container.
+"""Client managers: named Redis and RabbitMQ connections held by the container.
 
 Importing this package needs no client library; `initialize()` says which extra is missing."""
 

@@ -1,4 +1,4 @@
-"""RabbitMQClient: seed 000's named RabbitMQ connection, a façade over the container.
+"""RabbitMQClient: a named RabbitMQ connection, a façade over the container.
 
     client = RabbitMQClient.get_instance()
     await client.configure(url="amqp://guest:guest@localhost:5672/", heartbeat=60,

@@ -1,4 +1,4 @@
-"""RedisClient: seed 000's named Redis connection (`CACHE__{NAME}__URL`), a façade over the container.
+"""RedisClient: a named Redis connection (`CACHE__{NAME}__URL`), a façade over the container.
 
     client = RedisClient.get_instance("cache")
     await client.configure(url="redis://localhost:6379/0", decode_responses=True).initialize()

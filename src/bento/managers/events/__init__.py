@@ -1,13 +1,13 @@
-"""Seed 000/001's event bus API: `EventBusManager` (named instances), `Event`, and the legacy
+"""The named event bus API: `EventBusManager` (named instances), `Event`, and the legacy
 name `EventBus` (`EventBus.get_instance()` is `EventBusManager.get_instance()`).
 
-This `EventBus` is the seed's manager; the in-process application bus that handlers register
+This `EventBus` is the manager's older name; the in-process application bus that handlers register
 on is `bento.application.buses.EventBus`."""
 
 from bento.domain.events import DomainEvent, Event
 from bento.managers.events.manager import EventBusManager
 
-#: Seed 001's name for the manager (`from ….events.bus import EventBus` works too).
+#: The manager's older name (`from ….events.bus import EventBus` works too).
 EventBus = EventBusManager
 
 __all__ = ["DomainEvent", "Event", "EventBus", "EventBusManager"]

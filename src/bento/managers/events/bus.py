@@ -1,4 +1,4 @@
-"""Seed 001's import path for the legacy `EventBus` name (the EventBusManager)."""
+"""The older import path of the legacy `EventBus` name (the EventBusManager)."""
 
 from bento.managers.events import Event, EventBus, EventBusManager
 

@@ -1,4 +1,4 @@
-"""EventBusManager: seed 000/001's named event bus, a façade over the container's message buses.
+"""EventBusManager: named event buses, a look-up over the container's message buses.
 
     bus = EventBusManager.get_instance()             # or EventBus.get_instance() (legacy name)
     bus.configure(backend="redis", url="redis://localhost:6379/0", key_prefix="events:")
