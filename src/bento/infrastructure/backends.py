@@ -121,7 +121,7 @@ class Catalogue:
     def get(self, name: str) -> Backend:
         row = self._index.get(name.lower())
         if row is None:
-            raise ConfigurationError([f"unknown {self.port} backend {name!r}; choose one of: {', '.join(self.names)}"])
+            raise ConfigurationError([f"unknown {self.port} type {name!r}; choose one of: {', '.join(self.names)}"])
         return row
 
     def by_scheme(self, url: str) -> str | None:
