@@ -70,7 +70,7 @@ def test_queue_names_are_scoped_to_the_pattern_and_legal() -> None:
 
 
 def test_metrics_are_plain_numbers() -> None:
-    from bento.adapters.rabbitmq._connection import RabbitMQMetrics
+    from bento.adapters.shared.metrics import BusCounters as RabbitMQMetrics
 
     values: dict[str, Any] = RabbitMQMetrics().as_dict()
     assert set(values) >= {
