@@ -182,53 +182,26 @@ class Catalogue:
         return providers.Selector(key, **branches)
 
 
+def bus(
+    name: str,
+    settings: type[BackendSettings],
+    adapter: str,
+    extra: str | None = None,
+    schemes: tuple[str, ...] = (),
+    aliases: tuple[str, ...] = (),
+) -> Backend:
+    """A message-bus row: every bus is built the same way from its adapter class."""
+    return Backend(name, settings, builders.message_bus(adapter), extra, schemes, aliases, ("codec",), adapter)
+
+
 MESSAGE_BUSES = Catalogue(
     "message bus",
     [
-        Backend(
-            "inprocess",
-            InProcessSettings,
-            builders.inprocess_bus,
-            aliases=("memory",),
-            needs=("codec",),
-            adapter="bento.adapters.memory:InProcessMessageBus",
-        ),
-        Backend(
-            "rabbitmq",
-            RabbitMQSettings,
-            builders.rabbitmq_bus,
-            "rabbitmq",
-            ("amqp", "amqps"),
-            needs=("codec",),
-            adapter="bento.adapters.rabbitmq:RabbitMQMessageBus",
-        ),
-        Backend(
-            "pulsar",
-            PulsarSettings,
-            builders.pulsar_bus,
-            "pulsar",
-            ("pulsar", "pulsar+ssl"),
-            needs=("codec",),
-            adapter="bento.adapters.pulsar:PulsarMessageBus",
-        ),
-        Backend(
-            "redis",
-            RedisSettings,
-            builders.redis_bus,
-            "redis",
-            ("redis", "rediss"),
-            needs=("codec",),
-            adapter="bento.adapters.redis:RedisMessageBus",
-        ),
-        Backend(
-            "nats",
-            NatsSettings,
-            builders.nats_bus,
-            "nats",
-            ("nats", "tls"),
-            needs=("codec",),
-            adapter="bento.adapters.nats:NatsMessageBus",
-        ),
+        bus("inprocess", InProcessSettings, "bento.adapters.memory:InProcessMessageBus", aliases=("memory",)),
+        bus("rabbitmq", RabbitMQSettings, "bento.adapters.rabbitmq:RabbitMQMessageBus", "rabbitmq", ("amqp", "amqps")),
+        bus("pulsar", PulsarSettings, "bento.adapters.pulsar:PulsarMessageBus", "pulsar", ("pulsar", "pulsar+ssl")),
+        bus("redis", RedisSettings, "bento.adapters.redis:RedisMessageBus", "redis", ("redis", "rediss")),
+        bus("nats", NatsSettings, "bento.adapters.nats:NatsMessageBus", "nats", ("nats", "tls")),
     ],
     default="inprocess",
     contract="MessageBusContract",

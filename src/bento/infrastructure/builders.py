@@ -9,7 +9,8 @@ open one with `asynccontextmanager(builder)`. Each imports its adapter only when
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import importlib
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from bento.application.ports.channel import ChannelPort
@@ -26,53 +27,31 @@ from bento.application.serialization import JsonCodec
 if TYPE_CHECKING:
     from bento.adapters.clickhouse.engine import ClickHouseEngine
     from bento.adapters.clickhouse.settings import ClickHouseEventStoreSettings, ClickHouseSettings
-    from bento.adapters.memory.settings import InMemoryChannelSettings, InProcessSettings
-    from bento.adapters.nats.settings import NatsSettings
-    from bento.adapters.pulsar.settings import PulsarSettings
+    from bento.adapters.memory.settings import InMemoryChannelSettings
     from bento.adapters.rabbitmq.settings import RabbitMQSettings
     from bento.adapters.redis.settings import (
         RedisChannelSettings,
-        RedisSettings,
         RedisStoreSettings,
         RedisStreamLockSettings,
         RedisWorkQueueSettings,
     )
+    from bento.adapters.shared.settings_base import MessageBusSettingsBase
 
 
 # -- message buses ------------------------------------------------------------------------
-async def inprocess_bus(settings: InProcessSettings, *, codec: JsonCodec) -> AsyncIterator[MessageBus]:
-    from bento.adapters.memory.message_bus import InProcessMessageBus
+def message_bus(adapter: str) -> Callable[..., AsyncIterator[MessageBus]]:
+    """The builder of the MessageBus adapter class `adapter` ("package:Class"): every bus takes
+    its settings and the codec, and opens and closes as an async context manager, so one
+    builder serves every row of the message-bus catalogue."""
+    module, _, name = adapter.partition(":")
 
-    async with InProcessMessageBus(settings, codec=codec) as bus:
-        yield bus
+    async def open_bus(settings: MessageBusSettingsBase, *, codec: JsonCodec) -> AsyncIterator[MessageBus]:
+        bus_class = getattr(importlib.import_module(module), name)  # a missing client: MissingExtraError
+        async with bus_class(settings, codec=codec) as bus:
+            yield bus
 
-
-async def rabbitmq_bus(settings: RabbitMQSettings, *, codec: JsonCodec) -> AsyncIterator[MessageBus]:
-    from bento.adapters.rabbitmq import RabbitMQMessageBus
-
-    async with RabbitMQMessageBus(settings, codec=codec) as bus:
-        yield bus
-
-
-async def pulsar_bus(settings: PulsarSettings, *, codec: JsonCodec) -> AsyncIterator[MessageBus]:
-    from bento.adapters.pulsar import PulsarMessageBus
-
-    async with PulsarMessageBus(settings, codec=codec) as bus:
-        yield bus
-
-
-async def redis_bus(settings: RedisSettings, *, codec: JsonCodec) -> AsyncIterator[MessageBus]:
-    from bento.adapters.redis import RedisMessageBus
-
-    async with RedisMessageBus(settings, codec=codec) as bus:
-        yield bus
-
-
-async def nats_bus(settings: NatsSettings, *, codec: JsonCodec) -> AsyncIterator[MessageBus]:
-    from bento.adapters.nats import NatsMessageBus
-
-    async with NatsMessageBus(settings, codec=codec) as bus:
-        yield bus
+    open_bus.__qualname__ = f"message_bus[{name}]"
+    return open_bus
 
 
 # -- the ClickHouse engine every ClickHouse store shares ----------------------------------
