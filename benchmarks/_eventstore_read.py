@@ -24,12 +24,12 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from bento.adapters.checkpoint.clickhouse import ClickHouseCheckpointStore
+from bento.adapters.clickhouse.checkpoint_store import ClickHouseCheckpointStore
 from bento.adapters.clickhouse.engine import ClickHouseEngine, open_engine
+from bento.adapters.clickhouse.event_store import ClickHouseEventStore
+from bento.adapters.clickhouse.read_model import ClickHouseReadModel
 from bento.adapters.clickhouse.settings import ClickHouseSettings
-from bento.adapters.eventstore.clickhouse import ClickHouseEventStore
-from bento.adapters.locking.inprocess import InProcessStreamLock
-from bento.adapters.readmodel.clickhouse import ClickHouseReadModel
+from bento.adapters.memory.stream_lock import InProcessStreamLock
 from bento.application.ports.event_store import StoredEvent
 from bento.application.projections import Projection, ProjectionRunner
 from bento.application.repository import EventSourcedRepository

@@ -52,12 +52,12 @@ def _load_read_benchmarks() -> Any:
     return module
 
 
+from bento.adapters.clickhouse._event_store_schema import INSERT_COLUMNS  # noqa: E402
 from bento.adapters.clickhouse.engine import ClickHouseEngine, open_engine  # noqa: E402
+from bento.adapters.clickhouse.event_store import ClickHouseEventStore  # noqa: E402
 from bento.adapters.clickhouse.settings import ClickHouseSettings  # noqa: E402
-from bento.adapters.eventstore.clickhouse import ClickHouseEventStore  # noqa: E402
-from bento.adapters.eventstore.clickhouse.schema import INSERT_COLUMNS  # noqa: E402
-from bento.adapters.locking.inprocess import InProcessStreamLock  # noqa: E402
-from bento.adapters.locking.redis import RedisStreamLock  # noqa: E402
+from bento.adapters.memory.stream_lock import InProcessStreamLock  # noqa: E402
+from bento.adapters.redis.stream_lock import RedisStreamLock  # noqa: E402
 from bento.application.ports.stream_lock import StreamLock  # noqa: E402
 from bento.domain.events import DomainEvent  # noqa: E402
 from bento.testing.events import make_event  # noqa: E402

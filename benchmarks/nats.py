@@ -37,7 +37,7 @@ from nats.aio.client import Client  # noqa: E402
 from nats.js import JetStreamContext  # noqa: E402
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig  # noqa: E402
 
-from bento.adapters.messaging.nats import NatsMessageBus, NatsSettings  # noqa: E402
+from bento.adapters.nats import NatsMessageBus, NatsSettings  # noqa: E402
 from bento.application.serialization import JsonCodec  # noqa: E402
 from bento.domain.events import DomainEvent  # noqa: E402
 from bento.testing.events import ContractEvent, make_event  # noqa: E402

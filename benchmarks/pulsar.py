@@ -43,7 +43,7 @@ from typing import Any  # noqa: E402
 
 import pulsar  # noqa: E402
 
-from bento.adapters.messaging.pulsar import PulsarMessageBus, PulsarSettings  # noqa: E402
+from bento.adapters.pulsar import PulsarMessageBus, PulsarSettings  # noqa: E402
 from bento.application.serialization import JsonCodec  # noqa: E402
 from bento.domain.events import DomainEvent  # noqa: E402
 from bento.testing.events import ContractEvent, make_event  # noqa: E402

@@ -24,7 +24,7 @@ import uuid
 
 import aio_pika
 
-from bento.adapters.messaging.rabbitmq import RabbitMQMessageBus, RabbitMQSettings
+from bento.adapters.rabbitmq import RabbitMQMessageBus, RabbitMQSettings
 from bento.application.serialization import JsonCodec
 from bento.domain.events import DomainEvent
 from bento.testing.events import ContractEvent, make_event

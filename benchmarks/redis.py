@@ -30,7 +30,7 @@ from typing import Any  # noqa: E402
 
 from redis.asyncio import Redis  # noqa: E402
 
-from bento.adapters.messaging.redis import RedisMessageBus, RedisSettings  # noqa: E402
+from bento.adapters.redis import RedisMessageBus, RedisSettings  # noqa: E402
 from bento.application.serialization import JsonCodec  # noqa: E402
 from bento.domain.events import DomainEvent  # noqa: E402
 

@@ -16,6 +16,12 @@ from typing import Any
 
 from dependency_injector import providers
 
+from bento.adapters.clickhouse.settings import (
+    ClickHouseCheckpointStoreSettings,
+    ClickHouseEventStoreSettings,
+    ClickHouseReadModelSettings,
+    ClickHouseSnapshotStoreSettings,
+)
 from bento.application.buses import CommandBus, EventBus, QueryBus
 from bento.application.consumers import bind_event_handlers
 from bento.application.outbox import OutboxRelay
@@ -45,8 +51,10 @@ def demo_settings(data_dir: str | None = None) -> BentoSettings:
     settings = load_settings()
     if data_dir is not None and settings.event_store.backend == "memory" and _chdb_available():
         settings = settings.model_copy(update={
-            "event_store": settings.event_store.model_copy(update={"backend": "clickhouse"}),
-            "read_model": settings.read_model.model_copy(update={"backend": "clickhouse"}),
+            "event_store": ClickHouseEventStoreSettings(),
+            "read_model": ClickHouseReadModelSettings(),
+            "checkpoint_store": ClickHouseCheckpointStoreSettings(),
+            "snapshot_store": ClickHouseSnapshotStoreSettings(),
             "clickhouse": settings.clickhouse.model_copy(update={"mode": "embedded", "path": data_dir}),
         })
     if settings.event_backend == "inprocess":
@@ -91,7 +99,7 @@ async def run_demo(settings: BentoSettings | None = None, say: Callable[[str], A
         projection = await container.summary_projection()  # type: ignore[misc]  # async: it needs a Resource
         say(f"Bento demo: bus={type(bus).__name__}, store={type(store).__name__}")
 
-        subscriptions = await bind_event_handlers(bus, events, service="orders-demo", inbox=container.inbox())
+        subscriptions = await bind_event_handlers(bus, events, service="orders-demo", inbox=await container.inbox())
         relay = OutboxRelay(store, bus, checkpoints, name="orders-demo.outbox")
         runner = ProjectionRunner(projection, store, checkpoints, codec=container.codec())
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from bento.infrastructure.health import collect_health
+from bento.managers.health import collect_health
 from bento.testing.services import free_port, require_tcp, tcp_reachable
 from credentials_support import Planted
 
@@ -44,15 +44,15 @@ Attempt = Callable[[Planted, int], Awaitable[list[Callable[[], Awaitable[Any]]]]
 
 
 async def _redis_bus(planted: Planted, port: int) -> list[Callable[[], Awaitable[Any]]]:
-    from bento.adapters.messaging.redis import RedisMessageBus, RedisSettings
+    from bento.adapters.redis import RedisMessageBus, RedisSettings
 
     bus = RedisMessageBus(RedisSettings(url=planted.url("redis://x/0", "-redis-bus", port=port)))
     return [bus.start, bus.health_check, bus.close]
 
 
 async def _rabbitmq_bus(planted: Planted, port: int) -> list[Callable[[], Awaitable[Any]]]:
-    from bento.adapters.messaging.rabbitmq import RabbitMQMessageBus, RabbitMQSettings
-    from bento.adapters.messaging.rabbitmq.work_queue import RabbitMQWorkQueue
+    from bento.adapters.rabbitmq import RabbitMQMessageBus, RabbitMQSettings
+    from bento.adapters.rabbitmq.work_queue import RabbitMQWorkQueue
 
     settings = RabbitMQSettings(url=planted.url("amqp://x/", "-rabbit", port=port), connect_timeout=2)
     bus, queue = RabbitMQMessageBus(settings), RabbitMQWorkQueue(settings)
@@ -60,7 +60,7 @@ async def _rabbitmq_bus(planted: Planted, port: int) -> list[Callable[[], Awaita
 
 
 async def _nats_bus(planted: Planted, port: int) -> list[Callable[[], Awaitable[Any]]]:
-    from bento.adapters.messaging.nats import NatsMessageBus, NatsSettings
+    from bento.adapters.nats import NatsMessageBus, NatsSettings
 
     settings = NatsSettings(
         servers=[planted.url("nats://x", "-nats-1", port=port), planted.token_url("nats", "-nats-2", port)],
@@ -73,7 +73,7 @@ async def _nats_bus(planted: Planted, port: int) -> list[Callable[[], Awaitable[
 
 
 async def _pulsar_bus(planted: Planted, port: int) -> list[Callable[[], Awaitable[Any]]]:
-    from bento.adapters.messaging.pulsar import PulsarMessageBus, PulsarSettings
+    from bento.adapters.pulsar import PulsarMessageBus, PulsarSettings
 
     settings = PulsarSettings(
         service_url=f"pulsar://127.0.0.1:{port}/?token={planted.word('pw-pulsar-query')}",
@@ -87,11 +87,11 @@ async def _pulsar_bus(planted: Planted, port: int) -> list[Callable[[], Awaitabl
 
 
 async def _redis_stores(planted: Planted, port: int) -> list[Callable[[], Awaitable[Any]]]:
-    from bento.adapters.channel.redis import RedisChannel, RedisChannelSettings
-    from bento.adapters.checkpoint.redis import RedisCheckpointStore
-    from bento.adapters.inbox.redis import RedisInbox, RedisStoreSettings
-    from bento.adapters.locking.redis import RedisStreamLock
-    from bento.adapters.workqueue.redis import RedisWorkQueue, RedisWorkQueueSettings
+    from bento.adapters.redis.channel import RedisChannel, RedisChannelSettings
+    from bento.adapters.redis.checkpoint_store import RedisCheckpointStore
+    from bento.adapters.redis.inbox import RedisInbox, RedisStoreSettings
+    from bento.adapters.redis.stream_lock import RedisStreamLock
+    from bento.adapters.redis.work_queue import RedisWorkQueue, RedisWorkQueueSettings
 
     lock = RedisStreamLock(planted.url("redis://x/0", "-lock", port=port))
     inbox = RedisInbox(RedisStoreSettings(url=planted.url("redis://x/0", "-inbox", port=port)))
@@ -231,11 +231,11 @@ async def _run_and_record(steps: list[Callable[[], Awaitable[Any]]], texts: list
 async def test_redis_that_dies_after_accepting_the_password_shows_none_of_it(
     caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
-    from bento.adapters.channel.redis import RedisChannel, RedisChannelSettings
-    from bento.adapters.inbox.redis import RedisInbox, RedisStoreSettings
-    from bento.adapters.locking.redis import RedisStreamLock
-    from bento.adapters.messaging.redis import RedisMessageBus, RedisSettings
-    from bento.adapters.workqueue.redis import RedisWorkQueue, RedisWorkQueueSettings
+    from bento.adapters.redis import RedisMessageBus, RedisSettings
+    from bento.adapters.redis.channel import RedisChannel, RedisChannelSettings
+    from bento.adapters.redis.inbox import RedisInbox, RedisStoreSettings
+    from bento.adapters.redis.stream_lock import RedisStreamLock
+    from bento.adapters.redis.work_queue import RedisWorkQueue, RedisWorkQueueSettings
     from bento.testing.events import make_event
 
     planted = Planted()
@@ -289,7 +289,7 @@ async def test_redis_that_dies_after_accepting_the_password_shows_none_of_it(
 async def test_nats_that_dies_after_accepting_the_password_shows_none_of_it(
     caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
-    from bento.adapters.messaging.nats import NatsMessageBus, NatsSettings
+    from bento.adapters.nats import NatsMessageBus, NatsSettings
     from bento.testing.events import make_event
 
     planted = Planted()
@@ -336,12 +336,12 @@ async def test_named_managers_and_the_container_health_show_no_credential(
     """The seed-000 façades (RedisClient, RabbitMQClient, ChannelManager, MQManager,
     EventBusManager) configured from the environment, failing against a closed port, and
     the container's health report (what /api/health serves)."""
-    from bento.infrastructure import runtime
-    from bento.infrastructure.channel import ChannelManager
-    from bento.infrastructure.clients import RabbitMQClient, RedisClient
     from bento.infrastructure.container import BentoContainer
-    from bento.infrastructure.events import EventBusManager
-    from bento.infrastructure.mq import MQManager
+    from bento.managers import runtime
+    from bento.managers.channel import ChannelManager
+    from bento.managers.clients import RabbitMQClient, RedisClient
+    from bento.managers.events import EventBusManager
+    from bento.managers.mq import MQManager
 
     planted = Planted()
     monkeypatch.chdir(tmp_path)

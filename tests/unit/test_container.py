@@ -1,3 +1,7 @@
+import importlib
+import inspect
+import pkgutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -6,8 +10,8 @@ from dependency_injector import providers
 
 import bento
 from bento import MissingExtraError
-from bento.adapters.eventstore.memory import InMemoryEventStore
-from bento.adapters.messaging.inprocess import InProcessMessageBus
+from bento.adapters.memory import InProcessMessageBus
+from bento.adapters.memory.event_store import InMemoryEventStore
 from bento.infrastructure.container import BentoContainer
 from bento.infrastructure.settings import load_settings
 
@@ -65,7 +69,7 @@ def test_import_bento_pulls_in_no_client_library() -> None:
 
 
 def test_missing_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    import bento.adapters.messaging.rabbitmq as rabbitmq_package
+    import bento.adapters.rabbitmq as rabbitmq_package
 
     monkeypatch.setitem(sys.modules, "aio_pika", None)  # as if not installed
     with pytest.raises(MissingExtraError, match=r"bento-ddd\[rabbitmq\]"):
@@ -79,3 +83,25 @@ def test_public_api_all_is_sorted_and_complete() -> None:
     assert bento.__all__ == sorted(bento.__all__, key=key)
     for name in bento.__all__:
         assert hasattr(bento, name), name
+
+
+def test_public_api_has_the_event_sourcing_core_and_import_bento_loads_no_adapter() -> None:
+    for name in ("EventSourcedRepository", "Projection", "ProjectionRunner", "OutboxRelay", "BentoContainer",
+                 "register_handlers", "AggregateNotFoundError", "ProjectionError", "ConcurrencyError"):
+        assert name in bento.__all__, name
+    assert bento.BentoContainer is BentoContainer
+    code = "import sys, bento; print(sorted(m for m in sys.modules if m.startswith('bento.adapters')))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_no_two_public_classes_share_a_name() -> None:
+    defined: dict[str, set[str]] = {}
+    for info in pkgutil.walk_packages(bento.__path__, "bento."):
+        if any(part.startswith("_") for part in info.name.split(".")[1:]):
+            continue
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            if inspect.isclass(value) and value.__module__ == info.name and not name.startswith("_"):
+                defined.setdefault(value.__name__, set()).add(info.name)
+    assert {name: where for name, where in defined.items() if len(where) > 1} == {}

@@ -109,8 +109,8 @@ def test_settings_show_no_planted_credential(model: type[BaseModel]) -> None:
 
 def test_bad_settings_errors_show_no_credential() -> None:
     """A URL that fails validation is described without its value (pydantic and Bento errors)."""
-    from bento.adapters.messaging.pulsar.settings import PulsarSettings
-    from bento.adapters.messaging.rabbitmq.settings import RabbitMQSettings
+    from bento.adapters.pulsar.settings import PulsarSettings
+    from bento.adapters.rabbitmq.settings import RabbitMQSettings
 
     planted = Planted()
     for model, field_name in ((PulsarSettings, "service_url"), (RabbitMQSettings, "url")):
@@ -143,10 +143,19 @@ def _env_for_bento_settings(planted: Planted) -> dict[str, str]:
             prefix = section.upper()
             if named:
                 backend_field = "backend" if "backend" in model.model_fields else "cache_type"
-                backend = typing.get_args(model.model_fields[backend_field].annotation)[0]
+                field = model.model_fields[backend_field]
+                # A one-value Literal names the member; a free `backend: str` (checked against
+                # the catalogue) keeps its default.
+                backend = (typing.get_args(field.annotation) or (field.default,))[0]
                 prefix = f"{prefix}__{model.__name__.upper()}"
                 env[f"{prefix}__{backend_field.upper()}"] = backend
-            for name, value in plant(model, planted).items():
+            secrets = plant(model, planted)
+            if not named and len(members) > 1:
+                if not secrets:
+                    continue
+                # One member of a plain section's union is active: the one holding secrets.
+                env[f"{prefix}__BACKEND"] = typing.get_args(model.model_fields["backend"].annotation)[0]
+            for name, value in secrets.items():
                 env[f"{prefix}__{name.upper()}"] = json.dumps(value) if isinstance(value, list) else value
     return env
 

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from bento.adapters.messaging.deadlines import run_with_deadline
+from bento.adapters.shared.deadlines import run_with_deadline
 
 
 async def test_a_handler_over_its_deadline_raises_timeout_error() -> None:
@@ -42,7 +42,7 @@ async def test_deadlines_of_concurrent_handlers_are_independent() -> None:
 
 
 async def test_handle_delivery_turns_an_overrunning_handler_into_a_retry() -> None:
-    from bento.adapters.messaging.delivery import Action, handle_delivery
+    from bento.adapters.shared.delivery import Action, handle_delivery
     from bento.application.retry import RetryPolicy
     from bento.application.serialization import JsonCodec
     from bento.testing.events import make_event

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bento.adapters.messaging.inprocess import InProcessMessageBus
+from bento.adapters.memory import InProcessMessageBus
 from bento.testing.collector import Collector
 from bento.testing.events import make_event
 

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from bento import ConfigurationError
-from bento.adapters.messaging.rabbitmq.settings import RabbitMQSettings
+from bento.adapters.rabbitmq.settings import RabbitMQSettings
 from bento.infrastructure.settings import EventBusSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +34,7 @@ def test_seed_000_named_instances(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     domain = settings.event_instance("domain")
     assert isinstance(domain, RabbitMQSettings) and domain.exchange_name == "domain.events"
-    assert settings.event_instance("default").backend == "memory"
+    assert settings.event_instance("default").backend == "inprocess"  # the alias, resolved once
     assert settings.event_backend == "inprocess"
     assert settings.channel["default"].backend == "redis"  # DEFAULT__ wins over the bare prefix
     assert set(settings.get_instances("cache")) == {"default", "session"}

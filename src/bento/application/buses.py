@@ -146,7 +146,7 @@ class EventBus:
 
     # -- registration ---------------------------------------------------------------------
     def subscribe(self, event_type: type[E]) -> Callable[[EventFunction[E]], EventFunction[E]]:
-        """Decorator for functions (seed 001): `@bus.subscribe(OrderCreatedEvent)`."""
+        """Decorator for functions: `@bus.subscribe(OrderCreatedEvent)`."""
 
         def register(fn: EventFunction[E]) -> EventFunction[E]:
             self.add_subscriber(event_type, fn, name=getattr(fn, "__qualname__", repr(fn)))

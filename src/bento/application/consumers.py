@@ -20,8 +20,14 @@ from bento.domain.events import DomainEvent
 logger = logging.getLogger(__name__)
 
 
-def _group_name(service: str, subscriber: Subscriber) -> str:
-    return f"{service}.{re.sub(r'[^A-Za-z0-9_.-]', '_', subscriber.name)}"
+def _group_part(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text).strip("._") or "subscriber"
+
+
+def group_name(service: str, subscriber_name: str) -> str:
+    """The consumer group of one subscriber of a service: `{service}.{subscriber}`, each part
+    reduced to characters every broker accepts in a group (queue, durable) name."""
+    return f"{_group_part(service)}.{_group_part(subscriber_name)}"
 
 
 def _idempotent(subscriber: Subscriber, consumer: str, inbox: Inbox | None) -> MessageHandler:
@@ -47,13 +53,24 @@ async def bind_event_handlers(
     topic_prefix: str = "",
 ) -> list[Subscription]:
     """Subscribe every EventBus subscriber to its event's topic (the wire name)."""
-    subscriptions: list[Subscription] = []
-    for subscriber in event_bus.subscribers:
-        if subscriber.event_type.__abstract_event__:
-            raise TypeError(f"{subscriber.name} subscribes to an abstract event type; brokers route by wire name")
-        group = _group_name(service, subscriber)
-        topic = topic_prefix + subscriber.event_type.__wire_name__
-        subscriptions.append(
-            await message_bus.subscribe(topic, _idempotent(subscriber, group, inbox), group=group)
+    return [
+        await bind_subscriber(
+            message_bus, subscriber, group_name(service, subscriber.name), inbox=inbox, topic_prefix=topic_prefix
         )
-    return subscriptions
+        for subscriber in event_bus.subscribers
+    ]
+
+
+async def bind_subscriber(
+    message_bus: MessageBus,
+    subscriber: Subscriber,
+    group: str,
+    *,
+    inbox: Inbox | None = None,
+    topic_prefix: str = "",
+) -> Subscription:
+    """Subscribe one subscriber, in its own group, to its event's topic (the wire name)."""
+    if subscriber.event_type.__abstract_event__:
+        raise TypeError(f"{subscriber.name} subscribes to an abstract event type; brokers route by wire name")
+    topic = topic_prefix + subscriber.event_type.__wire_name__
+    return await message_bus.subscribe(topic, _idempotent(subscriber, group, inbox), group=group)

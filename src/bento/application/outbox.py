@@ -11,9 +11,9 @@ the checkpoint once the bus confirmed the batch. Consequences:
   by message id (the Inbox port);
 - events leave in store order, so per-stream order survives.
 
-The relay sends the stored envelope as it is (`publish_raw`): it needs no event
-class, never fails on a type it does not know, and consumers run their own
-upcasters. The topic is the event's wire name unless `topic_for` says otherwise,
+The relay sends each stored event's envelope, built by the codec from the stored
+columns (`publish_raw`): it needs no event class, never fails on a type it does not
+know, and consumers run their own upcasters. The topic is the event's wire name unless `topic_for` says otherwise,
 and the key is the aggregate id (else the stream), so per-key ordering holds on
 brokers that offer it.
 """
@@ -30,6 +30,7 @@ from bento.application.polling import poll_until_stopped
 from bento.application.ports.checkpoint_store import CheckpointStore
 from bento.application.ports.event_store import EventStore, StoredEvent
 from bento.application.ports.message_bus import MessageBus
+from bento.application.serialization import JsonCodec
 
 logger = logging.getLogger(__name__)
 
@@ -39,22 +40,11 @@ POSITION_HEADER = "x-bento-position"
 STREAM_HEADER = "x-bento-stream"
 
 
-def stored_envelope(stored: StoredEvent) -> tuple[bytes, str | None]:
-    """The wire envelope (see `bento.application.serialization`) of a stored event, and
-    its aggregate id, rebuilt from the stored columns without decoding the payload's type."""
-    metadata = json.loads(stored.metadata)
-    message = json.loads(stored.data)
-    timestamp = metadata.pop("timestamp", None)
-    message["message_id"] = stored.event_id
-    message["metadata"] = metadata
-    if timestamp is not None:
-        message["timestamp"] = timestamp
-    body = json.dumps(
-        {"type": stored.event_type, "version": stored.schema_version, "message": message},
-        separators=(",", ":"),
-        ensure_ascii=False,
-    ).encode()
-    aggregate_id = metadata.get("aggregate_id")
+def stored_envelope(stored: StoredEvent, codec: JsonCodec | None = None) -> tuple[bytes, str | None]:
+    """The wire envelope of a stored event (the codec builds it; no event class needed), and
+    its aggregate id, the broker key that keeps one aggregate's events in order."""
+    body = stored.envelope(codec or JsonCodec())
+    aggregate_id = json.loads(stored.metadata).get("aggregate_id")
     return body, aggregate_id if isinstance(aggregate_id, str) and aggregate_id else None
 
 
@@ -78,6 +68,7 @@ class OutboxRelay:
         select: Callable[[StoredEvent], bool] | None = None,
         batch_size: int = 500,
         poll_interval: float = 0.2,
+        codec: JsonCodec | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
@@ -89,6 +80,7 @@ class OutboxRelay:
         self.select = select
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        self.codec = codec or JsonCodec()
 
     async def position(self) -> int:
         return await self.checkpoints.load(self.name)
@@ -116,7 +108,7 @@ class OutboxRelay:
             total += read
 
     async def _publish(self, stored: StoredEvent) -> None:
-        body, aggregate_id = stored_envelope(stored)
+        body, aggregate_id = stored_envelope(stored, self.codec)
         headers = {POSITION_HEADER: str(stored.position), STREAM_HEADER: stored.stream}
         await self.bus.publish_raw(
             self.topic_for(stored), body, key=aggregate_id or stored.stream, headers=headers

@@ -222,17 +222,17 @@ class JsonCodec:
     def decode_stored(
         self, event_id: str, event_type: str, schema_version: int, data: str, metadata: str
     ) -> DomainEvent:
-        try:
-            payload = json.loads(data)
-            meta = json.loads(metadata)
-        except ValueError as exc:
-            raise DeserializationError(f"stored JSON is corrupt ({exc})", wire_name=event_type,
-                                       message_id=event_id) from exc
-        timestamp = meta.pop("timestamp", None)
-        fields = {**payload, "message_id": event_id, "metadata": meta}
-        if timestamp is not None:
-            fields["timestamp"] = timestamp
-        return self._validate(event_type, schema_version, fields)
+        return self._validate(event_type, schema_version, _stored_message(event_id, event_type, data, metadata))
+
+    def encode_stored(
+        self, event_id: str, event_type: str, schema_version: int, data: str, metadata: str
+    ) -> bytes:
+        """The wire envelope of a stored event, as `encode` would write it for the event, built
+        from the stored columns without resolving the event class: the outbox relays events
+        whose class this process does not have, and consumers upcast them."""
+        message = _stored_message(event_id, event_type, data, metadata)
+        envelope = {"type": event_type, "version": schema_version, "message": message}
+        return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
 
     def _validate(self, wire_name: str, version: int, data: dict[str, Any]) -> DomainEvent:
         message_id = data.get("message_id") if isinstance(data.get("message_id"), str) else None
@@ -248,6 +248,23 @@ class JsonCodec:
                 wire_name=wire_name,
                 message_id=message_id,
             ) from exc
+
+
+def _stored_message(event_id: str, event_type: str, data: str, metadata: str) -> dict[str, Any]:
+    """The envelope's `message` object from the store's columns: the payload, the id, and the
+    metadata, whose `timestamp` (kept in the metadata column) becomes the message's own."""
+    try:
+        payload = json.loads(data)
+        meta = json.loads(metadata)
+    except ValueError as exc:
+        raise DeserializationError(
+            f"stored JSON is corrupt ({exc})", wire_name=event_type, message_id=event_id
+        ) from exc
+    timestamp = meta.pop("timestamp", None)
+    fields = {**payload, "message_id": event_id, "metadata": meta}
+    if timestamp is not None:
+        fields["timestamp"] = timestamp
+    return fields
 
 
 def _unencodable(message: DomainEvent, exc: PydanticSerializationError) -> SerializationError:

@@ -1,177 +1,95 @@
-"""Open and close one adapter each. Each imports its adapter only when called, so
-`import bento` needs no client library, and only the selected backend is opened.
+"""Open and close one adapter each: the builders the catalogue's rows name.
 
-Every builder is an async generator: the container wraps it in a Resource, and
-`await container.shutdown_resources()` closes what was opened.
+Every builder is an async generator taking the row's settings first and, by keyword, what
+the row `needs` from the container (`codec`, `engine`, `lock`). The container wraps it in a
+Resource, so `await container.shutdown_resources()` closes what was opened, and the managers
+open one with `asynccontextmanager(builder)`. Each imports its adapter only when called, so
+`import bento` needs no client library and only the selected backend is opened.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+import importlib
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
-from bento.adapters.messaging.inprocess.settings import InProcessSettings
 from bento.application.errors import ConfigurationError
+from bento.application.ports.channel import ChannelPort
 from bento.application.ports.checkpoint_store import CheckpointStore
 from bento.application.ports.event_store import EventStore
+from bento.application.ports.inbox import Inbox
 from bento.application.ports.message_bus import MessageBus
+from bento.application.ports.read_model import ReadModels
 from bento.application.ports.snapshot_store import SnapshotStore
 from bento.application.ports.stream_lock import StreamLock
+from bento.application.ports.work_queue import WorkQueue
 from bento.application.serialization import JsonCodec
 
 if TYPE_CHECKING:
-    from bento.adapters.clickhouse.settings import ClickHouseSettings
-    from bento.adapters.messaging.nats.settings import NatsSettings
-    from bento.adapters.messaging.pulsar.settings import PulsarSettings
-    from bento.adapters.messaging.rabbitmq.settings import RabbitMQSettings
-    from bento.adapters.messaging.redis.settings import RedisSettings
-    from bento.infrastructure.settings import EventBusSettings, EventStoreSettings
+    from bento.adapters.clickhouse.engine import ClickHouseEngine
+    from bento.adapters.clickhouse.settings import (
+        ClickHouseEventStoreSettings,
+        ClickHouseSettings,
+        ClickHouseSingleWriterSettings,
+    )
+    from bento.adapters.memory.settings import InMemoryChannelSettings
+    from bento.adapters.rabbitmq.settings import RabbitMQSettings
+    from bento.adapters.redis.settings import (
+        RedisChannelSettings,
+        RedisStoreSettings,
+        RedisStreamLockSettings,
+        RedisWorkQueueSettings,
+    )
+    from bento.adapters.shared.settings_base import MessageBusSettingsBase
 
 
 # -- message buses ------------------------------------------------------------------------
-async def inprocess_bus(settings: InProcessSettings, codec: JsonCodec) -> AsyncIterator[MessageBus]:
-    from bento.adapters.messaging.inprocess import InProcessMessageBus
+def message_bus(adapter: str) -> Callable[..., AsyncIterator[MessageBus]]:
+    """The builder of the MessageBus adapter class `adapter` ("package:Class"): every bus takes
+    its settings and the codec, and opens and closes as an async context manager, so one
+    builder serves every row of the message-bus catalogue."""
+    module, _, name = adapter.partition(":")
 
-    async with InProcessMessageBus(settings, codec=codec) as bus:
-        yield bus
+    async def open_bus(settings: MessageBusSettingsBase, *, codec: JsonCodec) -> AsyncIterator[MessageBus]:
+        bus_class = getattr(importlib.import_module(module), name)  # a missing client: MissingExtraError
+        async with bus_class(settings, codec=codec) as bus:
+            yield bus
 
-
-async def rabbitmq_bus(settings: RabbitMQSettings, codec: JsonCodec) -> AsyncIterator[MessageBus]:
-    from bento.adapters.messaging.rabbitmq import RabbitMQMessageBus  # extra: bento-ddd[rabbitmq]
-
-    async with RabbitMQMessageBus(settings, codec=codec) as bus:
-        yield bus
-
-
-async def pulsar_bus(settings: PulsarSettings, codec: JsonCodec) -> AsyncIterator[MessageBus]:
-    from bento.adapters.messaging.pulsar import PulsarMessageBus  # extra: bento-ddd[pulsar]
-
-    async with PulsarMessageBus(settings, codec=codec) as bus:
-        yield bus
+    open_bus.__qualname__ = f"message_bus[{name}]"
+    return open_bus
 
 
-async def redis_bus(settings: RedisSettings, codec: JsonCodec) -> AsyncIterator[MessageBus]:
-    from bento.adapters.messaging.redis import RedisMessageBus  # extra: bento-ddd[redis]
+# -- the ClickHouse engine every ClickHouse store shares ----------------------------------
+async def clickhouse_engine(settings: ClickHouseSettings) -> AsyncIterator[ClickHouseEngine]:
+    from bento.adapters.clickhouse.engine import open_engine
 
-    async with RedisMessageBus(settings, codec=codec) as bus:
-        yield bus
-
-
-async def nats_bus(settings: NatsSettings, codec: JsonCodec) -> AsyncIterator[MessageBus]:
-    from bento.adapters.messaging.nats import NatsMessageBus  # extra: bento-ddd[nats]
-
-    async with NatsMessageBus(settings, codec=codec) as bus:
-        yield bus
+    async with open_engine(settings) as engine:
+        yield engine
 
 
-_BUS_BUILDERS: dict[str, Any] = {
-    "inprocess": inprocess_bus,
-    "memory": inprocess_bus,
-    "rabbitmq": rabbitmq_bus,
-    "pulsar": pulsar_bus,
-    "redis": redis_bus,
-    "nats": nats_bus,
-}
-
-
-def open_message_bus(
-    settings: EventBusSettings, codec: JsonCodec | None = None
-) -> AbstractAsyncContextManager[MessageBus]:
-    """Open the bus one settings instance describes (used for named instances and the CLI)."""
-    builder = _BUS_BUILDERS[settings.backend]
-    return asynccontextmanager(builder)(settings, codec or JsonCodec())
-
-
-class NamedMessageBuses:
-    """Named event-bus instances (`EVENT__{NAME}__…`), each opened on first use and
-    closed together. The container holds one; seed-style managers look buses up here."""
-
-    def __init__(self, instances: dict[str, EventBusSettings], codec: JsonCodec) -> None:
-        from contextlib import AsyncExitStack
-
-        self._instances, self._codec = instances, codec
-        self._open: dict[str, MessageBus] = {}
-        self._stack = AsyncExitStack()
-
-    @property
-    def names(self) -> list[str]:
-        return sorted(self._instances)
-
-    async def get(self, name: str = "default") -> MessageBus:
-        from bento.application.errors import ConfigurationError
-
-        key = name.lower()
-        if key not in self._open:
-            if key not in self._instances:
-                raise ConfigurationError(
-                    [f"no event bus instance {name!r}; set EVENT__{name.upper()}__BACKEND (have: {self.names})"]
-                )
-            self._open[key] = await self._stack.enter_async_context(open_message_bus(self._instances[key], self._codec))
-        return self._open[key]
-
-    def opened(self) -> dict[str, MessageBus]:
-        return dict(self._open)
-
-    async def close(self) -> None:
-        await self._stack.aclose()
-        self._open.clear()
-
-
-async def named_message_buses(
-    instances: dict[str, EventBusSettings], codec: JsonCodec
-) -> AsyncIterator[NamedMessageBuses]:
-    buses = NamedMessageBuses(instances, codec)
-    try:
-        yield buses
-    finally:
-        await buses.close()
-
-
-# -- event store, locks, checkpoints --------------------------------------------------------
-async def memory_event_store(codec: JsonCodec) -> AsyncIterator[EventStore]:
-    from bento.adapters.eventstore.memory import InMemoryEventStore
+# -- event stores ---------------------------------------------------------------------------
+async def memory_event_store(settings: object, *, codec: JsonCodec) -> AsyncIterator[EventStore]:
+    from bento.adapters.memory.event_store import InMemoryEventStore
 
     store = InMemoryEventStore(codec=codec)
     yield store
     await store.close()
 
 
-async def clickhouse_engine(settings: ClickHouseSettings) -> AsyncIterator[Any]:
-    from bento.adapters.clickhouse.engine import open_engine  # extra: bento-ddd[clickhouse] or [embedded]
-
-    async with open_engine(settings) as engine:
-        yield engine
-
-
-async def stream_lock(settings: EventStoreSettings) -> AsyncIterator[StreamLock]:
-    """`EVENT_STORE__LOCK=redis`: a RedisStreamLock (closed after the store, which
-    depends on this Resource); anything else: a lock for this process alone."""
-    if settings.lock != "redis":
-        from bento.adapters.locking.inprocess import InProcessStreamLock
-
-        yield InProcessStreamLock()
-        return
-    from bento.adapters.locking.redis import RedisStreamLock  # extra: bento-ddd[redis]
-
-    lock = RedisStreamLock(settings.lock_url.get_secret_value())
-    try:
-        yield lock
-    finally:
-        await lock.close()
-
-
 async def clickhouse_event_store(
-    engine: Any, settings: EventStoreSettings, codec: JsonCodec, lock: StreamLock
+    settings: ClickHouseEventStoreSettings, *, codec: JsonCodec, engine: ClickHouseEngine, lock: StreamLock
 ) -> AsyncIterator[EventStore]:
-    from bento.adapters.eventstore.clickhouse import ClickHouseEventStore
+    from bento.adapters.clickhouse.event_store import ClickHouseEventStore
+    from bento.adapters.clickhouse.stream_lock import SingleWriterLock
+    from bento.adapters.shared.inprocess_lock import InProcessStreamLock
 
-    if engine.mode == "server" and settings.lock in ("auto", "inprocess"):
+    shared = not isinstance(lock, InProcessStreamLock) or isinstance(lock, SingleWriterLock)
+    if engine.mode == "server" and not shared:
         raise ConfigurationError(
             [
-                "a ClickHouse server event store needs EVENT_STORE__LOCK=redis (several writer processes; "
-                "set EVENT_STORE__LOCK_URL) or EVENT_STORE__LOCK=single-writer (one writer process; "
-                f"a second fails before it commits), not {settings.lock!r}"
+                "a ClickHouse server event store needs STREAM_LOCK__BACKEND=redis (several writer processes; "
+                "set STREAM_LOCK__URL) or STREAM_LOCK__BACKEND=single-writer (one writer process; a second "
+                "fails before it commits), not the in-process lock"
             ]
         )
     store = ClickHouseEventStore(
@@ -182,35 +100,125 @@ async def clickhouse_event_store(
         group_commit_window_ms=settings.group_commit_window_ms,
         group_commit_max_events=settings.group_commit_max_events,
         version_cache_size=settings.version_cache_size,
-        single_writer=settings.lock == "single-writer",
     )
     async with store:
         yield store
 
 
-async def clickhouse_checkpoints(engine: Any) -> AsyncIterator[CheckpointStore]:
-    from bento.adapters.checkpoint.clickhouse import ClickHouseCheckpointStore
+# -- stream locks -----------------------------------------------------------------------------
+async def inprocess_stream_lock(settings: object) -> AsyncIterator[StreamLock]:
+    from bento.adapters.memory.stream_lock import InProcessStreamLock
+
+    yield InProcessStreamLock()
+
+
+async def single_writer_lock(settings: ClickHouseSingleWriterSettings) -> AsyncIterator[StreamLock]:
+    from bento.adapters.clickhouse.stream_lock import SingleWriterLock
+
+    yield SingleWriterLock(lease=settings.lease)
+
+
+async def redis_stream_lock(settings: RedisStreamLockSettings) -> AsyncIterator[StreamLock]:
+    from bento.adapters.redis.stream_lock import RedisStreamLock
+
+    async with RedisStreamLock(settings.url.get_secret_value()) as lock:
+        yield lock
+
+
+# -- read models ------------------------------------------------------------------------------
+async def memory_read_models(settings: object) -> AsyncIterator[ReadModels]:
+    from bento.adapters.memory.read_model import InMemoryReadModels
+
+    yield InMemoryReadModels()
+
+
+async def clickhouse_read_models(settings: object, *, engine: ClickHouseEngine) -> AsyncIterator[ReadModels]:
+    from bento.adapters.clickhouse.read_model import ClickHouseReadModels
+
+    yield ClickHouseReadModels(engine)
+
+
+# -- checkpoint stores ------------------------------------------------------------------------
+async def memory_checkpoints(settings: object) -> AsyncIterator[CheckpointStore]:
+    from bento.adapters.memory.checkpoint_store import InMemoryCheckpointStore
+
+    yield InMemoryCheckpointStore()
+
+
+async def clickhouse_checkpoints(settings: object, *, engine: ClickHouseEngine) -> AsyncIterator[CheckpointStore]:
+    from bento.adapters.clickhouse.checkpoint_store import ClickHouseCheckpointStore
 
     store = ClickHouseCheckpointStore(engine)
     await store.start()
     yield store
 
 
-async def memory_checkpoints() -> AsyncIterator[CheckpointStore]:
-    from bento.adapters.checkpoint.memory import InMemoryCheckpointStore
+async def redis_checkpoints(settings: RedisStoreSettings) -> AsyncIterator[CheckpointStore]:
+    from bento.adapters.redis.checkpoint_store import RedisCheckpointStore
 
-    yield InMemoryCheckpointStore()
+    async with RedisCheckpointStore(settings) as store:
+        yield store
 
 
-async def memory_snapshots() -> AsyncIterator[SnapshotStore]:
-    from bento.adapters.snapshot.memory import InMemorySnapshotStore
+# -- snapshot stores --------------------------------------------------------------------------
+async def memory_snapshots(settings: object) -> AsyncIterator[SnapshotStore]:
+    from bento.adapters.memory.snapshot_store import InMemorySnapshotStore
 
     yield InMemorySnapshotStore()
 
 
-async def clickhouse_snapshots(engine: Any) -> AsyncIterator[SnapshotStore]:
-    from bento.adapters.snapshot.clickhouse import ClickHouseSnapshotStore
+async def clickhouse_snapshots(settings: object, *, engine: ClickHouseEngine) -> AsyncIterator[SnapshotStore]:
+    from bento.adapters.clickhouse.snapshot_store import ClickHouseSnapshotStore
 
     store = ClickHouseSnapshotStore(engine)
     await store.start()
     yield store
+
+
+# -- inboxes ----------------------------------------------------------------------------------
+async def memory_inbox(settings: object) -> AsyncIterator[Inbox]:
+    from bento.adapters.memory.inbox import InMemoryInbox
+
+    yield InMemoryInbox()
+
+
+async def redis_inbox(settings: RedisStoreSettings) -> AsyncIterator[Inbox]:
+    from bento.adapters.redis.inbox import RedisInbox
+
+    async with RedisInbox(settings) as inbox:
+        yield inbox
+
+
+# -- channels (streaming, SSE) ----------------------------------------------------------------
+async def memory_channel(settings: InMemoryChannelSettings, **options: Any) -> AsyncIterator[ChannelPort]:
+    from bento.adapters.memory.channel import InMemoryChannel
+
+    async with InMemoryChannel(settings) as channel:
+        yield channel
+
+
+async def redis_channel(settings: RedisChannelSettings, **options: Any) -> AsyncIterator[ChannelPort]:
+    """`client=` shares an existing redis.asyncio client (not closed here)."""
+    from bento.adapters.redis.channel import RedisChannel
+
+    async with RedisChannel(settings, **options) as channel:
+        yield channel
+
+
+# -- work queues ------------------------------------------------------------------------------
+async def redis_work_queue(settings: RedisWorkQueueSettings, **options: Any) -> AsyncIterator[WorkQueue]:
+    from bento.adapters.redis.work_queue import RedisWorkQueue
+
+    async with RedisWorkQueue(settings, **options) as queue:
+        yield queue
+
+
+async def rabbitmq_work_queue(settings: RabbitMQSettings, **options: Any) -> AsyncIterator[WorkQueue]:
+    from bento.adapters.rabbitmq import RabbitMQWorkQueue
+
+    queue = RabbitMQWorkQueue(settings, **options)
+    await queue.start()
+    try:
+        yield queue
+    finally:
+        await queue.close()

@@ -17,17 +17,20 @@ from typing import Any
 
 from dependency_injector import containers, providers
 
-from bento.adapters.inbox.memory import InMemoryInbox
 from bento.application.buses import CommandBus, EventBus, QueryBus
 from bento.application.handlers import CommandHandler, EventHandler, QueryHandler
 from bento.application.serialization import JsonCodec, MessageRegistry
-from bento.infrastructure import builders
-from bento.infrastructure.read_models import clickhouse_read_models, memory_read_models
+from bento.infrastructure import backends, builders
+from bento.infrastructure.named_buses import named_message_buses
 from bento.infrastructure.settings import load_settings
 
 
 class BentoContainer(containers.DeclarativeContainer):
-    """Adapters chosen by settings; buses; stores. Extend it in your service."""
+    """Adapters chosen by settings; buses; stores. Extend it in your service.
+
+    Each port's provider is a Selector derived from its catalogue (`infrastructure.backends`),
+    keyed by that port's own `backend` setting; every branch is a Resource, so only the
+    selected backend is opened."""
 
     settings = providers.Singleton(load_settings)
 
@@ -35,49 +38,39 @@ class BentoContainer(containers.DeclarativeContainer):
     codec = providers.Singleton(JsonCodec, registry=registry)
 
     # Transport: the default event bus instance, and every named one on demand.
-    message_bus = providers.Selector(
-        settings.provided.event_backend,
-        inprocess=providers.Resource(builders.inprocess_bus, settings.provided.default_event, codec),
-        rabbitmq=providers.Resource(builders.rabbitmq_bus, settings.provided.default_event, codec),
-        pulsar=providers.Resource(builders.pulsar_bus, settings.provided.default_event, codec),
-        redis=providers.Resource(builders.redis_bus, settings.provided.default_event, codec),
-        nats=providers.Resource(builders.nats_bus, settings.provided.default_event, codec),
+    message_bus = backends.MESSAGE_BUSES.selector(
+        settings.provided.event_backend, settings.provided.default_event, codec=codec
     )
-    message_buses = providers.Resource(builders.named_message_buses, settings.provided.event, codec)
+    message_buses = providers.Resource(named_message_buses, settings.provided.event, codec)
 
     # In-process application buses.
     command_bus = providers.Singleton(CommandBus)
     query_bus = providers.Singleton(QueryBus)
     event_bus = providers.Singleton(EventBus)
 
-    # Storage.
+    # Storage. The ClickHouse engine is shared by every ClickHouse store and opened only
+    # when one of them is selected.
     clickhouse_engine = providers.Resource(builders.clickhouse_engine, settings.provided.clickhouse)
     # One Resource (not a Selector), so the store depends on it directly and
     # shutdown_resources closes the store before its lock.
-    stream_lock = providers.Resource(builders.stream_lock, settings.provided.event_store)
-    event_store = providers.Selector(
+    stream_lock = backends.STREAM_LOCKS.resource(settings.provided.stream_lock)
+    event_store = backends.EVENT_STORES.selector(
         settings.provided.event_store.backend,
-        memory=providers.Resource(builders.memory_event_store, codec),
-        clickhouse=providers.Resource(
-            builders.clickhouse_event_store, clickhouse_engine, settings.provided.event_store, codec, stream_lock
-        ),
+        settings.provided.event_store,
+        codec=codec,
+        engine=clickhouse_engine,
+        lock=stream_lock,
     )
-    checkpoint_store = providers.Selector(
-        settings.provided.read_model.backend,
-        memory=providers.Resource(builders.memory_checkpoints),
-        clickhouse=providers.Resource(builders.clickhouse_checkpoints, clickhouse_engine),
+    checkpoint_store = backends.CHECKPOINT_STORES.selector(
+        settings.provided.checkpoint_store.backend, settings.provided.checkpoint_store, engine=clickhouse_engine
     )
-    snapshot_store = providers.Selector(
-        settings.provided.event_store.backend,
-        memory=providers.Resource(builders.memory_snapshots),
-        clickhouse=providers.Resource(builders.clickhouse_snapshots, clickhouse_engine),
+    snapshot_store = backends.SNAPSHOT_STORES.selector(
+        settings.provided.snapshot_store.backend, settings.provided.snapshot_store, engine=clickhouse_engine
     )
-    read_models = providers.Selector(
-        settings.provided.read_model.backend,
-        memory=providers.Resource(memory_read_models),
-        clickhouse=providers.Resource(clickhouse_read_models, clickhouse_engine),
+    read_models = backends.READ_MODELS.selector(
+        settings.provided.read_model.backend, settings.provided.read_model, engine=clickhouse_engine
     )
-    inbox = providers.Singleton(InMemoryInbox)
+    inbox = backends.INBOXES.selector(settings.provided.inbox.backend, settings.provided.inbox)
 
 
 async def resolve(provider: Any) -> Any:

@@ -14,9 +14,9 @@ and the source that set the value.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -26,13 +26,18 @@ from pydantic_settings import (
 )
 
 from bento.adapters.clickhouse.settings import ClickHouseSettings
-from bento.adapters.messaging.inprocess.settings import InProcessSettings
-from bento.adapters.messaging.nats.settings import NatsSettings
-from bento.adapters.messaging.pulsar.settings import PulsarSettings
-from bento.adapters.messaging.rabbitmq.settings import RabbitMQSettings
-from bento.adapters.messaging.redis.settings import RedisSettings
+from bento.adapters.memory.settings import (
+    InProcessSettings,
+    InProcessStreamLockSettings,
+    MemoryCheckpointStoreSettings,
+    MemoryEventStoreSettings,
+    MemoryInboxSettings,
+    MemoryReadModelSettings,
+    MemorySnapshotStoreSettings,
+)
 from bento.application.credentials import SecretUrl, mask_credentials
 from bento.application.errors import ConfigurationError
+from bento.infrastructure import backends
 from bento.infrastructure.settings_sources import (
     DEFAULT_INSTANCE,
     Origin,
@@ -41,35 +46,37 @@ from bento.infrastructure.settings_sources import (
     origin_of,
 )
 
-EventBusSettings = Annotated[
-    InProcessSettings | RabbitMQSettings | PulsarSettings | RedisSettings | NatsSettings,
-    Field(discriminator="backend"),
-]
+if TYPE_CHECKING:
+    from bento.adapters.shared.settings_base import BackendSettings, MessageBusSettingsBase
 
-_SCHEMES = {
-    "amqp": "rabbitmq",
-    "amqps": "rabbitmq",
-    "redis": "redis",
-    "rediss": "redis",
-    "pulsar": "pulsar",
-    "pulsar+ssl": "pulsar",
-    "nats": "nats",
-    "tls": "nats",
-}
+#: Sections holding named instances (`{PREFIX}__{INSTANCE}__{FIELD}`).
+NAMED_SECTIONS = ("event", "channel", "mq", "cache")
+
+if TYPE_CHECKING:
+    # What code may rely on for any member: its `backend`, the catalogue row's name.
+    EventBusSettings: TypeAlias = MessageBusSettingsBase
+    EventStoreSettings: TypeAlias = BackendSettings
+    StreamLockSettings: TypeAlias = BackendSettings
+    ReadModelSettings: TypeAlias = BackendSettings
+    CheckpointStoreSettings: TypeAlias = BackendSettings
+    SnapshotStoreSettings: TypeAlias = BackendSettings
+    InboxSettings: TypeAlias = BackendSettings
+else:
+    # Each port's settings: the discriminated union of its catalogue rows' settings models.
+    EventBusSettings = backends.MESSAGE_BUSES.settings_union()
+    EventStoreSettings = backends.EVENT_STORES.settings_union()
+    StreamLockSettings = backends.STREAM_LOCKS.settings_union()
+    ReadModelSettings = backends.READ_MODELS.settings_union()
+    CheckpointStoreSettings = backends.CHECKPOINT_STORES.settings_union()
+    SnapshotStoreSettings = backends.SNAPSHOT_STORES.settings_union()
+    InboxSettings = backends.INBOXES.settings_union()
+
+#: Stores whose backend, when not set, follows another port's: checkpoints live beside the
+#: read models they describe, snapshots beside the events they summarise.
+FOLLOWS = {"checkpoint_store": "read_model", "snapshot_store": "event_store"}
 
 
-def _scheme_backend(instance: dict[str, Any]) -> str | None:
-    for field in ("url", "service_url"):
-        value = instance.get(field)
-        if isinstance(value, str) and "://" in value:
-            return _SCHEMES.get(value.split("://", 1)[0].lower())
-    servers = instance.get("servers")
-    if isinstance(servers, str) and servers.startswith("nats://"):
-        return "nats"
-    return None
-
-
-def split_instances(raw: Any, default_backend: str, backend_field: str = "backend") -> Any:
+def split_instances(raw: Any, default_backend: str | None, backend_field: str = "backend") -> Any:
     """Turn `{field: v, name: {field: v}}` (how env vars arrive) into `{name: {...}}`."""
     if not isinstance(raw, dict):
         return raw
@@ -77,62 +84,54 @@ def split_instances(raw: Any, default_backend: str, backend_field: str = "backen
     named = {k.lower(): dict(v) for k, v in raw.items() if isinstance(v, dict)}
     if bare or DEFAULT_INSTANCE not in named:
         named[DEFAULT_INSTANCE] = {**bare, **named.get(DEFAULT_INSTANCE, {})}
-    for instance in named.values():
-        if backend_field not in instance:
-            instance[backend_field] = _scheme_backend(instance) or default_backend
+    if default_backend is not None:
+        for instance in named.values():
+            instance.setdefault(backend_field, default_backend)
     return named
 
 
-class EventStoreSettings(BaseModel):
-    """`backend: clickhouse` uses the `clickhouse` section (embedded or server)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
-
-    backend: Literal["memory", "clickhouse"] = "memory"
-    table: str = "events"
-    group_commit_window_ms: float = Field(2.0, ge=0)
-    group_commit_max_events: int = Field(1000, ge=1)
-    version_cache_size: int = Field(100_000, ge=1, description="stream versions kept in memory per store")
-    lock: Literal["auto", "inprocess", "redis", "single-writer"] = Field(
-        "auto",
-        description="embedded: auto (one process per folder); server: redis (several writer processes) or "
-        "single-writer (a lease: a second writer fails before it commits); auto or inprocess on a server "
-        "refuses to start",
-    )
-    lock_url: SecretUrl = SecretUrl("redis://127.0.0.1:6379/0")
-
-
-class ReadModelSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
-
-    backend: Literal["memory", "clickhouse"] = "memory"
+def _known_backend(catalogue: backends.Catalogue, value: str) -> str:
+    name = catalogue.canonical(value)
+    if name not in catalogue.names:
+        raise ValueError(f"{value!r} is not a {catalogue.port} backend; choose one of: {', '.join(catalogue.names)}")
+    return name
 
 
 class ChannelSettings(BaseModel):
-    """Streaming channel instance (seed 000 CHANNEL__…)."""
+    """A named streaming channel (`CHANNEL__{NAME}__…`), opened by ChannelManager."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
-    backend: Literal["memory", "redis"] = "memory"
+    backend: str = Field("memory", description="a channel backend of the catalogue")
     url: SecretUrl = SecretUrl("redis://127.0.0.1:6379/0")
     key_prefix: str = "channel:"
     ttl: int = 86400
     max_queue: int = Field(1000, ge=1, description="messages buffered per subscriber")
 
+    @field_validator("backend")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return _known_backend(backends.CHANNELS, value)
+
 
 class MQSettings(BaseModel):
-    """Work-queue instance (seed 000 MQ__…)."""
+    """A named work queue (`MQ__{NAME}__…`), opened by MQManager."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
-    backend: Literal["redis", "rabbitmq"] = "redis"
+    backend: str = Field("redis", description="a work queue backend of the catalogue")
     url: SecretUrl = SecretUrl("redis://127.0.0.1:6379/0")
     max_connections: int = 10
     prefetch_count: int = 10
 
+    @field_validator("backend")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return _known_backend(backends.WORK_QUEUES, value)
+
 
 class CacheSettings(BaseModel):
-    """Cache / client instance (seed 000 CACHE__…)."""
+    """A named cache connection (`CACHE__{NAME}__…`), opened by RedisClient."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
@@ -166,8 +165,12 @@ class BentoSettings(BaseSettings):
 
     service: ServiceSettings = ServiceSettings()
     event: dict[str, EventBusSettings] = Field(default_factory=lambda: _default_event_instances())
-    event_store: EventStoreSettings = EventStoreSettings()
-    read_model: ReadModelSettings = ReadModelSettings()
+    event_store: EventStoreSettings = MemoryEventStoreSettings()
+    stream_lock: StreamLockSettings = InProcessStreamLockSettings()
+    read_model: ReadModelSettings = MemoryReadModelSettings()
+    checkpoint_store: CheckpointStoreSettings = MemoryCheckpointStoreSettings()
+    snapshot_store: SnapshotStoreSettings = MemorySnapshotStoreSettings()
+    inbox: InboxSettings = MemoryInboxSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     channel: dict[str, ChannelSettings] = Field(default_factory=lambda: {DEFAULT_INSTANCE: ChannelSettings()})
     mq: dict[str, MQSettings] = Field(default_factory=lambda: {DEFAULT_INSTANCE: MQSettings()})
@@ -178,15 +181,24 @@ class BentoSettings(BaseSettings):
     def _named_instances(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        data = dict(data)
-        for section, default_backend, field in (
-            ("event", "inprocess", "backend"),
-            ("channel", "memory", "backend"),
-            ("mq", "redis", "backend"),
-            ("cache", "memory", "cache_type"),
-        ):
-            if section in data:
-                data[section] = split_instances(data[section], default_backend, field)
+        data = {str(key).lower(): value for key, value in data.items()}
+        for section, follows in FOLLOWS.items():
+            leader = data.get(follows)
+            if section not in data and isinstance(leader, dict) and isinstance(leader.get("backend"), str):
+                backend = backends.CATALOGUES[follows].canonical(leader["backend"])
+                if backend in backends.CATALOGUES[section].names:
+                    data[section] = {"backend": backend}
+        for section, catalogue in backends.CATALOGUES.items():
+            if section not in data:
+                continue
+            if section in NAMED_SECTIONS:
+                instances = split_instances(data[section], None)
+                if isinstance(instances, dict):
+                    data[section] = {name: catalogue.normalise(value) for name, value in instances.items()}
+            else:
+                data[section] = catalogue.normalise(data[section])
+        if "cache" in data:
+            data["cache"] = split_instances(data["cache"], "memory", "cache_type")
         return data
 
     @classmethod
@@ -225,13 +237,11 @@ class BentoSettings(BaseSettings):
 
     @property
     def event_backend(self) -> str:
-        """The default event bus's backend, with seed 000's `memory` spelled `inprocess`."""
-        backend = self.default_event.backend
-        return "inprocess" if backend == "memory" else backend
+        """The default event bus's backend (aliases were resolved when the settings were read)."""
+        return self.default_event.backend
 
     def masked(self) -> dict[str, Any]:
-        """Effective settings as JSON-able data: passwords and tokens shown as '**********',
-        URLs with their credentials masked (`redis://***@host:6379/0`)."""
+        """Effective settings as JSON-able data, secrets shown as '**********'."""
         return self.model_dump(mode="json")
 
 
@@ -252,10 +262,15 @@ def explain_settings(**overrides: Any) -> tuple[BentoSettings, dict[SettingPath,
         raise ConfigurationError([_describe(err, source.origins) for err in exc.errors()]) from None
 
 
+_BACKEND_TAGS = {name for catalogue in backends.CATALOGUES.values() for name in catalogue.names}
+
+
 def _describe(err: Any, origins: dict[SettingPath, Origin]) -> str:
     loc = [str(p) for p in err["loc"]]
     # Discriminated unions add the backend tag to the path; the env var does not have it.
-    path = [p for p in loc if p not in {"inprocess", "memory", "rabbitmq", "pulsar", "redis", "nats"}]
+    path = [p for p in loc if p not in _BACKEND_TAGS]
+    if err["type"] in {"union_tag_invalid", "union_tag_not_found"}:
+        path.append("backend")  # the section's own field chooses the member
     env = "__".join(p.upper() for p in path)
     value = err.get("input")
     secret = any(word in env.lower() for word in ("secret", "password", "url", "token", "servers", "auth", "dsn"))

@@ -36,6 +36,7 @@ from pydantic_settings import (
 )
 
 from bento.application.errors import ConfigurationError
+from bento.infrastructure import backends
 
 CONFIG_FILE_ENV = "BENTO_CONFIG"
 DEFAULT_CONFIG_FILE = Path("config/bento.yaml")
@@ -43,8 +44,6 @@ DOTENV_FILE = Path(".env")
 DEFAULT_INSTANCE = "default"
 # Keys that choose which model validates a mapping; a change of value starts the mapping afresh.
 BACKEND_KEYS = ("backend", "cache_type")
-# Two spellings of one backend must not count as a change (the catalogue owns the full alias list).
-_SAME_BACKEND = {"memory": "inprocess"}
 _MAX_QUOTE = 200
 
 SettingPath = tuple[str, ...]
@@ -275,14 +274,20 @@ def _overlay(
 
 def _changes_backend(lower: Mapping[str, Any], higher: Mapping[str, Any]) -> bool:
     return any(
-        key in lower and key in higher and _backend_name(lower[key]) != _backend_name(higher[key])
+        key in lower and key in higher and not (_backend_name(lower[key]) & _backend_name(higher[key]))
         for key in BACKEND_KEYS
     )
 
 
-def _backend_name(value: Any) -> str:
+def _backend_name(value: Any) -> frozenset[str]:
+    """The spellings of one backend (its catalogue row's name and aliases): two spellings of
+    one backend never count as a change."""
     name = str(value).strip().lower()
-    return _SAME_BACKEND.get(name, name)
+    for row in (row for catalogue in backends.CATALOGUES.values() for row in catalogue):
+        spellings = frozenset((row.name, *row.aliases))
+        if name in spellings:
+            return spellings
+    return frozenset((name,))
 
 
 def _leaves(value: Any, path: SettingPath) -> Iterator[tuple[SettingPath, Any]]:

@@ -12,9 +12,9 @@ import sys
 import time
 
 from bento.adapters.clickhouse.engine import open_engine
+from bento.adapters.clickhouse.event_store import ClickHouseEventStore
 from bento.adapters.clickhouse.settings import ClickHouseSettings
-from bento.adapters.eventstore.clickhouse import ClickHouseEventStore
-from bento.adapters.locking.redis import RedisStreamLock
+from bento.adapters.redis.stream_lock import RedisStreamLock
 from bento.application.errors import ConcurrencyError
 from bento.testing.events import make_event
 

@@ -14,12 +14,12 @@ import sys
 
 from pydantic import BaseModel
 
-from bento.adapters.checkpoint.clickhouse import ClickHouseCheckpointStore
+from bento.adapters.clickhouse.checkpoint_store import ClickHouseCheckpointStore
 from bento.adapters.clickhouse.engine import ClickHouseEngine, open_engine
+from bento.adapters.clickhouse.event_store import ClickHouseEventStore
+from bento.adapters.clickhouse.read_model import ClickHouseReadModel
 from bento.adapters.clickhouse.settings import ClickHouseSettings
-from bento.adapters.eventstore.clickhouse import ClickHouseEventStore
-from bento.adapters.messaging.inprocess import InProcessMessageBus, InProcessSettings
-from bento.adapters.readmodel.clickhouse import ClickHouseReadModel
+from bento.adapters.memory import InProcessMessageBus, InProcessSettings
 from bento.application.outbox import OutboxRelay
 from bento.application.ports.event_store import StoredEvent
 from bento.application.ports.read_model import ReadModelPort

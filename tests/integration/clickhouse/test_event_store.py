@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from bento.adapters.clickhouse import ClickHouseEventStore
 from bento.adapters.clickhouse.engine import ClickHouseEngine
-from bento.adapters.eventstore.clickhouse import ClickHouseEventStore
 from bento.application.errors import BrokerUnavailableError, ConcurrencyError, LockTimeoutError
 from bento.application.ports.event_store import EventStore
 from bento.testing.contracts.event_store import EventStoreContract
@@ -127,7 +127,7 @@ async def test_ids_and_date_are_computed_from_metadata_not_from_headers(store: C
 
 
 async def test_new_tables_store_ten_columns(store: ClickHouseEventStore) -> None:
-    from bento.adapters.eventstore.clickhouse.schema import INSERT_COLUMNS, LEGACY_COLUMNS
+    from bento.adapters.clickhouse._event_store_schema import INSERT_COLUMNS, LEGACY_COLUMNS
 
     described = await store.engine.execute(f"DESCRIBE TABLE {store.table}")
     stored = [str(r[0]) for r in described if r[2] == ""]

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from bento.adapters.clickhouse.engine import ClickHouseEngine
-from bento.adapters.eventstore.clickhouse import ClickHouseEventStore
-from bento.adapters.locking.inprocess import InProcessStreamLock
-from bento.adapters.locking.redis import RedisStreamLock
+from bento.adapters.clickhouse.event_store import ClickHouseEventStore
+from bento.adapters.memory.stream_lock import InProcessStreamLock
+from bento.adapters.redis.stream_lock import RedisStreamLock
 from bento.application.errors import ConcurrencyError
 from bento.application.ports.stream_lock import StreamLock
 from bento.testing.events import make_event

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from bento.adapters.clickhouse.engine import ClickHouseEngine
-from bento.adapters.eventstore.clickhouse import ClickHouseEventStore
+from bento.adapters.clickhouse.event_store import ClickHouseEventStore
 from bento.testing.events import OtherContractEvent, make_event
 from bento.testing.services.clickhouse_server import ClickHouseServer
 
@@ -23,7 +23,7 @@ def bento(server: ClickHouseServer, database: str, table: str, *args: str) -> li
         "CLICKHOUSE__HOST": server.host,
         "CLICKHOUSE__PORT": str(server.port),
         "CLICKHOUSE__DATABASE": database,
-        "EVENT_STORE__LOCK": "single-writer",
+        "STREAM_LOCK__BACKEND": "single-writer",
     }
     env.pop("BENTO_CONTAINER", None)
     done = subprocess.run(

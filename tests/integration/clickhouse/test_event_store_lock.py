@@ -1,4 +1,6 @@
-"""StreamLockContract on Redis (127.0.0.1:6379), with two independent clients."""
+"""StreamLockContract on Redis (127.0.0.1:6379), with two independent clients, and on the
+single-writer lock (in-process exclusion; the lease it declares is tested in
+test_event_store_modes.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from bento.adapters.locking.redis import RedisStreamLock
+from bento.adapters.clickhouse.stream_lock import SingleWriterLock
+from bento.adapters.redis.stream_lock import RedisStreamLock
 from bento.application.ports.stream_lock import StreamLock
 from bento.testing.contracts.stream_lock import StreamLockContract
 from bento.testing.services import require_tcp
@@ -33,6 +36,12 @@ class TestRedisStreamLock(StreamLockContract):
         # Another client (as another process would have) on the same keys.
         async with RedisStreamLock(REDIS_URL, prefix=stream_lock.prefix) as lock:
             yield lock
+
+
+class TestSingleWriterLock(StreamLockContract):
+    @pytest.fixture
+    def stream_lock(self) -> StreamLock:
+        return SingleWriterLock(lease=10.0)
 
 
 async def test_a_dead_holder_lease_expires(redis_available: None) -> None:

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
+from bento.adapters.clickhouse import ClickHouseEventStore
 from bento.adapters.clickhouse.engine import ClickHouseEngine, open_engine
 from bento.adapters.clickhouse.settings import ClickHouseSettings
-from bento.adapters.eventstore.clickhouse import ClickHouseEventStore
 from bento.application.errors import ConfigurationError, WriterLeaseError
 from bento.application.ports.event_store import StoredEvent
 from bento.testing.events import make_event
@@ -87,7 +87,7 @@ async def test_default_settings_refuse_to_start_in_one_line(
         assert result["won"] == [] and len(result["errors"]) == 1
         (error,) = result["errors"]
         assert error.startswith("ConfigurationError: ") and "\n" not in error
-        assert "EVENT_STORE__LOCK=redis" in error and "EVENT_STORE__LOCK=single-writer" in error
+        assert "STREAM_LOCK__BACKEND=redis" in error and "STREAM_LOCK__BACKEND=single-writer" in error
     rows = await server_engine.execute(
         "SELECT count() FROM system.tables WHERE database = %(db)s AND name = %(t)s",
         {"db": server_engine.database, "t": table_name},
@@ -107,8 +107,8 @@ async def test_processes_sharing_the_redis_lock_are_correct_and_a_follower_misse
         clickhouse_server,
         server_engine.database,
         table_name,
-        EVENT_STORE__LOCK="redis",
-        EVENT_STORE__LOCK_URL=REDIS_URL,
+        STREAM_LOCK__BACKEND="redis",
+        STREAM_LOCK__URL=REDIS_URL,
     )
     followed: list[StoredEvent] = []
     done = asyncio.Event()
@@ -153,7 +153,7 @@ async def test_single_writer_processes_exactly_one_writes(
 ) -> None:
     processes, streams, rounds = 3, 4, 5
     await stored_events(server_engine, table_name)
-    env = worker_env(clickhouse_server, server_engine.database, table_name, EVENT_STORE__LOCK="single-writer")
+    env = worker_env(clickhouse_server, server_engine.database, table_name, STREAM_LOCK__BACKEND="single-writer")
     # Every worker stays open 3 s after its appends, so the writers overlap in time.
     results = await run_workers(env, tmp_path, processes=processes, streams=streams, rounds=rounds, linger=3.0)
 
@@ -205,7 +205,7 @@ async def test_a_dead_single_writer_is_taken_over_after_its_lease(
     tmp_path: Path,
 ) -> None:
     env = worker_env(
-        clickhouse_server, clickhouse_server_settings.database, table_name, EVENT_STORE__LOCK="single-writer"
+        clickhouse_server, clickhouse_server_settings.database, table_name, STREAM_LOCK__BACKEND="single-writer"
     )
     holder = await asyncio.create_subprocess_exec(
         sys.executable,

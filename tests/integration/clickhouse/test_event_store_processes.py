@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 from bento.adapters.clickhouse.engine import ClickHouseEngine
-from bento.adapters.eventstore.clickhouse import ClickHouseEventStore
+from bento.adapters.clickhouse.event_store import ClickHouseEventStore
 from bento.testing.events import make_event
 from bento.testing.services import require_tcp
 from bento.testing.services.clickhouse_server import ClickHouseServer

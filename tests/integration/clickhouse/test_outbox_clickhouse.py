@@ -8,11 +8,11 @@ import sys
 import uuid
 from pathlib import Path
 
-from bento.adapters.checkpoint.clickhouse import ClickHouseCheckpointStore
+from bento.adapters.clickhouse.checkpoint_store import ClickHouseCheckpointStore
 from bento.adapters.clickhouse.engine import ClickHouseEngine
+from bento.adapters.clickhouse.event_store import ClickHouseEventStore
 from bento.adapters.clickhouse.settings import ClickHouseSettings
-from bento.adapters.eventstore.clickhouse import ClickHouseEventStore
-from bento.adapters.messaging.inprocess import InProcessMessageBus, InProcessSettings
+from bento.adapters.memory import InProcessMessageBus, InProcessSettings
 from bento.application.outbox import OutboxRelay
 from bento.domain.events import DomainEvent
 from bento.testing.events import ContractEvent

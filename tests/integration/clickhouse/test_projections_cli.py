@@ -9,9 +9,9 @@ import pytest
 from _projection_helpers import StreamSummary, fill
 
 from bento.adapters.clickhouse.engine import open_engine
+from bento.adapters.clickhouse.event_store import ClickHouseEventStore
+from bento.adapters.clickhouse.read_model import ClickHouseReadModel
 from bento.adapters.clickhouse.settings import ClickHouseSettings
-from bento.adapters.eventstore.clickhouse import ClickHouseEventStore
-from bento.adapters.readmodel.clickhouse import ClickHouseReadModel
 from bento.cli import main
 
 CONTAINER = "_projection_helpers:summaries_container"
@@ -29,7 +29,7 @@ def cli_settings(clickhouse_server_settings: ClickHouseSettings, monkeypatch: py
         "CLICKHOUSE__PORT": str(settings.port),
         "CLICKHOUSE__DATABASE": settings.database,
         "BENTO_CONTAINER": CONTAINER,
-        "EVENT_STORE__LOCK": "single-writer",
+        "STREAM_LOCK__BACKEND": "single-writer",
     }.items():
         monkeypatch.setenv(name, value)
     return settings

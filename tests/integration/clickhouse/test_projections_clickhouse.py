@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from _projection_helpers import CRASH_EXIT_CODE, StreamSummary, Summaries, fill
 
-from bento.adapters.checkpoint.clickhouse import ClickHouseCheckpointStore
+from bento.adapters.clickhouse.checkpoint_store import ClickHouseCheckpointStore
 from bento.adapters.clickhouse.engine import ClickHouseEngine
+from bento.adapters.clickhouse.event_store import ClickHouseEventStore
+from bento.adapters.clickhouse.read_model import ClickHouseReadModel
 from bento.adapters.clickhouse.settings import ClickHouseSettings
-from bento.adapters.eventstore.clickhouse import ClickHouseEventStore
-from bento.adapters.readmodel.clickhouse import ClickHouseReadModel
 from bento.application.projections import ProjectionRunner
 from bento.testing.events import make_event
 

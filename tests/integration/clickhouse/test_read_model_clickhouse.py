@@ -10,10 +10,10 @@ from datetime import UTC, date, datetime
 import pytest
 from pydantic import BaseModel
 
-from bento.adapters.checkpoint.clickhouse import ClickHouseCheckpointStore
+from bento.adapters.clickhouse.checkpoint_store import ClickHouseCheckpointStore
 from bento.adapters.clickhouse.engine import ClickHouseEngine
-from bento.adapters.readmodel.clickhouse import ClickHouseReadModel
-from bento.adapters.snapshot.clickhouse import ClickHouseSnapshotStore
+from bento.adapters.clickhouse.read_model import ClickHouseReadModel
+from bento.adapters.clickhouse.snapshot_store import ClickHouseSnapshotStore
 from bento.application.ports.checkpoint_store import CheckpointStore
 from bento.application.ports.read_model import ReadModelPort
 from bento.application.ports.snapshot_store import SnapshotStore

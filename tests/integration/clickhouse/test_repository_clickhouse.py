@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 import pytest
 
 from bento.adapters.clickhouse.engine import ClickHouseEngine
-from bento.adapters.eventstore.clickhouse import ClickHouseEventStore
-from bento.adapters.snapshot.clickhouse import ClickHouseSnapshotStore
+from bento.adapters.clickhouse.event_store import ClickHouseEventStore
+from bento.adapters.clickhouse.snapshot_store import ClickHouseSnapshotStore
 from bento.application.errors import ConcurrencyError
 from bento.application.repository import EventSourcedRepository
 from bento.domain.aggregate import AggregateRoot

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi_support import PrivateRedis
 
-from bento.infrastructure import runtime
+from bento.managers import runtime
 
 
 @pytest.fixture

@@ -16,11 +16,11 @@ from fastapi_support import PrivateRedis, Served
 from bento.application.buses import CommandBus
 from bento.application.handlers import CommandHandler
 from bento.application.messages import Command
-from bento.infrastructure import runtime
-from bento.infrastructure.channel import ChannelManager
-from bento.infrastructure.clients import RedisClient
 from bento.infrastructure.container import BentoContainer
 from bento.integrations.fastapi import CommandBusDep, channel_stream, health_router, lifespan
+from bento.managers import runtime
+from bento.managers.channel import ChannelManager
+from bento.managers.clients import RedisClient
 
 pytestmark = pytest.mark.usefixtures("isolated")
 

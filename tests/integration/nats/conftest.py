@@ -14,7 +14,7 @@ import nats.errors
 import pytest
 from nats.aio.client import Client
 
-from bento.adapters.messaging.nats import NatsSettings
+from bento.adapters.nats import NatsSettings
 from bento.testing.services import free_port, in_ci, require_tcp, tcp_reachable
 
 NATS_URL = "nats://127.0.0.1:4222"

@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pytest
 from nats.aio.client import Client
 
-from bento.adapters.messaging.delivery import ATTEMPTS_HEADER, ERROR_TYPE_HEADER, ORIGINAL_TOPIC_HEADER
-from bento.adapters.messaging.nats import NatsMessageBus, NatsSettings
+from bento.adapters.nats import NatsMessageBus, NatsSettings
+from bento.adapters.shared.delivery import ATTEMPTS_HEADER, ERROR_TYPE_HEADER, ORIGINAL_TOPIC_HEADER
 from bento.application.errors import BrokerUnavailableError, BusClosedError, PublishError, SubscribeError
 from bento.domain.events import DomainEvent
 from bento.testing.collector import Collector

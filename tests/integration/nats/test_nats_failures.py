@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from bento.adapters.messaging.nats import NatsMessageBus, NatsSettings
+from bento.adapters.nats import NatsMessageBus, NatsSettings
 from bento.application.errors import BrokerUnavailableError, PublishError
 from bento.testing.collector import Collector
 from bento.testing.events import make_event
@@ -71,7 +71,7 @@ async def test_reconnects_after_a_broker_restart_and_the_group_resumes(private_n
 _KILLED_CONSUMER = textwrap.dedent(
     """
     import asyncio, sys
-    from bento.adapters.messaging.nats import NatsMessageBus, NatsSettings
+    from bento.adapters.nats import NatsMessageBus, NatsSettings
     import bento.testing.events  # registers the events the test publishes
 
     async def main() -> None:

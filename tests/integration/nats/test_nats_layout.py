@@ -7,9 +7,9 @@ from collections.abc import Callable
 import pytest
 from pydantic import ValidationError
 
-from bento.adapters.messaging.nats import NatsMessageBus, NatsSettings
-from bento.adapters.messaging.nats._consumer import _delivery_count
-from bento.adapters.messaging.nats._limits import (
+from bento.adapters.nats import NatsMessageBus, NatsSettings
+from bento.adapters.nats._consumer import _delivery_count
+from bento.adapters.nats._limits import (
     HEADERS_DROPPED_HEADER,
     ORIGINAL_SEQUENCE_HEADER,
     ORIGINAL_STREAM_HEADER,
@@ -17,7 +17,7 @@ from bento.adapters.messaging.nats._limits import (
     fit_dead_letter,
     frame_bytes,
 )
-from bento.adapters.messaging.nats._subjects import Layout, check_topic, group_token
+from bento.adapters.nats._subjects import Layout, check_topic, group_token
 from bento.application.errors import ConfigurationError
 
 

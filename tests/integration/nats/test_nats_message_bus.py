@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from bento.adapters.messaging.nats import NatsMessageBus, NatsSettings
+from bento.adapters.nats import NatsMessageBus, NatsSettings
 from bento.application.ports.message_bus import MessageBus
 from bento.testing.contracts.message_bus import MessageBusContract
 

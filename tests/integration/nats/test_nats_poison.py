@@ -13,8 +13,8 @@ from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig
 from tests.integration.nats.conftest import SMALL_MAX_PAYLOAD
 
-from bento.adapters.messaging.nats import NatsMessageBus, NatsSettings
-from bento.adapters.messaging.nats._limits import (
+from bento.adapters.nats import NatsMessageBus, NatsSettings
+from bento.adapters.nats._limits import (
     ORIGINAL_SEQUENCE_HEADER,
     ORIGINAL_STREAM_HEADER,
     TRUNCATED_HEADER,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from nats.aio.client import Client
 
-from bento.adapters.messaging.nats import NatsMessageBus, NatsSettings
+from bento.adapters.nats import NatsMessageBus, NatsSettings
 from bento.domain.events import DomainEvent
 from bento.testing.collector import Collector
 from bento.testing.events import make_event

@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 from nats.aio.client import Client
 
-from bento.adapters.messaging.delivery import ERROR_TYPE_HEADER, ORIGINAL_TOPIC_HEADER
-from bento.adapters.messaging.nats import NatsMessageBus, NatsSettings
-from bento.adapters.messaging.nats._strays import ORIGINAL_SUBJECT_HEADER, UNROUTED_GROUP
+from bento.adapters.nats import NatsMessageBus, NatsSettings
+from bento.adapters.nats._strays import ORIGINAL_SUBJECT_HEADER, UNROUTED_GROUP
+from bento.adapters.shared.delivery import ERROR_TYPE_HEADER, ORIGINAL_TOPIC_HEADER
 from bento.application.ports.message_bus import DeadLetter
 from bento.testing.collector import Collector
 from bento.testing.events import make_event

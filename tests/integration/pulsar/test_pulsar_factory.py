@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bento.adapters.messaging.factory import MessageBusFactory, MessageBusType
-from bento.adapters.messaging.inprocess import InProcessMessageBus
-from bento.adapters.messaging.pulsar import PulsarMessageBus, PulsarSettings
+from bento.adapters.memory import InProcessMessageBus
+from bento.adapters.pulsar import PulsarMessageBus, PulsarSettings
 from bento.application.errors import (
     BrokerUnavailableError,
     BusClosedError,
@@ -14,6 +13,7 @@ from bento.application.errors import (
     PublishError,
     SubscribeError,
 )
+from bento.infrastructure.message_bus_factory import MessageBusFactory, MessageBusType
 from bento.testing.collector import Collector
 from bento.testing.events import make_event
 from bento.testing.services import free_port

@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from bento.adapters.messaging.pulsar import PulsarMessageBus, PulsarSettings
+from bento.adapters.pulsar import PulsarMessageBus, PulsarSettings
 from bento.domain.events import DomainEvent
 from bento.testing.collector import Collector
 from bento.testing.events import ContractEvent, make_event

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Iterator
 import pulsar
 import pytest
 
-from bento.adapters.messaging.delivery import ATTEMPTS_HEADER, ERROR_MESSAGE_HEADER, ERROR_TYPE_HEADER
-from bento.adapters.messaging.pulsar import PulsarMessageBus, PulsarSettings
+from bento.adapters.pulsar import PulsarMessageBus, PulsarSettings
+from bento.adapters.shared.delivery import ATTEMPTS_HEADER, ERROR_MESSAGE_HEADER, ERROR_TYPE_HEADER
 from bento.application.errors import BusClosedError
 from bento.domain.events import DomainEvent
 from bento.testing.collector import Collector

@@ -10,7 +10,7 @@ import pytest
 from rabbitmq_support import ConnectionDropper, SettingsFactory, make_settings
 from yarl import URL
 
-from bento.adapters.messaging.rabbitmq import RabbitMQSettings
+from bento.adapters.rabbitmq import RabbitMQSettings
 from bento.testing.services import in_ci, require_tcp
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"

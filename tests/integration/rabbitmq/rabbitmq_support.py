@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Protocol
 
-from bento.adapters.messaging.rabbitmq import RabbitMQSettings
+from bento.adapters.rabbitmq import RabbitMQSettings
 from bento.application.ports.message_bus import DeadLetter, MessageBus
 
 

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from rabbitmq_support import ConnectionDropper, SettingsFactory, until
 
-from bento.adapters.messaging.rabbitmq import RabbitMQMessageBus, RabbitMQSettings
+from bento.adapters.rabbitmq import RabbitMQMessageBus, RabbitMQSettings
 from bento.application.errors import BrokerUnavailableError, SubscribeError
 from bento.domain.events import DomainEvent
 from bento.testing.collector import Collector

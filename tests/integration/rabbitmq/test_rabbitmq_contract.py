@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bento.adapters.messaging.rabbitmq import RabbitMQMessageBus, RabbitMQSettings
+from bento.adapters.rabbitmq import RabbitMQMessageBus, RabbitMQSettings
 from bento.application.ports.message_bus import MessageBus
 from bento.testing.contracts.message_bus import MessageBusContract
 

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 from rabbitmq_support import ConnectionDropper, SettingsFactory, dead_letters_at_least, until
 
-from bento.adapters.messaging.rabbitmq import RabbitMQMessageBus
+from bento.adapters.rabbitmq import RabbitMQMessageBus
 from bento.domain.events import DomainEvent
 from bento.testing.collector import Collector
 from bento.testing.events import make_event

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bento.adapters.messaging.rabbitmq import RabbitMQSettings
-from bento.adapters.messaging.rabbitmq._acks import AckBatcher
-from bento.adapters.messaging.rabbitmq._topology import (
+from bento.adapters.rabbitmq import RabbitMQSettings
+from bento.adapters.rabbitmq._acks import AckBatcher
+from bento.adapters.rabbitmq._topology import (
     dead_letter_queue,
     legacy_queue,
     retry_name,
@@ -94,7 +94,7 @@ def test_legacy_names_are_the_unscoped_ones_of_earlier_versions() -> None:
 
 
 def test_metrics_are_plain_numbers() -> None:
-    from bento.adapters.messaging.rabbitmq._connection import RabbitMQMetrics
+    from bento.adapters.shared.metrics import BusCounters as RabbitMQMetrics
 
     values: dict[str, Any] = RabbitMQMetrics().as_dict()
     assert set(values) >= {

@@ -16,8 +16,8 @@ import pytest
 from aiormq.exceptions import ChannelNotFoundEntity
 from rabbitmq_support import SettingsFactory, until
 
-from bento.adapters.messaging.rabbitmq import RabbitMQMessageBus, RabbitMQSettings
-from bento.adapters.messaging.rabbitmq._topology import dead_letter_queue, legacy_queue, retry_name
+from bento.adapters.rabbitmq import RabbitMQMessageBus, RabbitMQSettings
+from bento.adapters.rabbitmq._topology import dead_letter_queue, legacy_queue, retry_name
 from bento.domain.events import DomainEvent
 from bento.testing.collector import Collector
 from bento.testing.events import make_event

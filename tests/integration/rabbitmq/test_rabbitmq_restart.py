@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pytest
 from rabbitmq_support import make_settings, until
 
-from bento.adapters.messaging.rabbitmq import RabbitMQMessageBus
+from bento.adapters.rabbitmq import RabbitMQMessageBus
 from bento.application.errors import PublishError
 from bento.domain.events import DomainEvent
 from bento.testing.events import make_event

@@ -9,7 +9,7 @@ from typing import Any
 
 from rabbitmq_support import SettingsFactory, until
 
-from bento.adapters.messaging.rabbitmq import RabbitMQWorkQueue
+from bento.adapters.rabbitmq import RabbitMQWorkQueue
 
 
 def _queue() -> str:

@@ -11,7 +11,7 @@ import sys
 
 from redis.asyncio import Redis
 
-from bento.adapters.messaging.redis import RedisMessageBus, RedisSettings
+from bento.adapters.redis import RedisMessageBus, RedisSettings
 from bento.domain.events import DomainEvent
 from bento.testing import events  # noqa: F401 - registers the contract event types
 

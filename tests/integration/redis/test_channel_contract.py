@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bento.adapters.channel.redis import RedisChannel, RedisChannelSettings
+from bento.adapters.redis.channel import RedisChannel, RedisChannelSettings
 from bento.application.ports.channel import ChannelPort
 from bento.testing.contracts.channel import ChannelContract
 

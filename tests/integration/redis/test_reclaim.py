@@ -12,7 +12,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from bento.adapters.messaging.redis import RedisMessageBus, RedisSettings
+from bento.adapters.redis import RedisMessageBus, RedisSettings
 from bento.application.serialization import JsonCodec
 from bento.domain.events import DomainEvent
 from bento.testing.collector import Collector

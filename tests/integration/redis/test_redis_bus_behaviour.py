@@ -9,7 +9,7 @@ from collections import defaultdict
 import pytest
 from redis.asyncio import Redis
 
-from bento.adapters.messaging.redis import RedisMessageBus, RedisSettings
+from bento.adapters.redis import RedisMessageBus, RedisSettings
 from bento.application.errors import BrokerUnavailableError
 from bento.application.serialization import JsonCodec
 from bento.domain.events import DomainEvent

@@ -9,7 +9,7 @@ import json
 import pytest
 from redis.asyncio import Redis
 
-from bento.adapters.messaging.redis import RedisMessageBus, RedisSettings
+from bento.adapters.redis import RedisMessageBus, RedisSettings
 from bento.application.ports.message_bus import DeadLetter
 from bento.application.serialization import JsonCodec
 from bento.testing.collector import Collector

@@ -4,8 +4,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bento.adapters.checkpoint.redis import RedisCheckpointStore
-from bento.adapters.inbox.redis import RedisInbox, RedisStoreSettings
+from bento.adapters.redis.checkpoint_store import RedisCheckpointStore
+from bento.adapters.redis.inbox import RedisInbox, RedisStoreSettings
 from bento.application.ports.checkpoint_store import CheckpointStore
 from bento.application.ports.inbox import Inbox
 from bento.testing.contracts.checkpoint_store import CheckpointStoreContract

@@ -15,9 +15,9 @@ import redis
 from dependency_injector import providers
 from seed_support import NATS, RABBITMQ, REDIS
 
-from bento.infrastructure import runtime
 from bento.infrastructure.container import BentoContainer
 from bento.infrastructure.settings import load_settings
+from bento.managers import runtime
 from bento.testing.services import require_tcp
 from bento.testing.services.pulsar_lite import PulsarLite
 

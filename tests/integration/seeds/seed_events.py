@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from bento.infrastructure.events import Event
+from bento.managers.events import Event
 
 
 class OrderCreatedEvent(Event):

@@ -10,7 +10,7 @@ from seed_events import OrderCreatedEvent
 from seed_support import until
 
 from bento.infrastructure.container import BentoContainer
-from bento.infrastructure.events import EventBus, EventBusManager
+from bento.managers.events import EventBus, EventBusManager
 
 BACKENDS = ["memory", "redis", "redis-broadcast", "rabbitmq", "nats", "pulsar"]
 

@@ -13,12 +13,12 @@ from aio_pika import Message
 from seed_events import OrderCreatedEvent
 from seed_support import NATS, RABBITMQ, REDIS, until
 
-from bento.infrastructure.channel import ChannelManager
-from bento.infrastructure.clients import RabbitMQClient, RedisClient
-from bento.infrastructure.clients.redis import RedisClient as RedisClientFromSubmodule
 from bento.infrastructure.container import BentoContainer
-from bento.infrastructure.events import EventBusManager
-from bento.infrastructure.mq import MQManager
+from bento.managers.channel import ChannelManager
+from bento.managers.clients import RabbitMQClient, RedisClient
+from bento.managers.clients.redis import RedisClient as RedisClientFromSubmodule
+from bento.managers.events import EventBusManager
+from bento.managers.mq import MQManager
 from bento.testing.services import require_tcp
 
 pytestmark = pytest.mark.usefixtures("app_container")

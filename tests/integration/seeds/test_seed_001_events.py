@@ -29,8 +29,8 @@ from seed_support import until
 from tenacity import retry, stop_after_attempt, wait_fixed
 
 from bento.infrastructure.container import BentoContainer
-from bento.infrastructure.events import EventBusManager
-from bento.infrastructure.events.bus import EventBus
+from bento.managers.events import EventBusManager
+from bento.managers.events.bus import EventBus
 
 logger = logging.getLogger(__name__)
 BACKENDS = ["memory", "redis", "rabbitmq"]

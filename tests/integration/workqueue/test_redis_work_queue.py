@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from bento.adapters.workqueue.redis import RedisWorkQueue, RedisWorkQueueSettings
+from bento.adapters.redis.work_queue import RedisWorkQueue, RedisWorkQueueSettings
 from bento.application.errors import BusClosedError, PublishError
 
 

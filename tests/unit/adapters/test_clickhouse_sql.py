@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bento.adapters.clickhouse.sql import render
+from bento.adapters.clickhouse._sql import render
 from bento.application.errors import InvalidTextError
 
 

@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from bento.adapters._lazy import lazy_classes
-from bento.adapters.messaging.lifecycle import StartsAndCloses, opened
-from bento.adapters.messaging.metrics import BusCounters, BusMetrics
-from bento.adapters.messaging.reconnect import ReconnectCallbacks
+from bento.adapters.shared.lazy import lazy_classes
+from bento.adapters.shared.lifecycle import StartsAndCloses, opened
+from bento.adapters.shared.metrics import BusCounters, BusMetrics
+from bento.adapters.shared.reconnect import ReconnectCallbacks
 from bento.application.errors import BusClosedError, MissingExtraError
 
 SEED_003_FIELDS = {
@@ -92,7 +92,7 @@ def test_opened_names_the_state() -> None:
 
 def test_lazy_classes_imports_on_demand_and_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     getattr_ = lazy_classes(
-        "bento.adapters.messaging.inprocess", adapter="Demo", extra="demo", client="json",
+        "bento.adapters.memory", adapter="Demo", extra="demo", client="json",
         classes={"InProcessMessageBus": ".message_bus"},
     )
     assert getattr_("InProcessMessageBus").__name__ == "InProcessMessageBus"

@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from bento.adapters.eventstore.memory import InMemoryEventStore
-from bento.adapters.snapshot.memory import InMemorySnapshotStore
+from bento.adapters.memory.event_store import InMemoryEventStore
+from bento.adapters.memory.snapshot_store import InMemorySnapshotStore
 from bento.application.errors import ConcurrencyError, DeserializationError
 from bento.application.ports.snapshot_store import Snapshot
 from bento.application.repository import AggregateNotFoundError, EventSourcedRepository

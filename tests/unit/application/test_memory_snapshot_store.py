@@ -1,6 +1,6 @@
 import pytest
 
-from bento.adapters.snapshot.memory import InMemorySnapshotStore
+from bento.adapters.memory.snapshot_store import InMemorySnapshotStore
 from bento.application.ports.snapshot_store import SnapshotStore
 from bento.testing.contracts.snapshot_store import SnapshotStoreContract
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 
 import pytest
 
-from bento.adapters.checkpoint.memory import InMemoryCheckpointStore
-from bento.adapters.eventstore.memory import InMemoryEventStore
-from bento.adapters.messaging.inprocess import InProcessMessageBus, InProcessSettings
+from bento.adapters.memory import InProcessMessageBus, InProcessSettings
+from bento.adapters.memory.checkpoint_store import InMemoryCheckpointStore
+from bento.adapters.memory.event_store import InMemoryEventStore
 from bento.application.errors import BrokerUnavailableError
 from bento.application.outbox import OutboxRelay, stored_envelope
 from bento.application.serialization import JsonCodec
@@ -115,3 +116,17 @@ async def test_envelope_needs_no_event_class_and_decodes_like_the_codec() -> Non
     unknown = dataclasses.replace(stored, event_type="gone.v1")
     body, _ = stored_envelope(unknown)
     assert JsonCodec.peek_type(body) == "gone.v1"
+
+
+async def test_stored_events_decode_and_encode_through_the_codec() -> None:
+    """StoredEvent offers what the EventStore port documents: `decode(codec)`, and the envelope
+    the outbox relays is the codec's: the same envelope `encode` writes for the event."""
+    codec = JsonCodec()
+    store = InMemoryEventStore()
+    event = make_event(3, key="agg-3", blob="ü")
+    await store.append("s3", [event], 0)
+    (stored,) = await store.read_all()
+    assert stored.decode(codec) == event
+    relayed, encoded = json.loads(stored.envelope(codec)), json.loads(codec.encode(event))
+    assert relayed.keys() == encoded.keys() and relayed["message"].keys() == encoded["message"].keys()
+    assert codec.decode(stored.envelope(codec)) == event

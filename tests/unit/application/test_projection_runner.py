@@ -7,9 +7,9 @@ import asyncio
 import pytest
 from pydantic import BaseModel
 
-from bento.adapters.checkpoint.memory import InMemoryCheckpointStore
-from bento.adapters.eventstore.memory import InMemoryEventStore
-from bento.adapters.readmodel.memory import InMemoryReadModel
+from bento.adapters.memory.checkpoint_store import InMemoryCheckpointStore
+from bento.adapters.memory.event_store import InMemoryEventStore
+from bento.adapters.memory.read_model import InMemoryReadModel
 from bento.application.ports.event_store import StoredEvent
 from bento.application.ports.read_model import ReadModelPort
 from bento.application.projections import Projection, ProjectionError, ProjectionRunner, handles

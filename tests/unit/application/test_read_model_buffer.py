@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bento.adapters.readmodel.memory import InMemoryReadModel
+from bento.adapters.memory.read_model import InMemoryReadModel
 from bento.application.read_model_buffer import ReadModelBuffer
 from bento.testing.contracts.read_model import ContractRecord
 

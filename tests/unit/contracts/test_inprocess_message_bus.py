@@ -2,7 +2,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bento.adapters.messaging.inprocess import InProcessMessageBus, InProcessSettings
+from bento.adapters.memory import InProcessMessageBus, InProcessSettings
 from bento.application.ports.message_bus import MessageBus
 from bento.testing.contracts.message_bus import MessageBusContract
 

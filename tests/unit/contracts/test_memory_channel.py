@@ -2,7 +2,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bento.adapters.channel.memory import InMemoryChannel, InMemoryChannelSettings
+from bento.adapters.memory.channel import InMemoryChannel, InMemoryChannelSettings
 from bento.application.ports.channel import ChannelPort
 from bento.testing.contracts.channel import ChannelContract
 

@@ -2,11 +2,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bento.adapters.checkpoint.memory import InMemoryCheckpointStore
-from bento.adapters.eventstore.memory import InMemoryEventStore
-from bento.adapters.inbox.memory import InMemoryInbox
-from bento.adapters.locking.inprocess import InProcessStreamLock
-from bento.adapters.readmodel.memory import InMemoryReadModel
+from bento.adapters.memory.checkpoint_store import InMemoryCheckpointStore
+from bento.adapters.memory.event_store import InMemoryEventStore
+from bento.adapters.memory.inbox import InMemoryInbox
+from bento.adapters.memory.read_model import InMemoryReadModel
+from bento.adapters.memory.stream_lock import InProcessStreamLock
 from bento.application.ports.checkpoint_store import CheckpointStore
 from bento.application.ports.event_store import EventStore
 from bento.application.ports.inbox import Inbox

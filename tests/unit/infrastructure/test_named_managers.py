@@ -11,18 +11,18 @@ from pathlib import Path
 import pytest
 from dependency_injector import providers
 
-from bento.adapters.messaging.rabbitmq.settings import RabbitMQSettings
-from bento.adapters.messaging.redis.settings import RedisSettings
+from bento.adapters.rabbitmq.settings import RabbitMQSettings
+from bento.adapters.redis.settings import RedisSettings
 from bento.application.errors import BusClosedError, ConfigurationError
 from bento.application.ports.capabilities import HealthStatus
-from bento.infrastructure import runtime
-from bento.infrastructure.channel import ChannelEvent, ChannelManager
-from bento.infrastructure.clients import RabbitMQClient, RedisClient
 from bento.infrastructure.container import BentoContainer
-from bento.infrastructure.events import Event, EventBus, EventBusManager
-from bento.infrastructure.health import collect_health
-from bento.infrastructure.mq import MQManager
 from bento.infrastructure.settings import load_settings
+from bento.managers import runtime
+from bento.managers.channel import ChannelEvent, ChannelManager
+from bento.managers.clients import RabbitMQClient, RedisClient
+from bento.managers.events import Event, EventBus, EventBusManager
+from bento.managers.health import collect_health
+from bento.managers.mq import MQManager
 
 
 class UnitOrderPlaced(Event):

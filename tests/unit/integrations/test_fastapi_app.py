@@ -15,8 +15,6 @@ from bento.application.buses import CommandBus
 from bento.application.handlers import CommandHandler
 from bento.application.messages import Command
 from bento.application.ports.capabilities import HealthStatus
-from bento.infrastructure import runtime
-from bento.infrastructure.channel import ChannelManager
 from bento.infrastructure.container import BentoContainer
 from bento.integrations.fastapi import (
     CommandBusDep,
@@ -26,6 +24,8 @@ from bento.integrations.fastapi import (
     lifespan,
     sse_events,
 )
+from bento.managers import runtime
+from bento.managers.channel import ChannelManager
 
 
 class Greet(Command):

@@ -1,4 +1,5 @@
-"""ClickHouse connection shared by the event store, read models and checkpoints.
+"""ClickHouse: the EventStore, ReadModel, CheckpointStore and SnapshotStore adapters, on one
+engine they share (`engine.open_engine`).
 
 Two engines behind one SQL dialect: a server through clickhouse-driver (extra
 `bento-ddd[clickhouse]`) and the embedded engine chdb (extra `bento-ddd[embedded]`).

@@ -11,7 +11,7 @@ one engine can serve several event loops (a session-wide test fixture, a CLI run
   process and one process per folder, so build one engine per process (the DI
   container does) and hand it to the event store, read models and checkpoint store.
 
-SQL passed to `execute` uses `%(name)s` parameters (see `bento.adapters.clickhouse.sql`)
+SQL passed to `execute` uses `%(name)s` parameters (see `bento.adapters.clickhouse._sql`)
 and must run on both ClickHouse 18.16 and chdb's modern engine: no DateTime64 (keep
 microseconds in a UInt64), no JSONExtract, no CTEs, no window functions, and the
 `ENGINE = MergeTree ORDER BY ...` syntax. Qualify table names with `engine.table(name)`.
@@ -30,9 +30,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, Self, TypeVar
 
-from bento.adapters.clickhouse.errors import ClickHouseError
+from bento.adapters.clickhouse._errors import ClickHouseError
+from bento.adapters.clickhouse._sql import check_identifier
 from bento.adapters.clickhouse.settings import ClickHouseSettings
-from bento.adapters.clickhouse.sql import check_identifier
 
 logger = logging.getLogger(__name__)
 
@@ -137,10 +137,10 @@ class ClickHouseEngine(abc.ABC):
 def build_engine(settings: ClickHouseSettings) -> ClickHouseEngine:
     """The engine `settings.mode` names, not yet started (imports its client only now)."""
     if settings.mode == "server":
-        from bento.adapters.clickhouse.server import ServerEngine
+        from bento.adapters.clickhouse._server import ServerEngine
 
         return ServerEngine(settings)
-    from bento.adapters.clickhouse.embedded import EmbeddedEngine
+    from bento.adapters.clickhouse._embedded import EmbeddedEngine
 
     return EmbeddedEngine(settings)
 

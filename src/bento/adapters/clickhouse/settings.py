@@ -1,10 +1,12 @@
-"""Connection settings for ClickHouse (server or embedded)."""
+"""Settings of the ClickHouse package: the connection (server or embedded) and each store on it."""
 
 from __future__ import annotations
 
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from bento.adapters.shared.settings_base import BackendSettings
 
 
 class ClickHouseSettings(BaseModel):
@@ -25,3 +27,39 @@ class ClickHouseSettings(BaseModel):
     connect_timeout: float = Field(default=5.0, gt=0)
     #: Bounds one statement's round trip (server); a stalled insert fails instead of hanging.
     send_receive_timeout: float = Field(default=60.0, gt=0)
+
+
+class _ClickHouseStore(BackendSettings):
+    """A store on the engine the `clickhouse` section describes."""
+
+    backend: Literal["clickhouse"] = "clickhouse"
+
+
+class ClickHouseEventStoreSettings(_ClickHouseStore):
+    """The event store's table and its write path (see docs/eventstore.md)."""
+
+    table: str = "events"
+    group_commit_window_ms: float = Field(2.0, ge=0, description="how long an append waits to share a commit")
+    group_commit_max_events: int = Field(1000, ge=1)
+    version_cache_size: int = Field(100_000, ge=1, description="stream versions kept in memory per store")
+
+
+class ClickHouseReadModelSettings(_ClickHouseStore):
+    """One table per read-model record type."""
+
+
+class ClickHouseCheckpointStoreSettings(_ClickHouseStore):
+    """Projection and relay checkpoints in a ClickHouse table."""
+
+
+class ClickHouseSnapshotStoreSettings(_ClickHouseStore):
+    """Aggregate snapshots in a ClickHouse table."""
+
+
+class ClickHouseSingleWriterSettings(BackendSettings):
+    """`STREAM_LOCK__BACKEND=single-writer`: one process writes a ClickHouse server store,
+    holding a lease in ClickHouse itself; a second writer fails before it commits. Every
+    writer of one table must use the same `lease`."""
+
+    backend: Literal["single-writer"] = "single-writer"
+    lease: float = Field(10.0, ge=4, description="seconds a writer's lease lasts without a heartbeat")

@@ -3,15 +3,14 @@
 from bento.application.ports.capabilities import Capabilities, HealthStatus
 from bento.application.ports.channel import ChannelMessage, ChannelPort
 from bento.application.ports.checkpoint_store import CheckpointStore
-from bento.application.ports.command_bus import CommandBus
 from bento.application.ports.event_publisher import EventPublisherPort
 from bento.application.ports.event_store import ANY_VERSION, NO_STREAM, EventFilter, EventStore, StoredEvent
 from bento.application.ports.inbox import Inbox
 from bento.application.ports.message_bus import DeadLetter, MessageBus, MessageHandler, Subscription
-from bento.application.ports.query_bus import QueryBus
-from bento.application.ports.read_model import ReadModelPort
+from bento.application.ports.read_model import ReadModelPort, ReadModels
 from bento.application.ports.snapshot_store import SnapshotStore
 from bento.application.ports.stream_lock import StreamLock
+from bento.application.ports.work_queue import WorkHandler, WorkQueue, WorkQueueConsumer
 
 __all__ = [
     "ANY_VERSION",
@@ -20,7 +19,6 @@ __all__ = [
     "ChannelMessage",
     "ChannelPort",
     "CheckpointStore",
-    "CommandBus",
     "DeadLetter",
     "EventFilter",
     "EventPublisherPort",
@@ -29,10 +27,13 @@ __all__ = [
     "Inbox",
     "MessageBus",
     "MessageHandler",
-    "QueryBus",
     "ReadModelPort",
+    "ReadModels",
     "SnapshotStore",
     "StoredEvent",
     "StreamLock",
     "Subscription",
+    "WorkHandler",
+    "WorkQueue",
+    "WorkQueueConsumer",
 ]

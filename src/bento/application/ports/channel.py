@@ -1,4 +1,4 @@
-"""ChannelPort: streaming channels for SSE and live updates (seed 000's ChannelManager).
+"""ChannelPort: streaming channels for SSE and live updates (what ChannelManager hands out).
 
 Unlike the MessageBus, a channel is fire-and-forget fan-out to whoever listens now:
 no groups, no acknowledgement, no redelivery. It carries JSON-able data, not domain

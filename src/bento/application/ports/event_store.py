@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bento.application.errors import InvalidTextError
 from bento.domain.events import DomainEvent
+
+if TYPE_CHECKING:
+    from bento.application.serialization import JsonCodec
 
 #: `expected_version` that skips the concurrency check (append whatever the version).
 ANY_VERSION = -1
@@ -18,8 +21,9 @@ NO_STREAM = 0
 
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
-    """One event as the store keeps it. `data`/`metadata` are JSON text; decode with
-    `JsonCodec.decode_stored(...)` or `stored.decode(codec)`."""
+    """One event as the store keeps it. `data`/`metadata` are JSON text; `stored.decode(codec)`
+    gives the event (upcast to its class's current version), `stored.envelope(codec)` the wire
+    envelope without needing the class."""
 
     position: int
     stream: str
@@ -34,6 +38,12 @@ class StoredEvent:
     tenant_id: str = ""
     correlation_id: str = ""
     causation_id: str = ""
+
+    def decode(self, codec: JsonCodec) -> DomainEvent:
+        return codec.decode_stored(self.event_id, self.event_type, self.schema_version, self.data, self.metadata)
+
+    def envelope(self, codec: JsonCodec) -> bytes:
+        return codec.encode_stored(self.event_id, self.event_type, self.schema_version, self.data, self.metadata)
 
 
 @dataclass(frozen=True, slots=True)

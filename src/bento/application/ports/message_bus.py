@@ -1,4 +1,4 @@
-"""MessageBus: the transport port (seed 002's publish/subscribe/close shape)."""
+"""MessageBus: the transport port (publish/subscribe/close, plus batches, groups and health)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ReadModelPort: what query handlers read and projections write."""
+"""ReadModelPort: what query handlers read and projections write; ReadModels hands them out."""
 
 from __future__ import annotations
 
@@ -41,3 +41,11 @@ class ReadModelPort(Protocol[M]):
     async def clear(self) -> None:
         """Drop every record (before a rebuild)."""
         ...
+
+
+class ReadModels(Protocol):
+    """Hands out the read model of a record type: the same object for the same table, created
+    (and its table, where there is one) on first use. `table` defaults to a name derived from
+    the model's class name; two record types never share a table unless asked to."""
+
+    async def get(self, model: type[M], *, table: str | None = None) -> ReadModelPort[M]: ...

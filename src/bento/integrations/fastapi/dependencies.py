@@ -3,7 +3,7 @@
     async def place(cmd: PlaceOrder, commands: CommandBusDep) -> ...
 
 The container is the one `lifespan` stored on the app (else the application's container from
-`bento.infrastructure.runtime`). With wiring, `Depends(Provide[Container.command_bus])` works
+`bento.managers.runtime`). With wiring, `Depends(Provide[Container.command_bus])` works
 as well (docs/fastapi.md).
 """
 
@@ -16,8 +16,8 @@ from fastapi import Depends, Request
 
 from bento.application.buses import CommandBus, EventBus, QueryBus
 from bento.application.ports.message_bus import MessageBus
-from bento.infrastructure import runtime
 from bento.infrastructure.container import resolve
+from bento.managers import runtime
 
 
 def container_of(request: Request) -> containers.Container:

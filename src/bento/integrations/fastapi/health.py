@@ -2,7 +2,7 @@
 
 200 with `{"status": "healthy", "components": {name: {status, latency_ms, detail, required}}}`
 when every required component answered, 503 with the same body otherwise. What is checked is
-described in `bento.infrastructure.health`.
+described in `bento.managers.health`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dependency_injector import containers
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from bento.infrastructure.health import HealthCheck, collect_health
 from bento.integrations.fastapi.dependencies import container_of
+from bento.managers.health import HealthCheck, collect_health
 
 
 def health_router(

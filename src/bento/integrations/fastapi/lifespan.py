@@ -1,7 +1,7 @@
 """`lifespan(container)`: what a FastAPI app runs at startup and shutdown.
 
 Startup: the container becomes the application's (`request.app.state.bento_container`, and the
-one seed-style managers use), its modules are wired for `Depends(Provide[...])`, handlers are
+one the named managers use), its modules are wired for `Depends(Provide[...])`, handlers are
 registered on the buses, the providers named in `start` are opened (so a broker that is down
 fails the boot, not the first request) and `on_startup` hooks run. Shutdown, in reverse:
 `on_shutdown` hooks, the named instances (managers) are cleaned up, then
@@ -20,8 +20,8 @@ from typing import Any
 from dependency_injector import containers
 from fastapi import FastAPI
 
-from bento.infrastructure import runtime
 from bento.infrastructure.container import register_handlers, resolve
+from bento.managers import runtime
 
 logger = logging.getLogger(__name__)
 

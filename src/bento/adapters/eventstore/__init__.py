@@ -1,1 +1,0 @@
-"""EventStore adapters: memory, clickhouse."""

@@ -1,1 +1,0 @@
-"""StreamLock adapters: in-process (asyncio), and distributed ones (redis)."""

@@ -1,0 +1,252 @@
+"""InProcessMessageBus: the MessageBus port inside one event loop.
+
+Messages are encoded on publish and decoded per delivery, exactly as a broker
+would, so code that passes here does not break on serialization later. A group is
+scoped to the topic pattern it subscribed with (like a broker queue bound to it);
+members of one group compete for its messages, each group gets every message.
+Topic patterns use fnmatch (`*`, `?`, `[seq]`), as seed 000's psubscribe. Nothing is
+persistent: messages not yet handled are lost with the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import itertools
+import logging
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from bento.adapters.memory.settings import InProcessSettings
+from bento.adapters.shared.delivery import Action, handle_delivery
+from bento.adapters.shared.lifecycle import StartsAndCloses
+from bento.application.errors import BusClosedError, SubscribeError
+from bento.application.ports.capabilities import Capabilities, HealthStatus
+from bento.application.ports.message_bus import DeadLetter, MessageHandler
+from bento.application.serialization import JsonCodec
+from bento.domain.events import DomainEvent
+
+logger = logging.getLogger(__name__)
+
+_CAPABILITIES = Capabilities(
+    ordered_per_key=True,
+    persistent=False,
+    redelivery=True,
+    dead_letter=True,
+    pattern_subscriptions=True,
+    consumer_groups=True,
+    broadcast=True,
+    mechanism="asyncio queues; ordered groups route each key to one member by CRC32",
+)
+_WILDCARDS = frozenset("*?[")
+
+
+@dataclass(slots=True)
+class _Delivery:
+    topic: str
+    body: bytes
+    key: str | None
+    headers: Mapping[str, str]
+    attempt: int = 1
+
+
+@dataclass(eq=False)
+class _Member:
+    handler: MessageHandler
+    queue: asyncio.Queue[_Delivery]
+    workers: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class _Group:
+    pattern: str
+    name: str | None
+    ordered: bool
+    is_pattern: bool
+    members: list[_Member] = field(default_factory=list)
+    shared: asyncio.Queue[_Delivery] | None = None
+
+    def matches(self, topic: str) -> bool:
+        return fnmatch.fnmatchcase(topic, self.pattern) if self.is_pattern else topic == self.pattern
+
+    def queue_for(self, delivery: _Delivery) -> asyncio.Queue[_Delivery]:
+        if self.ordered:
+            index = zlib.crc32((delivery.key or "").encode()) % len(self.members)
+            return self.members[index].queue
+        assert self.shared is not None
+        return self.shared
+
+
+class _InProcessSubscription:
+    def __init__(self, bus: InProcessMessageBus, group: _Group, member: _Member) -> None:
+        self._bus, self._group, self._member = bus, group, member
+
+    @property
+    def topic(self) -> str:
+        return self._group.pattern
+
+    @property
+    def group(self) -> str | None:
+        return self._group.name
+
+    async def cancel(self) -> None:
+        await self._bus._remove(self._group, self._member)
+
+
+class InProcessMessageBus(StartsAndCloses):
+    """MessageBus inside one process; see the module docstring for the semantics."""
+
+    def __init__(self, settings: InProcessSettings | None = None, *, codec: JsonCodec | None = None) -> None:
+        self.settings = settings or InProcessSettings()
+        self.codec = codec or JsonCodec()
+        self._policy = self.settings.retry_policy()
+        self._groups: dict[tuple[str, str], _Group] = {}
+        self._dead: dict[tuple[str, str | None], list[DeadLetter]] = {}
+        self._anonymous = itertools.count()
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closed = False
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return _CAPABILITIES
+
+    async def start(self) -> None:
+        if self._closed:
+            raise BusClosedError("this InProcessMessageBus was closed; build a new one")
+
+    # -- publishing ---------------------------------------------------------------------
+    async def publish(
+        self,
+        topic: str,
+        message: DomainEvent,
+        *,
+        key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        body = self.codec.encode(message, headers)
+        await self.publish_raw(topic, body, key=key or message.metadata.aggregate_id, headers=headers)
+
+    async def publish_batch(self, topic: str, messages: Sequence[DomainEvent]) -> None:
+        for message in messages:
+            await self.publish(topic, message)
+
+    async def publish_raw(
+        self, topic: str, body: bytes, *, key: str | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
+        if self._closed:
+            raise BusClosedError(f"cannot publish to {topic!r}: the in-process bus is closed")
+        for group in list(self._groups.values()):
+            if group.members and group.matches(topic):
+                delivery = _Delivery(topic, body, key, dict(headers or {}))
+                await group.queue_for(delivery).put(delivery)
+
+    # -- subscribing --------------------------------------------------------------------
+    async def subscribe(
+        self, topic: str, handler: MessageHandler, *, group: str | None = None, ordered: bool = False
+    ) -> _InProcessSubscription:
+        if self._closed:
+            raise BusClosedError(f"cannot subscribe to {topic!r}: the in-process bus is closed")
+        name = group if group is not None else f"~broadcast-{next(self._anonymous)}"
+        entry = self._groups.get((topic, name))
+        if entry is None:
+            entry = _Group(topic, group, ordered, is_pattern=bool(_WILDCARDS & set(topic)))
+            if not ordered:
+                entry.shared = asyncio.Queue(self.settings.queue_size)
+            self._groups[(topic, name)] = entry
+        elif entry.ordered != ordered:
+            raise SubscribeError(topic, f"group {group!r} is already subscribed with ordered={entry.ordered}")
+        queue = asyncio.Queue(self.settings.queue_size) if ordered else entry.shared
+        assert queue is not None
+        member = _Member(handler, queue)
+        workers = 1 if ordered else self.settings.concurrency
+        member.workers = [asyncio.create_task(self._work(entry, member)) for _ in range(workers)]
+        entry.members.append(member)
+        return _InProcessSubscription(self, entry, member)
+
+    async def _work(self, group: _Group, member: _Member) -> None:
+        while True:
+            delivery = await member.queue.get()
+            self._in_flight += 1
+            self._idle.clear()
+            try:
+                await self._deliver(group, member, delivery)
+            finally:
+                self._in_flight -= 1
+                if self._in_flight == 0:
+                    self._idle.set()
+
+    async def _deliver(self, group: _Group, member: _Member, delivery: _Delivery) -> None:
+        verdict = await handle_delivery(
+            self.codec, member.handler, delivery.body, attempt=delivery.attempt, policy=self._policy,
+            timeout=self.settings.handler_timeout, topic=delivery.topic,
+        )
+        if verdict.action is Action.RETRY:
+            delivery.attempt += 1
+            # Re-queue later without holding the worker: other messages keep flowing.
+            queue = group.queue_for(delivery) if group.members else member.queue
+            handle = asyncio.get_running_loop().call_later(verdict.delay, self._requeue, queue, delivery)
+            self._timers.add(handle)
+        elif verdict.action is Action.DEAD:
+            headers = {**delivery.headers, **verdict.dead_letter_headers(delivery.attempt, delivery.topic)}
+            letter = DeadLetter(
+                topic=delivery.topic, group=group.name, body=delivery.body, headers=headers,
+                error_type=verdict.error_type, error_message=verdict.error_message, attempts=delivery.attempt,
+                message_id=verdict.message.message_id if verdict.message else None,
+            )
+            self._dead.setdefault((group.pattern, group.name), []).append(letter)
+
+    def _requeue(self, queue: asyncio.Queue[_Delivery], delivery: _Delivery) -> None:
+        self._timers = {t for t in self._timers if not t.cancelled() and t.when() > time.monotonic()}
+        if self._closed:
+            logger.warning("in-process bus closed before redelivering a message on %r", delivery.topic)
+            return
+        try:
+            queue.put_nowait(delivery)
+        except asyncio.QueueFull:
+            asyncio.get_running_loop().create_task(queue.put(delivery))
+
+    async def _remove(self, group: _Group, member: _Member) -> None:
+        if member in group.members:
+            group.members.remove(member)
+        await _stop(member.workers)
+        if not group.members:
+            for key, value in list(self._groups.items()):
+                if value is group:
+                    del self._groups[key]
+
+    async def dead_letters(self, topic: str, *, group: str | None, limit: int = 100) -> list[DeadLetter]:
+        return list(self._dead.get((topic, group), []))[:limit]
+
+    async def health_check(self) -> HealthStatus:
+        started = time.perf_counter()
+        await asyncio.sleep(0)
+        return HealthStatus(
+            healthy=not self._closed, component="inprocess",
+            latency_ms=(time.perf_counter() - started) * 1000, detail="closed" if self._closed else "",
+        )
+
+    async def close(self) -> None:
+        """Stop taking work, let running handlers finish (up to `drain_timeout`), stop workers."""
+        if self._closed:
+            return
+        self._closed = True
+        for timer in self._timers:
+            timer.cancel()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.settings.drain_timeout):
+                await self._idle.wait()
+        workers = [w for g in self._groups.values() for m in g.members for w in m.workers]
+        self._groups.clear()
+        await _stop(workers)
+
+
+async def _stop(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

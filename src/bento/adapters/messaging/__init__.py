@@ -1,1 +1,0 @@
-"""MessageBus adapters: inprocess, rabbitmq, pulsar, redis, nats."""

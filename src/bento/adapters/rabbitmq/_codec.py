@@ -1,0 +1,92 @@
+"""AMQP properties and headers: building them cheaply on publish, reading them on delivery."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pamqp.commands import Basic
+
+from bento.adapters.shared.delivery import (
+    ATTEMPTS_HEADER,
+    ERROR_MESSAGE_HEADER,
+    ERROR_TYPE_HEADER,
+    KEY_HEADER,
+    MESSAGE_ID_HEADER,
+    ORIGINAL_TOPIC_HEADER,
+)
+from bento.application.ports.message_bus import DeadLetter
+from bento.application.serialization import CONTENT_TYPE
+
+PERSISTENT = 2
+#: Headers the broker adds when it dead-letters; copying them into a republished message would
+#: make RabbitMQ's cycle detection drop it on the next expiry, so they are never forwarded.
+_BROKER_DEATH_HEADERS = ("x-death", "x-first-death-", "x-last-death-")
+
+
+def properties(
+    message_id: str | None, key: str | None, headers: Mapping[str, str] | None
+) -> Basic.Properties:
+    """Persistent properties; headers only when there is something to say (they cost per message)."""
+    table: dict[str, Any] | None = None
+    if key or headers:
+        table = dict(headers) if headers else {}
+        if key:
+            table[KEY_HEADER] = key
+    return Basic.Properties(
+        delivery_mode=PERSISTENT, content_type=CONTENT_TYPE, message_id=message_id, headers=table
+    )
+
+
+def forwardable(headers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The message's own headers, without the broker's dead-lettering bookkeeping."""
+    if not headers:
+        return {}
+    return {k: v for k, v in headers.items() if not k.startswith(_BROKER_DEATH_HEADERS)}
+
+
+def republished(
+    message_id: str | None, content_type: str | None, headers: dict[str, Any]
+) -> Basic.Properties:
+    return Basic.Properties(
+        delivery_mode=PERSISTENT,
+        content_type=content_type or CONTENT_TYPE,
+        message_id=message_id,
+        headers=headers,
+    )
+
+
+def text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return "" if value is None else str(value)
+
+
+def failed_attempts(headers: Mapping[str, Any] | None) -> int:
+    """Deliveries of this message that already failed (0 on the first delivery)."""
+    if not headers:
+        return 0
+    raw = headers.get(ATTEMPTS_HEADER)
+    if raw is None:
+        return 0
+    try:
+        return max(0, int(text(raw)))
+    except ValueError:
+        return 0
+
+
+def dead_letter(
+    body: bytes, headers: Mapping[str, Any] | None, group: str | None, pattern: str
+) -> DeadLetter:
+    """A DLQ entry as the port's DeadLetter (the id only when the body was decodable)."""
+    flat = {k: text(v) for k, v in (headers or {}).items() if not k.startswith(_BROKER_DEATH_HEADERS)}
+    return DeadLetter(
+        topic=flat.get(ORIGINAL_TOPIC_HEADER) or pattern,
+        group=group,
+        body=body,
+        headers=flat,
+        error_type=flat.get(ERROR_TYPE_HEADER, ""),
+        error_message=flat.get(ERROR_MESSAGE_HEADER, ""),
+        attempts=failed_attempts(flat),
+        message_id=flat.get(MESSAGE_ID_HEADER),
+    )

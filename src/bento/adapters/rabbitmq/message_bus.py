@@ -1,0 +1,359 @@
+"""RabbitMQMessageBus: the MessageBus port on RabbitMQ through aio-pika's robust connection.
+
+Publishing goes to one durable exchange (`exchange_name`, `topic` by default) with the
+topic as routing key, persistent, and returns after the broker's confirm. A group is a
+durable queue `<exchange>/<group>/<pattern>` bound with the pattern (AMQP `*` = one word, `#` = any;
+scoped by exchange, so applications sharing a vhost never share a queue, see `_topology`);
+`group=None` is an exclusive auto-delete queue per subscriber (broadcast; what arrives while
+it is disconnected is not kept). Failures are decided by `handle_delivery`, as on every bus:
+retries go through the application's per-delay TTL queues, dead letters to `<queue>.dlq`.
+After a dropped connection aio-pika re-opens it and restores exchanges, queues, bindings and
+consumers; then the callbacks given to `register_reconnect_callback` run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection
+from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
+from pamqp.commands import Basic
+
+from bento.adapters.rabbitmq import _codec, _legacy, _topology
+from bento.adapters.rabbitmq._connection import (
+    DRIVER_ERRORS,
+    close_connection,
+    open_connection,
+)
+from bento.adapters.rabbitmq._publisher import ConfirmedPublisher
+from bento.adapters.rabbitmq._subscription import RabbitMQSubscription
+from bento.adapters.rabbitmq.settings import RabbitMQSettings
+from bento.adapters.shared.delivery import ATTEMPTS_HEADER, ORIGINAL_TOPIC_HEADER, Verdict
+from bento.adapters.shared.lifecycle import StartsAndCloses, opened
+from bento.adapters.shared.metrics import BusCounters
+from bento.adapters.shared.reconnect import ReconnectCallback, ReconnectCallbacks
+from bento.application.errors import BusClosedError, ConfigurationError, SubscribeError
+from bento.application.ports.capabilities import Capabilities, HealthStatus
+from bento.application.ports.message_bus import DeadLetter, MessageHandler
+from bento.application.serialization import JsonCodec
+from bento.domain.events import DomainEvent
+
+logger = logging.getLogger(__name__)
+
+_CAPABILITIES = Capabilities(
+    ordered_per_key=True,
+    persistent=True,
+    redelivery=True,
+    dead_letter=True,
+    pattern_subscriptions=True,
+    consumer_groups=True,
+    broadcast=True,
+    mechanism=(
+        "durable queue per group and pattern on a topic exchange; ordered=True declares a "
+        "single-active-consumer queue (one member receives, one handler at a time, others stand by); "
+        "retries via per-delay TTL queues dead-lettering back, then a per-subscription DLQ"
+    ),
+)
+
+
+class RabbitMQMessageBus(StartsAndCloses):
+    """MessageBus on RabbitMQ; see the module docstring for topology and guarantees."""
+
+    def __init__(self, settings: RabbitMQSettings, *, codec: JsonCodec | None = None) -> None:
+        self.settings = settings
+        self.codec = codec or JsonCodec()
+        self.metrics = BusCounters()
+        self.retry_policy = settings.retry_policy()
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractRobustChannel | None = None
+        self._publisher: ConfirmedPublisher | None = None
+        self._subscriptions: set[RabbitMQSubscription] = set()
+        self._reconnect_callbacks = ReconnectCallbacks(self.metrics)
+        self._retry_routes: set[str] = set()
+        self._retry_lock = asyncio.Lock()
+        self._start_lock = asyncio.Lock()
+        self._closed = False
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return _CAPABILITIES
+
+    # -- lifecycle --------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect, open the confirm channel and declare the exchange (idempotent)."""
+        async with self._start_lock:
+            if self._closed:
+                raise BusClosedError("this RabbitMQMessageBus was closed; build a new one")
+            if self._connection is not None:
+                return
+            connection = await open_connection(self.settings, self.metrics, "bus")
+            try:
+                channel = await connection.channel(publisher_confirms=True)
+                await channel.declare_exchange(self.settings.exchange_name, self.settings.exchange_type, durable=True)
+            except ChannelPreconditionFailed as exc:
+                await connection.close()
+                raise ConfigurationError(
+                    [
+                        f"exchange {self.settings.exchange_name!r} already exists with another type or "
+                        f"durability than {self.settings.exchange_type!r} (durable): {exc}"
+                    ]
+                ) from exc
+            except DRIVER_ERRORS as exc:
+                await connection.close()
+                raise SubscribeError(self.settings.exchange_name, f"declaring the exchange failed: {exc}") from exc
+            connection.reconnect_callbacks.add(self._on_reconnect)
+            self._connection, self._channel = connection, channel
+            self._publisher = ConfirmedPublisher(channel, self.settings, self.metrics)
+            if self.settings.legacy_queue_names:
+                logger.warning(_legacy.legacy_warning(self.settings))
+
+    async def close(self) -> None:
+        """Stop every consumer, let running handlers finish (up to `drain_timeout`), then disconnect."""
+        if self._closed:
+            return
+        self._closed = True
+        subscriptions = list(self._subscriptions)
+        for subscription in subscriptions:
+            await subscription.stop_consuming()
+        # Handlers may still publish retry or dead-letter copies, so the confirm channel stays open here.
+        await asyncio.gather(*(s.drain(self.settings.drain_timeout) for s in subscriptions))
+        for subscription in subscriptions:
+            await subscription.close_channel()
+        self._subscriptions.clear()
+        connection, self._connection, self._channel, self._publisher = self._connection, None, None, None
+        await close_connection(connection)
+
+    def register_reconnect_callback(self, callback: ReconnectCallback) -> None:
+        """Run `callback()` (sync or async) after each reconnect, once consumers are restored (seed 003)."""
+        self._reconnect_callbacks.register(callback)
+
+    async def _on_reconnect(self, _connection: object) -> None:
+        logger.info("RabbitMQ bus reconnected; topology and consumers restored")
+        self.metrics.reconnects += 1
+        await self._reconnect_callbacks.run()
+
+    def _live_publisher(self, topic: str) -> ConfirmedPublisher:
+        return opened("the RabbitMQ bus", f"use {topic!r}", self._publisher, closed=self._closed)
+
+    # -- publishing -------------------------------------------------------------------
+    async def publish(
+        self,
+        topic: str,
+        message: DomainEvent,
+        *,
+        key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        publisher = self._live_publisher(topic)
+        # The aggregate id travels in the body's metadata; only an explicit key becomes a header.
+        props = _codec.properties(message.message_id, key, headers)
+        await publisher.send(
+            self.settings.exchange_name, topic, [(self.codec.encode(message, headers), props)], topic=topic
+        )
+
+    async def publish_batch(self, topic: str, messages: Sequence[DomainEvent]) -> None:
+        publisher = self._live_publisher(topic)
+        encode, properties = self.codec.encode, _codec.properties
+        items = [(encode(m), properties(m.message_id, None, None)) for m in messages]
+        await publisher.send(self.settings.exchange_name, topic, items, topic=topic)
+
+    async def publish_raw(
+        self, topic: str, body: bytes, *, key: str | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
+        publisher = self._live_publisher(topic)
+        items = [(body, _codec.properties(None, key, headers))]
+        await publisher.send(self.settings.exchange_name, topic, items, topic=topic)
+
+    # -- subscribing ------------------------------------------------------------------
+    async def subscribe(
+        self, topic: str, handler: MessageHandler, *, group: str | None = None, ordered: bool = False
+    ) -> RabbitMQSubscription:
+        self._live_publisher(topic)
+        assert self._connection is not None
+        queue_name = _topology.subscription_queue(self.settings, topic, group)
+        dead_letter_queue = _topology.dead_letter_queue(self.settings, topic, group)
+        await self._declare_retry_routes()
+        channel = await self._connection.channel(publisher_confirms=False)
+        try:
+            await channel.set_qos(prefetch_count=self.settings.prefetch_count)
+            await channel.declare_queue(
+                dead_letter_queue, durable=True, arguments=_topology.dead_letter_arguments(self.settings)
+            )
+            if group is None:
+                queue = await channel.declare_queue(queue_name, exclusive=True, auto_delete=True)
+            else:
+                queue = await channel.declare_queue(
+                    queue_name,
+                    durable=True,
+                    arguments=_topology.queue_arguments(self.settings, ordered=ordered),
+                )
+            await queue.bind(self.settings.exchange_name, routing_key=topic)
+            subscription = RabbitMQSubscription(
+                self,
+                pattern=topic,
+                group=group,
+                ordered=ordered,
+                handler=handler,
+                channel=channel,
+                queue=queue,
+                dead_letter_queue=dead_letter_queue,
+            )
+            await subscription.start()
+        except ChannelPreconditionFailed as exc:
+            await _close_quietly(channel)
+            raise SubscribeError(
+                topic,
+                f"queue {queue_name!r} exists with other arguments (ordered={ordered}, "
+                f"queue_type={self.settings.queue_type!r}, queue_expires): {exc}",
+            ) from exc
+        except DRIVER_ERRORS as exc:
+            await _close_quietly(channel)
+            raise SubscribeError(topic, f"{type(exc).__name__}: {exc}") from exc
+        self._subscriptions.add(subscription)
+        if group is not None and not self.settings.legacy_queue_names:
+            await self._retire_legacy_queue(topic, group)
+        return subscription
+
+    async def _retire_legacy_queue(self, topic: str, group: str) -> None:
+        assert self._connection is not None
+        try:
+            await _legacy.retire(self._connection, self.settings, topic, group)
+        except DRIVER_ERRORS as exc:
+            # The subscription works; only the old queue may keep filling, so say so loudly.
+            logger.warning(
+                "could not unbind the legacy queue %r from %r (it may keep receiving copies): %s",
+                _topology.legacy_queue(topic, group),
+                self.settings.exchange_name,
+                exc,
+            )
+
+    async def move_legacy_messages(self, topic: str, *, group: str) -> int:
+        """Move the messages of the group's unscoped queue (`<group>.<topic>`, earlier versions) into
+        its scoped queue, where this bus's subscription handles them; returns how many moved.
+
+        Messages another exchange published there stay for that application (docs/rabbitmq.md)."""
+        publisher = self._live_publisher(topic)
+        assert self._connection is not None
+        if self.settings.legacy_queue_names:
+            raise ConfigurationError(["legacy_queue_names=True: the group already uses its legacy queue"])
+        try:
+            moved, _left = await _legacy.move(self._connection, publisher, self.settings, topic, group)
+        except DRIVER_ERRORS as exc:
+            raise SubscribeError(topic, f"moving legacy queue messages failed: {exc}") from exc
+        return moved
+
+    def forget(self, subscription: RabbitMQSubscription) -> None:
+        self._subscriptions.discard(subscription)
+
+    async def _declare_retry_routes(self) -> None:
+        """One fanout exchange + TTL queue per retry delay, shared by this exchange's subscriptions."""
+        delays = {self.retry_policy.delay_after(a) for a in range(1, self.retry_policy.max_attempts)}
+        async with self._retry_lock:
+            for delay in sorted(delays):
+                name = _topology.retry_name(self.settings, delay)
+                if _topology.delay_ms(delay) == 0 or name in self._retry_routes:
+                    continue
+                assert self._channel is not None
+                exchange = await self._channel.declare_exchange(name, "fanout", durable=True)
+                queue = await self._channel.declare_queue(
+                    name, durable=True, arguments=_topology.retry_arguments(delay)
+                )
+                await queue.bind(exchange, routing_key="")
+                self._retry_routes.add(name)
+
+    # -- failure path (called by subscriptions) ---------------------------------------
+    async def send_retry(
+        self, body: bytes, properties: Basic.Properties, queue: str, topic: str, attempt: int, delay: float
+    ) -> None:
+        """Park a copy in the retry queue for `delay`; it expires back into `queue`."""
+        headers = _codec.forwardable(properties.headers)
+        headers[ATTEMPTS_HEADER] = attempt
+        headers[ORIGINAL_TOPIC_HEADER] = topic
+        props = _codec.republished(properties.message_id, properties.content_type, headers)
+        exchange = "" if _topology.delay_ms(delay) == 0 else _topology.retry_name(self.settings, delay)
+        if exchange and exchange not in self._retry_routes:
+            await self._declare_retry_routes()
+        await self._internal_publisher().send(exchange, queue, [(body, props)], topic=topic)
+
+    async def send_dead(
+        self,
+        body: bytes,
+        properties: Basic.Properties,
+        dead_letter_queue: str,
+        topic: str,
+        attempt: int,
+        verdict: Verdict,
+    ) -> None:
+        headers = {**_codec.forwardable(properties.headers), **verdict.dead_letter_headers(attempt, topic)}
+        props = _codec.republished(properties.message_id, properties.content_type, headers)
+        await self._internal_publisher().send("", dead_letter_queue, [(body, props)], topic=topic)
+
+    def _internal_publisher(self) -> ConfirmedPublisher:
+        # Still usable while close() drains handlers; gone only once the connection is closed.
+        if self._publisher is None:
+            raise BusClosedError("the RabbitMQ bus is closed; the message will be redelivered")
+        return self._publisher
+
+    # -- inspection -------------------------------------------------------------------
+    async def dead_letters(self, topic: str, *, group: str | None, limit: int = 100) -> list[DeadLetter]:
+        """Browse the subscription's DLQ: get up to `limit`, then requeue them all (nothing is removed)."""
+        self._live_publisher(topic)
+        assert self._connection is not None
+        name = _topology.dead_letter_queue(self.settings, topic, group)
+        channel = await self._connection.channel(publisher_confirms=False)
+        letters: list[DeadLetter] = []
+        try:
+            try:
+                queue = await channel.declare_queue(name, passive=True, robust=False)
+            except ChannelNotFoundEntity:
+                return []
+            last: AbstractIncomingMessage | None = None
+            while len(letters) < limit:
+                got = await queue.get(no_ack=False, fail=False)
+                if got is None:
+                    break
+                last = got
+                letters.append(_codec.dead_letter(got.body, got.headers, group, topic))
+            if last is not None:
+                await last.nack(multiple=True, requeue=True)
+        except DRIVER_ERRORS as exc:
+            raise SubscribeError(topic, f"reading dead-letter queue {name!r} failed: {exc}") from exc
+        finally:
+            await _close_quietly(channel)
+        return letters
+
+    async def health_check(self) -> HealthStatus:
+        """A real round trip: open a channel and passively declare the exchange, within the timeout."""
+        started = time.perf_counter()
+        healthy, detail = False, ""
+        if self._closed or self._connection is None:
+            detail = "closed" if self._closed else "not started"
+        else:
+            try:
+                async with asyncio.timeout(self.settings.health_check_timeout):
+                    channel = await self._connection.channel(publisher_confirms=False)
+                    try:
+                        await channel.declare_exchange(self.settings.exchange_name, passive=True, robust=False)
+                    finally:
+                        await _close_quietly(channel)
+                healthy = True
+            except DRIVER_ERRORS as exc:
+                detail = f"{type(exc).__name__}: {exc}"
+        self.metrics.record_health_check(healthy)
+        return HealthStatus(
+            healthy=healthy,
+            component=f"rabbitmq:{self.settings.exchange_name}",
+            latency_ms=(time.perf_counter() - started) * 1000,
+            detail=detail,
+        )
+
+
+async def _close_quietly(channel: AbstractRobustChannel) -> None:
+    """Close a helper channel; one already closed by the broker (an error before) is fine."""
+    try:
+        await channel.close()
+    except DRIVER_ERRORS as exc:
+        logger.debug("helper channel already closed: %s", exc)

@@ -1,1 +1,0 @@
-"""ReadModelPort adapters: memory, clickhouse."""

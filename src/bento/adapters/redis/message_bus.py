@@ -1,0 +1,261 @@
+"""RedisMessageBus: the MessageBus port on Redis Streams (durable) or pub/sub (broadcast).
+
+Durable mode (default): each topic is one stream, `{prefix}stream:{topic}` (or
+`partitions` streams split by CRC32 of the key). A subscriber group is a Redis
+consumer group created at `$` (it sees what is published from then on); `group=None`
+makes a throwaway group per subscriber, destroyed on cancel. Entries are read in
+batches and acknowledged after their handler returned; failures are retried with
+back-off and then copied to `{prefix}dlq:{topic}:{group}` with the error; entries of
+dead consumers are reclaimed after `claim_idle_ms`. `ordered=True` gives per-key order
+through partition ownership. Pattern topics (`*`, `?`, `[seq]`) are resolved against
+the `{prefix}topics` registry that every publisher adds its topics to.
+
+Broadcast mode: `PUBLISH {prefix}{topic}` and (P)SUBSCRIBE, as seed 001's redis event
+backend; at-most-once (see `_broadcast`).
+
+redis-py's asyncio client is used throughout; its exceptions are translated at this
+edge into PublishError, SubscribeError and BrokerUnavailableError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+
+from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
+
+from bento.adapters.redis._broadcast import BroadcastSubscription
+from bento.adapters.redis._durable import DurableContext
+from bento.adapters.redis._errors import (
+    RedisError,
+    checked_client,
+    publish_error,
+    unavailable,
+)
+from bento.adapters.redis._keys import Keys, is_pattern, partition_of
+from bento.adapters.redis._ordered import OrderedSubscription
+from bento.adapters.redis._pubsub import PubSubHub
+from bento.adapters.redis._streams import StreamSubscription
+from bento.adapters.redis.settings import RedisSettings
+from bento.adapters.shared.lifecycle import StartsAndCloses, opened
+from bento.application.errors import BusClosedError, PublishError, SubscribeError
+from bento.application.ports.capabilities import Capabilities, HealthStatus
+from bento.application.ports.message_bus import DeadLetter, MessageHandler
+from bento.application.serialization import JsonCodec
+from bento.domain.events import DomainEvent
+
+logger = logging.getLogger(__name__)
+
+DURABLE_CAPABILITIES = Capabilities(
+    ordered_per_key=True,
+    persistent=True,
+    redelivery=True,
+    dead_letter=True,
+    pattern_subscriptions=True,
+    consumer_groups=True,
+    broadcast=True,
+    mechanism="Redis Streams consumer groups; XACK after success, XAUTOCLAIM of dead consumers, dead-letter "
+    "stream per group; per-key order by CRC32 partition streams with one leased owner each; patterns via a "
+    "topic registry set; persistence is the Redis server's (AOF/RDB)",
+)
+BROADCAST_CAPABILITIES = Capabilities(
+    ordered_per_key=False,
+    persistent=False,
+    redelivery=False,
+    dead_letter=False,
+    pattern_subscriptions=True,
+    consumer_groups=False,
+    broadcast=True,
+    mechanism="Redis pub/sub (PUBLISH/PSUBSCRIBE), at-most-once; bounded per-subscriber queues drop the oldest",
+)
+_Subscription = StreamSubscription | OrderedSubscription | BroadcastSubscription
+
+
+class RedisMessageBus(StartsAndCloses):
+    """MessageBus on Redis; see the module docstring. Use as `async with RedisMessageBus(settings)`.
+
+    `client` lets a caller share an existing `redis.asyncio.Redis` (it is then not closed here)."""
+
+    def __init__(self, settings: RedisSettings, *, codec: JsonCodec | None = None, client: Redis | None = None) -> None:
+        self.settings = settings
+        self.codec = codec or JsonCodec()
+        self._keys = Keys(settings.key_prefix, settings.partitions)
+        self._client, self._owns_client = client, client is None
+        self._ctx: DurableContext | None = None
+        self._hub: PubSubHub | None = None
+        self._subscriptions: set[_Subscription] = set()
+        self._modes: dict[tuple[str, str], bool] = {}  # (topic, group) -> ordered, to refuse mixing
+        self._known_topics: set[str] = set()
+        self._round_robin = itertools.count()
+        self._instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._closed = False
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return BROADCAST_CAPABILITIES if self.settings.mode == "broadcast" else DURABLE_CAPABILITIES
+
+    async def start(self) -> None:
+        """Connect and check Redis answers; raises BrokerUnavailableError if it does not."""
+        if self._closed:
+            raise BusClosedError("this RedisMessageBus was closed; build a new one")
+        if self._ctx is not None:
+            return
+        client = await checked_client(self.settings.url.get_secret_value(), self._client)
+        self._client = client
+        self._ctx = DurableContext(client, self._keys, self.codec, self.settings, self.settings.retry_policy())
+        if self.settings.mode == "broadcast":
+            self._hub = PubSubHub(client)
+
+    def _context(self, action: str, topic: str) -> DurableContext:
+        return opened("the Redis bus", f"{action} {topic!r}", self._ctx, closed=self._closed)
+
+    # -- publishing ---------------------------------------------------------------------
+    async def publish(
+        self,
+        topic: str,
+        message: DomainEvent,
+        *,
+        key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        body = self.codec.encode(message, headers)
+        await self._send(topic, [body], [key or message.metadata.aggregate_id or message.message_id])
+
+    async def publish_batch(self, topic: str, messages: Sequence[DomainEvent]) -> None:
+        """One pipeline for the whole batch: a single round trip, returns when Redis took every entry."""
+        encode = self.codec.encode
+        keys = None if self.settings.partitions == 1 else [m.metadata.aggregate_id or m.message_id for m in messages]
+        await self._send(topic, [encode(m) for m in messages], keys)
+
+    async def publish_raw(
+        self, topic: str, body: bytes, *, key: str | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """`headers` travel in the entry's `h` field in durable mode; pub/sub carries the body only."""
+        await self._send(topic, [body], [key], headers)
+
+    async def _send(
+        self,
+        topic: str,
+        bodies: list[bytes],
+        keys: Sequence[str | None] | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """The hot path of every publish: one pipeline, no per-message work beyond XADD."""
+        ctx = self._context("publish to", topic)
+        if is_pattern(topic):
+            raise PublishError(topic, "a topic name cannot contain wildcards (*, ?, [)")
+        durable, settings = self.settings.mode == "durable", self.settings
+        new_topic = durable and topic not in self._known_topics
+        try:
+            async with ctx.redis.pipeline(transaction=False) as pipe:
+                if not durable:
+                    channel = self._keys.channel(topic)
+                    for body in bodies:
+                        pipe.publish(channel, body)
+                else:
+                    if new_topic:
+                        pipe.sadd(self._keys.topics, topic)
+                    extra: dict[FieldT, EncodableT] = {b"h": json.dumps(dict(headers)).encode()} if headers else {}
+                    trim = {"maxlen": settings.maxlen, "approximate": True} if settings.maxlen else {}
+                    single = self._keys.stream(topic) if keys is None or settings.partitions == 1 else None
+                    for index, body in enumerate(bodies):
+                        stream = single or self._stream(topic, keys[index] if keys else None)
+                        pipe.xadd(stream, {b"b": body, **extra}, **trim)  # type: ignore[arg-type]
+                await pipe.execute()
+        except RedisError as exc:
+            raise publish_error(topic, exc) from exc
+        if new_topic:
+            self._known_topics.add(topic)
+
+    def _stream(self, topic: str, key: str | None) -> str:
+        partitions = self.settings.partitions
+        if partitions == 1:
+            return self._keys.stream(topic)
+        if key is None:
+            return self._keys.stream(topic, next(self._round_robin) % partitions)
+        return self._keys.stream(topic, partition_of(key, partitions))
+
+    # -- subscribing --------------------------------------------------------------------
+    async def subscribe(
+        self, topic: str, handler: MessageHandler, *, group: str | None = None, ordered: bool = False
+    ) -> _Subscription:
+        ctx = self._context("subscribe to", topic)
+        consumer = f"{self._instance}:{uuid.uuid4().hex[:6]}"
+        forget = self._subscriptions.discard
+        subscription: _Subscription
+        if self.settings.mode == "broadcast":
+            if ordered:
+                raise SubscribeError(topic, "broadcast (pub/sub) mode does not offer per-key order")
+            assert self._hub is not None
+            subscription = BroadcastSubscription(ctx, self._hub, topic, handler, group, forget)
+        else:
+            if ordered and is_pattern(topic):
+                raise SubscribeError(topic, "ordered subscriptions need a plain topic, not a pattern")
+            if group is not None and self._modes.setdefault((topic, group), ordered) != ordered:
+                raise SubscribeError(topic, f"group {group!r} is already subscribed with ordered={not ordered}")
+            name = group if group is not None else f"~b-{uuid.uuid4().hex}"
+            if ordered:
+                subscription = OrderedSubscription(ctx, topic, handler, name, consumer, forget)
+            else:
+                subscription = StreamSubscription(ctx, topic, handler, name, group, consumer, forget)
+        try:
+            await subscription.start()
+        except RedisError as exc:
+            await subscription.cancel()
+            raise SubscribeError(topic, f"{type(exc).__name__}: {exc}") from exc
+        self._subscriptions.add(subscription)
+        return subscription
+
+    async def dead_letters(self, topic: str, *, group: str | None, limit: int = 100) -> list[DeadLetter]:
+        ctx = self._context("read dead letters of", topic)
+        if self.settings.mode == "broadcast":
+            return []
+        try:
+            return await ctx.read_dead_letters(topic, group, limit)
+        except RedisError as exc:
+            raise unavailable(str(self.settings.url), exc) from exc
+
+    async def health_check(self) -> HealthStatus:
+        component = f"redis-{self.settings.mode}"
+        if self._ctx is None or self._closed:
+            return HealthStatus(healthy=False, component=component, detail="closed" if self._closed else "not started")
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(5.0):
+                await self._ctx.redis.ping()
+        except (RedisError, TimeoutError) as exc:
+            return HealthStatus(
+                healthy=False,
+                component=component,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                detail=f"{type(exc).__name__}: {exc}",
+            )
+        return HealthStatus(
+            healthy=True,
+            component=component,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            detail=f"{len(self._subscriptions)} subscription(s)",
+        )
+
+    async def close(self) -> None:
+        """Stop every subscription (each finishes the batch in hand, up to `drain_timeout`), then disconnect.
+        Entries still waiting for a retry stay pending in Redis; another member reclaims them."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.gather(*(s.cancel() for s in list(self._subscriptions)))
+        if self._hub is not None:
+            await self._hub.close()
+        if self._client is not None and self._owns_client:
+            try:
+                await self._client.aclose()
+            except RedisError as exc:
+                logger.warning("closing the Redis connection failed: %s", exc)

@@ -1,0 +1,35 @@
+"""The base of every backend's settings, and the fields every MessageBus adapter shares."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bento.application.retry import RetryPolicy
+
+
+class BackendSettings(BaseModel):
+    """Settings of one backend of a port: what the catalogue knows of every member of a port's
+    settings union. Each subclass declares `backend` as a one-value Literal of its catalogue
+    row's name (the union's discriminator); code that only needs the name reads it here."""
+
+    # Validation errors never echo the input: it may be a URL with a password in it.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    if TYPE_CHECKING:
+        backend: str
+
+
+class MessageBusSettingsBase(BackendSettings):
+    """Fields common to every message bus backend's settings (retry and dead-letter policy)."""
+
+    max_attempts: int = Field(5, ge=1, description="deliveries before a message is dead-lettered")
+    retry_delays: list[float] = Field(
+        default_factory=lambda: [0.5, 2.0, 10.0], description="seconds to wait before each redelivery"
+    )
+    handler_timeout: float = Field(300.0, gt=0, description="a handler running longer counts as failed")
+    drain_timeout: float = Field(10.0, ge=0, description="seconds close() waits for in-flight handlers")
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(max_attempts=self.max_attempts, delays=tuple(self.retry_delays))

@@ -1,1 +1,0 @@
-"""SnapshotStore adapters: memory, clickhouse (import the module you need)."""

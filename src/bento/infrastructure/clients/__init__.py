@@ -1,8 +1,0 @@
-"""Seed 000's client managers: named Redis and RabbitMQ connections held by the container.
-
-Importing this package needs no client library; `initialize()` says which extra is missing."""
-
-from bento.infrastructure.clients.rabbitmq import RabbitMQClient
-from bento.infrastructure.clients.redis import RedisClient, RedisCommandError
-
-__all__ = ["RabbitMQClient", "RedisClient", "RedisCommandError"]

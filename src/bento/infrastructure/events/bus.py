@@ -1,5 +1,0 @@
-"""Seed 001's import path for the legacy `EventBus` name (the EventBusManager)."""
-
-from bento.infrastructure.events import Event, EventBus, EventBusManager
-
-__all__ = ["Event", "EventBus", "EventBusManager"]
