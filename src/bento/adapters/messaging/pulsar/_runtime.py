@@ -11,6 +11,7 @@ from bento.adapters.messaging.metrics import BusCounters
 from bento.adapters.messaging.pulsar._bridge import LoopBridge
 from bento.adapters.messaging.pulsar._client_calls import ClientCalls
 from bento.adapters.messaging.pulsar.settings import PulsarSettings
+from bento.adapters.messaging.supervision import Supervisor
 from bento.application.retry import RetryPolicy
 from bento.application.serialization import JsonCodec
 
@@ -30,3 +31,4 @@ class Runtime:
     calls: ClientCalls
     metrics: BusCounters
     producers: ProducerPool
+    supervisor: Supervisor

@@ -30,6 +30,7 @@ import pulsar
 from pydantic import ValidationError
 
 from bento.adapters.messaging.lifecycle import StartsAndCloses, opened
+from bento.adapters.messaging.limits import all_within_limit, within_limit
 from bento.adapters.messaging.metrics import BusCounters
 from bento.adapters.messaging.pulsar._bridge import LoopBridge
 from bento.adapters.messaging.pulsar._client import new_client, subscribe_arguments
@@ -41,6 +42,7 @@ from bento.adapters.messaging.pulsar._runtime import Runtime
 from bento.adapters.messaging.pulsar._subscription import PulsarSubscription, nack_delay_seconds
 from bento.adapters.messaging.pulsar.settings import PulsarSettings, SubscriptionKind
 from bento.adapters.messaging.reconnect import ReconnectCallback, ReconnectCallbacks
+from bento.adapters.messaging.supervision import Supervisor
 from bento.application.errors import BrokerUnavailableError, BusClosedError, ConfigurationError, SubscribeError
 from bento.application.ports.capabilities import Capabilities, HealthStatus
 from bento.application.ports.message_bus import DeadLetter, MessageHandler
@@ -82,6 +84,7 @@ class PulsarMessageBus(StartsAndCloses):
         self.settings = settings
         self.codec = codec or JsonCodec()
         self.metrics = BusCounters()
+        self.supervisor = Supervisor("Pulsar bus", self.metrics)
         self._policy = settings.retry_policy()
         self._runtime: Runtime | None = None
         self._subscriptions: list[PulsarSubscription] = []
@@ -127,6 +130,7 @@ class PulsarMessageBus(StartsAndCloses):
             calls=calls,
             metrics=self.metrics,
             producers=ProducerPool(client, self.settings, bridge, calls),
+            supervisor=self.supervisor,
         )
         status = await self.health_check()
         if not status.healthy:
@@ -173,7 +177,7 @@ class PulsarMessageBus(StartsAndCloses):
         key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        body = self.codec.encode(message, headers)
+        body = within_limit(self.codec.encode(message, headers), self.settings.max_message_bytes, topic)
         await self._send(topic, [(body, key or message.metadata.aggregate_id, headers)])
 
     async def publish_batch(self, topic: str, messages: Sequence[DomainEvent]) -> None:
@@ -189,11 +193,13 @@ class PulsarMessageBus(StartsAndCloses):
             if start:
                 await asyncio.sleep(0)
             outgoing.extend((encode(m), m.metadata.aggregate_id, None) for m in messages[start : start + _ENCODE_SLICE])
+        all_within_limit((body for body, _, _ in outgoing), self.settings.max_message_bytes, topic)
         await self._send(topic, outgoing)
 
     async def publish_raw(
         self, topic: str, body: bytes, *, key: str | None = None, headers: Mapping[str, str] | None = None
     ) -> None:
+        """Sends `body` as given (no size check; the broker's own limit applies)."""
         await self._send(topic, [(body, key, headers)])
 
     async def _send(self, topic: str, messages: Sequence[Outgoing]) -> None:
@@ -277,6 +283,9 @@ class PulsarMessageBus(StartsAndCloses):
         except (TimeoutError, pulsar.PulsarException) as exc:
             healthy, detail = False, f"broker at {self.settings.service_url} did not answer: {exc!r}"
         latency = (time.perf_counter() - started) * 1000
+        problem = self.supervisor.problem() if healthy else None
+        if problem is not None:
+            healthy, detail = False, problem
         self.metrics.record_health_check(healthy)
         return HealthStatus(healthy=healthy, component="pulsar", latency_ms=latency, detail=detail)
 
