@@ -223,6 +223,7 @@ class NatsSubscription:
             policy=self._policy,
             timeout=self._settings.handler_timeout,
             topic=topic,
+            max_bytes=self._settings.max_message_bytes,
         )
         if verdict.action is Action.ACK:
             await msg.ack()

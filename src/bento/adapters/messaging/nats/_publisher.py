@@ -13,6 +13,7 @@ import nats.js.errors
 from nats.js import JetStreamContext
 
 from bento.adapters.messaging.delivery import KEY_HEADER
+from bento.adapters.messaging.limits import all_within_limit
 from bento.adapters.messaging.metrics import BusCounters
 from bento.adapters.messaging.nats._subjects import Layout, check_topic
 from bento.adapters.messaging.nats.settings import NatsSettings
@@ -61,6 +62,7 @@ class Publisher:
             self._prepare(topic, self._codec.encode(m), m.metadata.aggregate_id, None, None, m.message_id)
             for m in messages
         ]
+        all_within_limit((body for _, body, _ in prepared), self.settings.max_message_bytes, topic)
         confirmed = 0
         for start in range(0, len(prepared), PUBLISH_WINDOW):
             window = prepared[start : start + PUBLISH_WINDOW]

@@ -28,6 +28,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from bento.adapters.messaging.lifecycle import StartsAndCloses, opened
+from bento.adapters.messaging.limits import within_limit
 from bento.adapters.messaging.metrics import BusCounters, BusMetrics
 from bento.adapters.messaging.nats._consumer import Consumer, NatsSubscription, consumer_config
 from bento.adapters.messaging.nats._publisher import Publisher
@@ -166,7 +167,7 @@ class NatsMessageBus(StartsAndCloses):
         key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        body = self.codec.encode(message, headers)
+        body = within_limit(self.codec.encode(message, headers), self.settings.max_message_bytes, topic)
         # The key travels as a header only when the body does not already imply it.
         key_header = key if key is not None and key != message.metadata.aggregate_id else None
         await self._publish_one(
