@@ -96,7 +96,7 @@ class PublishError(BentoError):
     """The transport did not confirm a publish; the message may not have been sent."""
 
     def __init__(self, topic: str, reason: str) -> None:
-        super().__init__(f"publishing to {topic!r} failed: {reason}")
+        super().__init__(f"publishing to {quoted(topic)} failed: {clipped(reason)}")
         self.topic, self.reason = topic, reason
 
 
@@ -104,7 +104,7 @@ class SubscribeError(BentoError):
     """A subscription could not be set up."""
 
     def __init__(self, topic: str, reason: str) -> None:
-        super().__init__(f"subscribing to {topic!r} failed: {reason}")
+        super().__init__(f"subscribing to {quoted(topic)} failed: {clipped(reason)}")
         self.topic, self.reason = topic, reason
 
 
