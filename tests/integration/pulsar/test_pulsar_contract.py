@@ -17,9 +17,12 @@ class TestPulsarMessageBus(MessageBusContract):
         self, pulsar_url: str, pulsar_is_real: bool, max_attempts: int, max_message_bytes: int
     ) -> AsyncIterator[MessageBus]:
         settings = PulsarSettings(
-            service_url=pulsar_url, max_attempts=max_attempts, retry_delays=[0.05, 0.1],
+            service_url=pulsar_url,
+            max_attempts=max_attempts,
+            retry_delays=[0.05, 0.1],
             max_message_bytes=max_message_bytes,
-            drain_timeout=2.0, pattern_subscriptions=pulsar_is_real,
+            drain_timeout=2.0,
+            pattern_subscriptions=pulsar_is_real,
         )
         async with PulsarMessageBus(settings) as bus:
             yield bus
