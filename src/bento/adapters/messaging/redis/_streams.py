@@ -208,6 +208,8 @@ class StreamSubscription:
         except RedisError as exc:
             # The entry stays pending; the reclaim sweep (ours or another member's) brings it back.
             logger.warning("retry of %r on %r failed (%s); it stays pending", entry_id, self._topic, exc)
+        except Exception as exc:  # a bug of ours: visible in health_check; the entry stays pending
+            self._ctx.supervisor.failed(f"retry on {self._topic!r}", exc)
 
     # -- keeping held entries, reclaiming dead consumers' ones --------------------------
     async def _maintain(self) -> None:
