@@ -116,7 +116,7 @@ def test_an_unencodable_field_is_a_typed_error_naming_the_message() -> None:
 
 def test_fast_and_general_decoding_agree() -> None:
     codec = JsonCodec()
-    event = PriceChanged(sku="ü\"x", cents=7).with_metadata(headers={"k": "v"})
+    event = PriceChanged(sku='ü"x', cents=7).with_metadata(headers={"k": "v"})
     body = codec.encode(event)
     assert codec._decode_fast(body) == event  # what encode writes takes the fast path
     spaced = json.dumps(json.loads(body), indent=1).encode()  # any other layout: the general path
@@ -128,3 +128,56 @@ def test_fast_path_never_accepts_a_truncated_body() -> None:
     body = JsonCodec().encode(PriceChanged(sku="A", cents=1))
     with pytest.raises(DeserializationError):
         JsonCodec().decode(body[:-2] + b"}")
+
+
+_NESTED = b'{"type":"test.codec.price_changed","version":3,"message":{"sku":' + b"[" * 5000 + b"]" * 5000 + b"}}"
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        (_NESTED, "nested too deeply"),
+        (b'{"type":"test.codec.price_changed","version":3,"message":{"sku":"B\xed\xa0\x80D","cents":1}}', "UTF-8"),
+        (b'{"type":"test.codec.price_changed","version":3,"message":{"sku":"B\\ud800D","cents":1}}', "surrogate"),
+        ('{"type":"test.codec.price_changed","version":3,"message":{"sku":"B\ud800D","cents":1}}', "UTF-8"),
+        ('{"a": 1}'.encode("utf-16"), "UTF-8"),
+    ],
+)
+def test_every_decoding_failure_is_a_deserialization_error(body: bytes | str, text: str) -> None:
+    """Deep nesting used to escape as RecursionError, and lone surrogates were accepted."""
+    with pytest.raises(DeserializationError) as caught:
+        JsonCodec().decode(body)
+    assert text in str(caught.value)
+    assert JsonCodec.peek_type(body) is None or "\ud800" not in str(JsonCodec.peek_type(body))
+
+
+def test_valid_utf8_and_surrogate_pairs_still_decode() -> None:
+    body = '{"type":"test.codec.price_changed","version":3,"message":{"sku":"ü\\ud83d\\ude00😀","cents":1}}'
+    decoded = JsonCodec().decode(body.encode())
+    assert isinstance(decoded, PriceChanged) and decoded.sku == "ü😀😀"
+
+
+def test_an_upcaster_that_raises_is_a_deserialization_error() -> None:
+    class Renamed(DomainEvent, name="test.codec.renamed", version=2):
+        title: str
+
+    registry = MessageRegistry()
+    registry.add_upcaster("test.codec.renamed", 1, lambda data: {**data, "title": data["name"]})
+    with pytest.raises(DeserializationError) as caught:
+        JsonCodec(registry).decode(b'{"type":"test.codec.renamed","version":1,"message":{}}')
+    assert "KeyError" in str(caught.value)
+
+
+def test_errors_quote_a_bounded_prefix_of_untrusted_input() -> None:
+    """A 50 MB wire name once produced a 104-million-character error message."""
+    huge = "n" * 5_000_000
+    with pytest.raises(UnknownMessageTypeError) as caught:
+        JsonCodec().decode(json.dumps({"type": huge, "version": 1, "message": {"message_id": huge}}).encode())
+    assert len(str(caught.value)) < 1500 and "5000000 characters" in str(caught.value)
+    extra_key = {"sku": "A", "cents": 1, "k" * 1_000_000: 1}
+    with pytest.raises(DeserializationError) as invalid:
+        JsonCodec().decode(json.dumps({"type": "test.codec.price_changed", "version": 3, "message": extra_key}))
+    assert len(str(invalid.value)) < 1500
+    with pytest.raises(DeserializationError) as stored:
+        JsonCodec().decode_stored("e-1", huge, 1, "[" * 5000 + "]" * 5000, "{}")
+    assert len(str(stored.value)) < 1500

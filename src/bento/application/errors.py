@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bento.application.credentials import mask_credentials, mask_url
-from bento.domain.errors import BentoError
+from bento.domain.errors import BentoError, clipped, quoted
 
 
 class HandlerNotFoundError(BentoError, LookupError):
@@ -40,17 +40,19 @@ class ConcurrencyError(BentoError):
 
 
 class DeserializationError(BentoError, ValueError):
-    """A message body could not be decoded: bad JSON, a bad envelope, or a payload that
-    fails validation. Consumers dead-letter the message with this reason."""
+    """A message body could not be decoded: not UTF-8, bad JSON, too deeply nested, a bad
+    envelope, or a payload that fails validation. Any exception while decoding becomes this
+    error, so consumers dead-letter the message with the reason instead of dying. The text
+    quotes at most a bounded prefix of the wire name, the id and the reason."""
 
     def __init__(self, reason: str, *, wire_name: str | None = None, message_id: str | None = None) -> None:
         where = []
         if wire_name:
-            where.append(f"type {wire_name!r}")
+            where.append(f"type {quoted(wire_name)}")
         if message_id:
-            where.append(f"id {message_id}")
+            where.append(f"id {clipped(message_id, 64)}")
         prefix = f"cannot decode message ({', '.join(where)})" if where else "cannot decode message"
-        super().__init__(f"{prefix}: {reason}")
+        super().__init__(f"{prefix}: {clipped(reason)}")
         self.reason, self.wire_name, self.message_id = reason, wire_name, message_id
 
 
@@ -59,7 +61,7 @@ class SerializationError(BentoError, ValueError):
     Raised before anything is sent or stored."""
 
     def __init__(self, reason: str, *, wire_name: str, message_id: str) -> None:
-        super().__init__(f"cannot encode message (type {wire_name!r}, id {message_id}): {reason}")
+        super().__init__(f"cannot encode message (type {quoted(wire_name)}, id {message_id}): {clipped(reason)}")
         self.reason, self.wire_name, self.message_id = reason, wire_name, message_id
 
 
@@ -69,10 +71,26 @@ class UnknownMessageTypeError(DeserializationError):
     def __init__(self, wire_name: str, *, message_id: str | None = None, known: Sequence[str] = ()) -> None:
         hint = f" (known: {', '.join(sorted(known)[:10])}{', …' if len(known) > 10 else ''})" if known else ""
         super().__init__(
-            f"unknown message type {wire_name!r}{hint}; define a DomainEvent with that wire name",
+            f"unknown message type {quoted(wire_name)}{hint}; define a DomainEvent with that wire name",
             wire_name=wire_name,
             message_id=message_id,
         )
+
+
+class MessageTooLargeError(BentoError, ValueError):
+    """A message body is larger than the bus's `max_message_bytes`.
+
+    `publish` and `publish_batch` raise it before anything is sent; a consumer that receives
+    such a body (from another producer) dead-letters it with this error. Brokers have limits
+    of their own (NATS `max_payload`, 1 MiB by default); the setting keeps every bus within
+    one, and keeps a single message from taking a consumer's memory."""
+
+    def __init__(self, size: int, limit: int, *, topic: str) -> None:
+        super().__init__(
+            f"a message of {size} bytes on {quoted(topic)} is larger than max_message_bytes ({limit}); "
+            "send a reference to large data instead, or raise the setting within the broker's own limit"
+        )
+        self.size, self.limit, self.topic = size, limit, topic
 
 
 class PublishError(BentoError):
@@ -80,7 +98,7 @@ class PublishError(BentoError):
 
     def __init__(self, topic: str, reason: str) -> None:
         reason = mask_credentials(reason)  # often a driver's message, which may quote a URL
-        super().__init__(f"publishing to {topic!r} failed: {reason}")
+        super().__init__(f"publishing to {quoted(topic)} failed: {clipped(reason)}")
         self.topic, self.reason = topic, reason
 
 
@@ -89,7 +107,7 @@ class SubscribeError(BentoError):
 
     def __init__(self, topic: str, reason: str) -> None:
         reason = mask_credentials(reason)
-        super().__init__(f"subscribing to {topic!r} failed: {reason}")
+        super().__init__(f"subscribing to {quoted(topic)} failed: {clipped(reason)}")
         self.topic, self.reason = topic, reason
 
 

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
 from bento.application.errors import DeserializationError, SerializationError, UnknownMessageTypeError
-from bento.domain.errors import DuplicateMessageTypeError
+from bento.domain.errors import DuplicateMessageTypeError, clipped
 from bento.domain.events import DomainEvent, concrete_event_types
 
 #: Turns the JSON dict of one schema version into the next version's dict.
@@ -146,14 +146,30 @@ class JsonCodec:
         return prefix + body + b"}"
 
     def decode(self, body: bytes | str) -> DomainEvent:
-        if isinstance(body, bytes) and body.startswith(_FAST_PREFIX):
-            decoded = self._decode_fast(body)
-            if decoded is not None:
-                return decoded
+        """The message in `body`, or DeserializationError: any failure while decoding (bad
+        UTF-8, bad JSON, nesting too deep for the parser, an upcaster that raised) is one, so
+        a consumer dead-letters the message instead of dying on an untyped error."""
         try:
-            envelope = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
+            if isinstance(body, bytes) and body.startswith(_FAST_PREFIX):
+                decoded = self._decode_fast(body)
+                if decoded is not None:
+                    return decoded
+            return self._decode_general(body)
+        except DeserializationError:
+            raise
+        except RecursionError as exc:
+            raise DeserializationError("body is nested too deeply to decode") from exc
+        except Exception as exc:
+            raise DeserializationError(f"{type(exc).__name__}: {exc}") from exc
+
+    def _decode_general(self, body: bytes | str) -> DomainEvent:
+        text = _utf8_text(body)
+        try:
+            envelope = json.loads(text)
+        except ValueError as exc:
             raise DeserializationError(f"body is not JSON ({exc})") from exc
+        if "\\u" in text:
+            _refuse_lone_surrogates(envelope)
         if not isinstance(envelope, dict):
             raise DeserializationError(f"envelope must be a JSON object, got {type(envelope).__name__}")
         wire_name, version, data = envelope.get("type"), envelope.get("version", 1), envelope.get("message")
@@ -191,8 +207,8 @@ class JsonCodec:
     def peek_type(body: bytes | str) -> str | None:
         """The wire name in an envelope, or None when it cannot be read (for routing and logs)."""
         try:
-            value = json.loads(body).get("type")
-        except (ValueError, AttributeError, UnicodeDecodeError):
+            value = json.loads(_utf8_text(body)).get("type")
+        except Exception:
             return None
         return value if isinstance(value, str) else None
 
@@ -222,7 +238,15 @@ class JsonCodec:
     def decode_stored(
         self, event_id: str, event_type: str, schema_version: int, data: str, metadata: str
     ) -> DomainEvent:
-        return self._validate(event_type, schema_version, _stored_message(event_id, event_type, data, metadata))
+        fields = _stored_message(event_id, event_type, data, metadata)
+        try:
+            return self._validate(event_type, schema_version, fields)
+        except DeserializationError:
+            raise
+        except Exception as exc:
+            raise DeserializationError(
+                f"{type(exc).__name__}: {exc}", wire_name=event_type, message_id=event_id
+            ) from exc
 
     def encode_stored(
         self, event_id: str, event_type: str, schema_version: int, data: str, metadata: str
@@ -256,12 +280,12 @@ def _stored_message(event_id: str, event_type: str, data: str, metadata: str) ->
     try:
         payload = json.loads(data)
         meta = json.loads(metadata)
-    except ValueError as exc:
+        timestamp = meta.pop("timestamp", None)
+        fields = {**payload, "message_id": event_id, "metadata": meta}
+    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
         raise DeserializationError(
-            f"stored JSON is corrupt ({exc})", wire_name=event_type, message_id=event_id
+            f"stored JSON is corrupt ({type(exc).__name__}: {exc})", wire_name=event_type, message_id=event_id
         ) from exc
-    timestamp = meta.pop("timestamp", None)
-    fields = {**payload, "message_id": event_id, "metadata": meta}
     if timestamp is not None:
         fields["timestamp"] = timestamp
     return fields
@@ -272,5 +296,31 @@ def _unencodable(message: DomainEvent, exc: PydanticSerializationError) -> Seria
 
 
 def _summarise(exc: ValidationError) -> str:
-    parts = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]]
+    """The first errors, each field path and message bounded: a path can hold an untrusted key."""
+    parts = [
+        f"{clipped('.'.join(str(p) for p in err['loc']), 120)}: {clipped(err['msg'], 200)}"
+        for err in exc.errors(include_url=False, include_input=False)[:5]
+    ]
     return "; ".join(parts)
+
+
+def _utf8_text(body: bytes | str) -> str:
+    """`body` as text, refusing anything that is not UTF-8 (the wire format). `json.loads(bytes)`
+    alone would guess UTF-16/32 and let lone surrogates (b'\\xed\\xa0\\x80') through, which
+    then reach handlers and fail when the event is encoded again."""
+    try:
+        if isinstance(body, str):
+            body.encode("utf-8")
+            return body
+        return body.decode("utf-8")
+    except (UnicodeDecodeError, UnicodeEncodeError) as exc:
+        raise DeserializationError(f"body is not valid UTF-8 ({exc.reason} at position {exc.start})") from exc
+
+
+def _refuse_lone_surrogates(envelope: object) -> None:
+    """JSON escapes can spell a lone surrogate (`\\ud800`) in pure ASCII; UTF-8 cannot carry
+    one, and pydantic's own JSON parser refuses it, so the general path refuses it too."""
+    try:
+        json.dumps(envelope, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DeserializationError("body holds a lone UTF-16 surrogate escape, which is not Unicode text") from exc

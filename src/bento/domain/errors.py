@@ -27,3 +27,23 @@ class DuplicateMessageTypeError(BentoError, TypeError):
 
 class InvalidMessageDefinitionError(BentoError, TypeError):
     """A message class is declared in a way Bento cannot give a stable wire identity."""
+
+
+#: Characters of untrusted text (a wire name, a topic, a body fragment) an error message quotes.
+QUOTE_LIMIT = 120
+
+
+def quoted(value: str | bytes, limit: int = QUOTE_LIMIT) -> str:
+    """`repr` of at most `limit` characters of untrusted `value`, saying how long it really was.
+
+    Every error and log line that quotes input from the wire goes through here: a 50 MB wire
+    name once became a 100-million-character error message (and hundreds of MB of copies)."""
+    if len(value) <= limit:
+        return repr(value)
+    unit = "bytes" if isinstance(value, bytes) else "characters"
+    return f"{value[:limit]!r}… ({len(value)} {unit})"
+
+
+def clipped(text: str, limit: int = 1000) -> str:
+    """`text` cut to `limit` characters, for reasons that may embed untrusted fragments."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"

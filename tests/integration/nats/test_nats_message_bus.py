@@ -13,6 +13,8 @@ from bento.testing.contracts.message_bus import MessageBusContract
 
 class TestNatsMessageBus(MessageBusContract):
     @pytest.fixture
-    async def bus(self, nats_settings: Callable[..., NatsSettings], max_attempts: int) -> AsyncIterator[MessageBus]:
-        async with NatsMessageBus(nats_settings(max_attempts=max_attempts)) as bus:
+    async def bus(
+        self, nats_settings: Callable[..., NatsSettings], max_attempts: int, max_message_bytes: int
+    ) -> AsyncIterator[MessageBus]:
+        async with NatsMessageBus(nats_settings(max_attempts=max_attempts, max_message_bytes=max_message_bytes)) as bus:
             yield bus

@@ -13,10 +13,16 @@ from bento.testing.contracts.message_bus import MessageBusContract
 
 class TestPulsarMessageBus(MessageBusContract):
     @pytest.fixture
-    async def bus(self, pulsar_url: str, pulsar_is_real: bool, max_attempts: int) -> AsyncIterator[MessageBus]:
+    async def bus(
+        self, pulsar_url: str, pulsar_is_real: bool, max_attempts: int, max_message_bytes: int
+    ) -> AsyncIterator[MessageBus]:
         settings = PulsarSettings(
-            service_url=pulsar_url, max_attempts=max_attempts, retry_delays=[0.05, 0.1],
-            drain_timeout=2.0, pattern_subscriptions=pulsar_is_real,
+            service_url=pulsar_url,
+            max_attempts=max_attempts,
+            retry_delays=[0.05, 0.1],
+            max_message_bytes=max_message_bytes,
+            drain_timeout=2.0,
+            pattern_subscriptions=pulsar_is_real,
         )
         async with PulsarMessageBus(settings) as bus:
             yield bus

@@ -13,8 +13,10 @@ from bento.testing.contracts.message_bus import MessageBusContract
 
 class TestRabbitMQMessageBus(MessageBusContract):
     @pytest.fixture
-    async def bus(self, rabbitmq_settings: object, max_attempts: int) -> AsyncIterator[MessageBus]:
+    async def bus(
+        self, rabbitmq_settings: object, max_attempts: int, max_message_bytes: int
+    ) -> AsyncIterator[MessageBus]:
         assert callable(rabbitmq_settings)
-        settings: RabbitMQSettings = rabbitmq_settings(max_attempts=max_attempts)
+        settings: RabbitMQSettings = rabbitmq_settings(max_attempts=max_attempts, max_message_bytes=max_message_bytes)
         async with RabbitMQMessageBus(settings) as bus:
             yield bus

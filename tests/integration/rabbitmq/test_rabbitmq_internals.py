@@ -63,6 +63,27 @@ async def test_flush_sends_pending_acks_before_a_channel_closes() -> None:
     assert channel.acks == [(1, True)]
 
 
+async def test_a_handed_back_delivery_is_never_acked_and_does_not_stall_the_floor() -> None:
+    """A delivery the subscription rejected (handed back after an unexpected failure) is settled
+    without an ack: acking it too would be a channel error, and without settling it every later
+    delivery would be acked one by one."""
+    channel = FakeAckChannel()
+    batcher = AckBatcher(channel)  # type: ignore[arg-type]
+    batcher.settle(1)
+    batcher.settled_elsewhere(2)
+    batcher.settle(3)
+    batcher.settle(4)
+    await _turn()
+    assert channel.acks == [(4, True)]
+    batcher.settled_elsewhere(6)
+    batcher.settle(7)
+    await _turn()
+    assert channel.acks[1:] == [(7, False)]
+    batcher.settle(5)
+    await _turn()
+    assert channel.acks[2:] == [(5, True)]  # the floor passes 6 (rejected) and 7 (acked alone)
+
+
 def test_queue_names_are_scoped_to_the_exchange_and_pattern_and_legal() -> None:
     settings = RabbitMQSettings(exchange_name="shop")
     assert subscription_queue(settings, "order.*", "billing") == "shop/billing/order.+"

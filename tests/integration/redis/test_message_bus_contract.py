@@ -17,6 +17,7 @@ def _settings(redis_url: str, key_prefix: str, max_attempts: int, **extra: objec
             "url": redis_url,
             "key_prefix": key_prefix,
             "max_attempts": max_attempts,
+            "max_message_bytes": 65_536,
             "retry_delays": [0.05, 0.1],
             "block_ms": 200,
             "pattern_refresh": 0.1,

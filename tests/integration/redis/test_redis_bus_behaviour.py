@@ -74,3 +74,35 @@ async def test_unreachable_redis_is_a_typed_error() -> None:
     with pytest.raises(BrokerUnavailableError):
         async with RedisMessageBus(settings):
             pass
+
+
+@pytest.mark.parametrize("ordered", [False, True])
+async def test_a_failing_reader_is_reported_unhealthy_and_recovers(
+    redis_url: str, key_prefix: str, ordered: bool
+) -> None:
+    """A Redis error the reader does not expect (the stream deleted under a blocked XREADGROUP:
+    "UNBLOCKED the stream key no longer exists", then WRONGTYPE while a string holds the key)
+    used to end the reader task for good, with the bus still healthy."""
+    settings = _settings(redis_url, key_prefix, partitions=2 if ordered else 1)
+    async with RedisMessageBus(settings) as bus:
+        received = Collector()
+        await bus.subscribe("orders", received, group="g", ordered=ordered)
+        streams = [f"{key_prefix}stream:orders:{p}" for p in range(2)] if ordered else [f"{key_prefix}stream:orders"]
+        client = Redis.from_url(redis_url)
+        try:
+            assert set(await client.keys(f"{key_prefix}stream:*")) == {s.encode() for s in streams}
+            for stream in streams:
+                await client.delete(stream)
+                await client.set(stream, "not a stream")
+            status = await bus.health_check()
+            async with asyncio.timeout(10):
+                while status.healthy:
+                    await asyncio.sleep(0.05)
+                    status = await bus.health_check()
+            assert "ResponseError" in status.detail, status
+            await client.delete(*streams)
+        finally:
+            await client.aclose()
+        event = make_event(1, key="k")
+        await bus.publish("orders", event)
+        assert await received.wait_for(1, timeout=15) == {event.message_id}

@@ -9,7 +9,9 @@ from bento.testing.contracts.message_bus import MessageBusContract
 
 class TestInProcessMessageBus(MessageBusContract):
     @pytest.fixture
-    async def bus(self, max_attempts: int) -> AsyncIterator[MessageBus]:
-        settings = InProcessSettings(max_attempts=max_attempts, retry_delays=[0.01, 0.02])
+    async def bus(self, max_attempts: int, max_message_bytes: int) -> AsyncIterator[MessageBus]:
+        settings = InProcessSettings(
+            max_attempts=max_attempts, retry_delays=[0.01, 0.02], max_message_bytes=max_message_bytes
+        )
         async with InProcessMessageBus(settings) as bus:
             yield bus

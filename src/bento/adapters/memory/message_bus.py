@@ -5,13 +5,13 @@ would, so code that passes here does not break on serialization later. A group i
 scoped to the topic pattern it subscribed with (like a broker queue bound to it);
 members of one group compete for its messages, each group gets every message.
 Topic patterns use fnmatch (`*`, `?`, `[seq]`), as seed 000's psubscribe. Nothing is
-persistent: messages not yet handled are lost with the process.
+persistent: messages not yet handled are lost with the process, and `close()` waits only
+for handlers already running (up to `drain_timeout`), dropping what is still queued.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fnmatch
 import itertools
 import logging
@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from bento.adapters.memory.settings import InProcessSettings
 from bento.adapters.shared.delivery import Action, handle_delivery
 from bento.adapters.shared.lifecycle import StartsAndCloses
+from bento.adapters.shared.limits import all_within_limit, within_limit
+from bento.adapters.shared.supervision import Supervisor
 from bento.application.errors import BusClosedError, SubscribeError
 from bento.application.ports.capabilities import Capabilities, HealthStatus
 from bento.application.ports.message_bus import DeadLetter, MessageHandler
@@ -111,6 +113,8 @@ class InProcessMessageBus(StartsAndCloses):
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
+        self._dropped = 0
+        self.supervisor = Supervisor("in-process bus")
 
     @property
     def capabilities(self) -> Capabilities:
@@ -129,16 +133,22 @@ class InProcessMessageBus(StartsAndCloses):
         key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        body = self.codec.encode(message, headers)
+        body = within_limit(self.codec.encode(message, headers), self.settings.max_message_bytes, topic)
         await self.publish_raw(topic, body, key=key or message.metadata.aggregate_id, headers=headers)
 
     async def publish_batch(self, topic: str, messages: Sequence[DomainEvent]) -> None:
-        for message in messages:
-            await self.publish(topic, message)
+        """Encodes and checks the whole batch first: an unencodable or oversized message fails
+        it with nothing delivered."""
+        bodies = [self.codec.encode(m) for m in messages]
+        all_within_limit(bodies, self.settings.max_message_bytes, topic)
+        for message, body in zip(messages, bodies, strict=True):
+            await self.publish_raw(topic, body, key=message.metadata.aggregate_id)
 
     async def publish_raw(
         self, topic: str, body: bytes, *, key: str | None = None, headers: Mapping[str, str] | None = None
     ) -> None:
+        """Delivers `body` as given (no size check: this is how a foreign producer's message
+        is simulated); subscribers decode it, and dead-letter it when they cannot."""
         if self._closed:
             raise BusClosedError(f"cannot publish to {topic!r}: the in-process bus is closed")
         for group in list(self._groups.values()):
@@ -165,13 +175,22 @@ class InProcessMessageBus(StartsAndCloses):
         assert queue is not None
         member = _Member(handler, queue)
         workers = 1 if ordered else self.settings.concurrency
-        member.workers = [asyncio.create_task(self._work(entry, member)) for _ in range(workers)]
+        member.workers = [
+            self.supervisor.spawn(f"worker of {topic!r}", lambda: self._work(entry, member), stopping=self._stopped)
+            for _ in range(workers)
+        ]
         entry.members.append(member)
         return _InProcessSubscription(self, entry, member)
+
+    def _stopped(self) -> bool:
+        return self._closed
 
     async def _work(self, group: _Group, member: _Member) -> None:
         while True:
             delivery = await member.queue.get()
+            if self._closed:
+                self._dropped += 1  # close() waits only for handlers already running
+                continue
             self._in_flight += 1
             self._idle.clear()
             try:
@@ -183,8 +202,14 @@ class InProcessMessageBus(StartsAndCloses):
 
     async def _deliver(self, group: _Group, member: _Member, delivery: _Delivery) -> None:
         verdict = await handle_delivery(
-            self.codec, member.handler, delivery.body, attempt=delivery.attempt, policy=self._policy,
-            timeout=self.settings.handler_timeout, topic=delivery.topic,
+            self.codec,
+            member.handler,
+            delivery.body,
+            attempt=delivery.attempt,
+            policy=self._policy,
+            timeout=self.settings.handler_timeout,
+            topic=delivery.topic,
+            max_bytes=self.settings.max_message_bytes,
         )
         if verdict.action is Action.RETRY:
             delivery.attempt += 1
@@ -195,8 +220,13 @@ class InProcessMessageBus(StartsAndCloses):
         elif verdict.action is Action.DEAD:
             headers = {**delivery.headers, **verdict.dead_letter_headers(delivery.attempt, delivery.topic)}
             letter = DeadLetter(
-                topic=delivery.topic, group=group.name, body=delivery.body, headers=headers,
-                error_type=verdict.error_type, error_message=verdict.error_message, attempts=delivery.attempt,
+                topic=delivery.topic,
+                group=group.name,
+                body=delivery.body,
+                headers=headers,
+                error_type=verdict.error_type,
+                error_message=verdict.error_message,
+                attempts=delivery.attempt,
                 message_id=verdict.message.message_id if verdict.message else None,
             )
             self._dead.setdefault((group.pattern, group.name), []).append(letter)
@@ -226,24 +256,40 @@ class InProcessMessageBus(StartsAndCloses):
     async def health_check(self) -> HealthStatus:
         started = time.perf_counter()
         await asyncio.sleep(0)
+        problem = "closed" if self._closed else self.supervisor.problem()
         return HealthStatus(
-            healthy=not self._closed, component="inprocess",
-            latency_ms=(time.perf_counter() - started) * 1000, detail="closed" if self._closed else "",
+            healthy=problem is None,
+            component="inprocess",
+            latency_ms=(time.perf_counter() - started) * 1000,
+            detail=problem or "",
         )
 
     async def close(self) -> None:
-        """Stop taking work, let running handlers finish (up to `drain_timeout`), stop workers."""
+        """Stop taking work, let the handlers already running finish (up to `drain_timeout`,
+        then they are cancelled), stop the workers. Messages still queued or waiting for a
+        retry are not started: they are dropped (the bus is not persistent), and counted in
+        a warning. So close() takes at most about `drain_timeout`, whatever the backlog."""
         if self._closed:
             return
         self._closed = True
         for timer in self._timers:
             timer.cancel()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.settings.drain_timeout):
-                await self._idle.wait()
-        workers = [w for g in self._groups.values() for m in g.members for w in m.workers]
+        if self._in_flight:
+            try:
+                async with asyncio.timeout(self.settings.drain_timeout):
+                    await self._idle.wait()
+            except TimeoutError:
+                logger.warning(
+                    "%d in-process handler(s) still running after drain_timeout (%.1fs); cancelling them",
+                    self._in_flight,
+                    self.settings.drain_timeout,
+                )
+        members = [m for g in self._groups.values() for m in g.members]
         self._groups.clear()
-        await _stop(workers)
+        await _stop([w for m in members for w in m.workers])
+        dropped = self._dropped + sum(q.qsize() for q in {id(m.queue): m.queue for m in members}.values())
+        if dropped:
+            logger.warning("in-process bus closed with %d message(s) not yet handled; they are dropped", dropped)
 
 
 async def _stop(tasks: list[asyncio.Task[None]]) -> None:

@@ -266,8 +266,9 @@ class NatsSubscription:
                 policy=self._policy,
                 timeout=self._settings.handler_timeout,
                 topic=topic,
+                max_bytes=self._settings.max_message_bytes,
             )
-        except Exception as exc:  # e.g. a decoder's RecursionError: poison, not a crash
+        except Exception as exc:  # handle_delivery does not raise; defence in depth for the pull loop
             logger.error("dead-lettering a message on %r that could not be processed", topic, exc_info=exc)
             verdict = Verdict(Action.DEAD, error_type=type(exc).__name__, error_message=str(exc)[:500] or repr(exc))
         if verdict.action is Action.ACK:

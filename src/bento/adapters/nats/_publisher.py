@@ -16,6 +16,7 @@ from bento.adapters.nats._limits import frame_bytes
 from bento.adapters.nats._subjects import Layout, check_topic
 from bento.adapters.nats.settings import NatsSettings
 from bento.adapters.shared.delivery import KEY_HEADER
+from bento.adapters.shared.limits import all_within_limit
 from bento.adapters.shared.metrics import BusCounters
 from bento.application.errors import BrokerUnavailableError, PublishError
 from bento.application.serialization import JsonCodec
@@ -72,7 +73,8 @@ class Publisher:
             self._prepare(topic, self._codec.encode(m), m.metadata.aggregate_id, None, None, m.message_id)
             for m in messages
         ]
-        self._check_size(topic, prepared)
+        all_within_limit((body for _, body, _ in prepared), self.settings.max_message_bytes, topic)
+        self._check_size(topic, prepared)  # body and headers against the server's max_payload
         confirmed = 0
         for start in range(0, len(prepared), PUBLISH_WINDOW):
             window = prepared[start : start + PUBLISH_WINDOW]

@@ -35,6 +35,7 @@ from bento.adapters.nats._streams import read_dead_letters
 from bento.adapters.nats._subjects import Layout, check_topic
 from bento.adapters.nats.settings import NatsSettings
 from bento.adapters.shared.lifecycle import StartsAndCloses, opened
+from bento.adapters.shared.limits import within_limit
 from bento.adapters.shared.metrics import BusCounters, BusMetrics
 from bento.adapters.shared.reconnect import ReconnectCallback, ReconnectCallbacks
 from bento.application.errors import (
@@ -127,7 +128,7 @@ class NatsMessageBus(StartsAndCloses):
         key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        body = self.codec.encode(message, headers)
+        body = within_limit(self.codec.encode(message, headers), self.settings.max_message_bytes, topic)
         # The key travels as a header only when the body does not already imply it.
         key_header = key if key is not None and key != message.metadata.aggregate_id else None
         await self._publish_one(

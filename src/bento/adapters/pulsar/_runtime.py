@@ -11,6 +11,7 @@ from bento.adapters.pulsar._bridge import LoopBridge
 from bento.adapters.pulsar._client_calls import ClientCalls
 from bento.adapters.pulsar.settings import PulsarSettings
 from bento.adapters.shared.metrics import BusCounters
+from bento.adapters.shared.supervision import Supervisor
 from bento.application.retry import RetryPolicy
 from bento.application.serialization import JsonCodec
 
@@ -30,3 +31,4 @@ class Runtime:
     calls: ClientCalls
     metrics: BusCounters
     producers: ProducerPool
+    supervisor: Supervisor

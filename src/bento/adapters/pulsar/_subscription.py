@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -81,7 +82,12 @@ class PulsarSubscription:
         self._lanes = [Lane() for _ in range(count if ordered else 1)]
         self._slice = TimeSlice(asyncio.get_running_loop())
         self._workers = [
-            asyncio.create_task(self._work(self._lanes[i % len(self._lanes)])) for i in range(count)
+            runtime.supervisor.spawn(
+                f"worker {i} of {topic!r}",
+                functools.partial(self._work, self._lanes[i % len(self._lanes)]),
+                stopping=self._is_cancelled,
+            )
+            for i in range(count)
         ]
         self._timers: set[asyncio.TimerHandle] = set()
         self._acks: list[Any] = []
@@ -121,6 +127,9 @@ class PulsarSubscription:
     @property
     def consumer(self) -> pulsar.Consumer:
         return self._consumer
+
+    def _is_cancelled(self) -> bool:
+        return self._cancelled
 
     # -- receiver thread ------------------------------------------------------------------
     def _receive_loop(self) -> None:
@@ -188,7 +197,7 @@ class PulsarSubscription:
         rt = self._rt
         messages, spent, wake_one = lane.messages, self._slice.spent, lane.wake_one
         codec, handler, policy, metrics = rt.codec, self._handler, rt.policy, rt.metrics
-        timeout, topic = rt.settings.handler_timeout, self._topic
+        timeout, topic, max_bytes = rt.settings.handler_timeout, self._topic, rt.settings.max_message_bytes
         acks, flush_acks, call_soon = self._acks, self._flush_acks, asyncio.get_running_loop().call_soon
         while True:
             if not messages:
@@ -216,7 +225,14 @@ class PulsarSubscription:
             try:
                 attempt = message.redelivery_count() + 1
                 verdict = await handle_delivery(
-                    codec, handler, message.data(), attempt=attempt, policy=policy, timeout=timeout, topic=topic
+                    codec,
+                    handler,
+                    message.data(),
+                    attempt=attempt,
+                    policy=policy,
+                    timeout=timeout,
+                    topic=topic,
+                    max_bytes=max_bytes,
                 )
                 if verdict.action is _ACK:
                     acks.append(message)  # `_ack`, inlined
@@ -225,6 +241,9 @@ class PulsarSubscription:
                     metrics.messages_consumed += 1
                 else:
                     await self._failed(message, verdict, attempt)
+            except Exception as exc:  # a bug of ours: report it, redeliver the message, keep the worker
+                rt.supervisor.failed(f"worker of {topic!r}", exc)
+                self._nack(message)
             finally:
                 self._running -= 1
                 if self._running == 0 and self._drained is not None and not self._drained.done():
@@ -256,6 +275,7 @@ class PulsarSubscription:
                 policy=rt.policy,
                 timeout=rt.settings.handler_timeout,
                 topic=self._topic,
+                max_bytes=rt.settings.max_message_bytes,
             )
             if verdict.action is _ACK:
                 self._ack(message)
@@ -299,9 +319,7 @@ class PulsarSubscription:
             settle(message)
         except pulsar.PulsarException as exc:
             self._rt.metrics.connection_errors += 1
-            logger.warning(
-                "(negative) ack on %r failed; Pulsar will redeliver the message: %r", self._topic, exc
-            )
+            logger.warning("(negative) ack on %r failed; Pulsar will redeliver the message: %r", self._topic, exc)
 
     def _nack_later(self, message: Any, delay: float) -> None:
         wait = delay - self._nack_delay

@@ -39,8 +39,10 @@ from bento.adapters.pulsar._runtime import Runtime
 from bento.adapters.pulsar._subscription import PulsarSubscription, nack_delay_seconds
 from bento.adapters.pulsar.settings import PulsarSettings, SubscriptionKind
 from bento.adapters.shared.lifecycle import StartsAndCloses, opened
+from bento.adapters.shared.limits import all_within_limit, within_limit
 from bento.adapters.shared.metrics import BusCounters
 from bento.adapters.shared.reconnect import ReconnectCallback, ReconnectCallbacks
+from bento.adapters.shared.supervision import Supervisor
 from bento.application.credentials import mask_credentials
 from bento.application.errors import BrokerUnavailableError, BusClosedError, ConfigurationError, SubscribeError
 from bento.application.ports.capabilities import Capabilities, HealthStatus
@@ -83,6 +85,7 @@ class PulsarMessageBus(StartsAndCloses):
         self.settings = settings
         self.codec = codec or JsonCodec()
         self.metrics = BusCounters()
+        self.supervisor = Supervisor("Pulsar bus", self.metrics)
         self._policy = settings.retry_policy()
         self._runtime: Runtime | None = None
         self._subscriptions: list[PulsarSubscription] = []
@@ -132,6 +135,7 @@ class PulsarMessageBus(StartsAndCloses):
             calls=calls,
             metrics=self.metrics,
             producers=ProducerPool(client, self.settings, bridge, calls),
+            supervisor=self.supervisor,
         )
         status = await self.health_check()
         if not status.healthy:
@@ -178,7 +182,7 @@ class PulsarMessageBus(StartsAndCloses):
         key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        body = self.codec.encode(message, headers)
+        body = within_limit(self.codec.encode(message, headers), self.settings.max_message_bytes, topic)
         await self._send(topic, [(body, key or message.metadata.aggregate_id, headers)])
 
     async def publish_batch(self, topic: str, messages: Sequence[DomainEvent]) -> None:
@@ -194,11 +198,13 @@ class PulsarMessageBus(StartsAndCloses):
             if start:
                 await asyncio.sleep(0)
             outgoing.extend((encode(m), m.metadata.aggregate_id, None) for m in messages[start : start + _ENCODE_SLICE])
+        all_within_limit((body for body, _, _ in outgoing), self.settings.max_message_bytes, topic)
         await self._send(topic, outgoing)
 
     async def publish_raw(
         self, topic: str, body: bytes, *, key: str | None = None, headers: Mapping[str, str] | None = None
     ) -> None:
+        """Sends `body` as given (no size check; the broker's own limit applies)."""
         await self._send(topic, [(body, key, headers)])
 
     async def _send(self, topic: str, messages: Sequence[Outgoing]) -> None:
@@ -282,6 +288,9 @@ class PulsarMessageBus(StartsAndCloses):
         except (TimeoutError, pulsar.PulsarException) as exc:
             healthy, detail = False, f"broker at {self.settings.service_url} did not answer: {exc!r}"
         latency = (time.perf_counter() - started) * 1000
+        problem = self.supervisor.problem() if healthy else None
+        if problem is not None:
+            healthy, detail = False, problem
         self.metrics.record_health_check(healthy)
         return HealthStatus(healthy=healthy, component="pulsar", latency_ms=latency, detail=detail)
 

@@ -40,6 +40,14 @@ class AckBatcher:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
+    def settled_elsewhere(self, tag: int) -> None:
+        """`tag` was rejected (handed back) on its own: never ack it, but let the floor pass it."""
+        self._done.add(tag)
+        self._acked_alone.add(tag)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
     def _flush(self) -> None:
         self._scheduled = False
         floor, done, alone = self._floor, self._done, self._acked_alone

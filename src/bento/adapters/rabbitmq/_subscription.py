@@ -13,7 +13,11 @@ queue object is robust); the channel's reopen callback then registers the consum
 
 A message is acknowledged only after its handler returned, or after its retry copy or
 dead-letter copy was confirmed by the broker: a crash in between redelivers it (at
-least once, never lost).
+least once, never lost). `handle_delivery` turns every failure of the message itself
+(undecodable, too large, a failing handler) into a verdict; an exception of this code
+beyond that is reported to the bus's Supervisor (logged, counted, health_check unhealthy)
+and the delivery is handed back to the broker after a pause, so it never holds a
+prefetch slot on a live channel.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 #: The ack or the retry/dead-letter copy did not reach the broker: the message is redelivered.
 _CANCEL_TIMEOUT = 5.0
+#: Pause before handing back a delivery whose processing failed unexpectedly (no hot loop).
+_GIVE_BACK_DELAY = 1.0
 _SETTLE_ERRORS: tuple[type[BaseException], ...] = (*DRIVER_ERRORS, PublishError, BusClosedError)
 
 
@@ -80,7 +86,9 @@ class RabbitMQSubscription:
 
     async def start(self) -> None:
         if self._ordered:
-            self._worker = asyncio.create_task(self._work(), name=f"bento-rabbitmq-ordered-{self.queue_name}")
+            self._worker = self._bus.supervisor.spawn(
+                f"ordered worker of {self.queue_name!r}", self._work, stopping=self._is_stopping
+            )
         await self._consume()
         self._channel.reopen_callbacks.add(self._on_reopen)
 
@@ -98,6 +106,9 @@ class RabbitMQSubscription:
         # delivers them again on this channel.
         await self._consume()
         logger.info("resumed consuming %r after a reconnect", self.queue_name)
+
+    def _is_stopping(self) -> bool:
+        return self._stopping
 
     # -- delivery ---------------------------------------------------------------------
     async def _enqueue(self, message: DeliveredMessage) -> None:
@@ -125,9 +136,11 @@ class RabbitMQSubscription:
             # The ack or the retry/dead-letter copy did not reach the broker; the message stays
             # unacknowledged and comes back after the reconnect (a redelivery, not a new attempt).
             self._bus.metrics.consume_errors += 1
-            logger.warning(
-                "could not settle a message from %r (it will be redelivered): %s", self.queue_name, exc
-            )
+            logger.warning("could not settle a message from %r (it will be redelivered): %s", self.queue_name, exc)
+            await self._give_back(message)  # on a live channel it would hold a prefetch slot for good
+        except Exception as exc:  # a bug of ours: report it, and never freeze the consumer
+            self._bus.supervisor.failed(f"consumer of {self.queue_name!r}", exc)
+            await self._give_back(message)
         finally:
             if task is not None:
                 self._running.discard(task)
@@ -142,8 +155,14 @@ class RabbitMQSubscription:
         topic = text(headers.get(ORIGINAL_TOPIC_HEADER)) if headers else ""
         topic = topic or message.routing_key or self._pattern
         verdict = await handle_delivery(
-            bus.codec, self._handler, message.body, attempt=attempt, policy=bus.retry_policy,
-            timeout=bus.settings.handler_timeout, topic=topic,
+            bus.codec,
+            self._handler,
+            message.body,
+            attempt=attempt,
+            policy=bus.retry_policy,
+            timeout=bus.settings.handler_timeout,
+            topic=topic,
+            max_bytes=bus.settings.max_message_bytes,
         )
         if verdict.action is not Action.ACK:
             bus.metrics.consume_errors += 1
@@ -155,12 +174,29 @@ class RabbitMQSubscription:
                 bus.metrics.dead_lettered += 1
         tag = message.delivery_tag
         assert tag is not None  # always set on a Basic.Deliver
+        self._batcher(message).settle(tag)
+        if verdict.action is Action.ACK:
+            bus.metrics.messages_consumed += 1
+
+    def _batcher(self, message: DeliveredMessage) -> AckBatcher:
         acks = self._acks
         if acks is None or acks.channel is not message.channel:
             acks = self._acks = AckBatcher(message.channel)  # first delivery, or a reopened channel
-        acks.settle(tag)
-        if verdict.action is Action.ACK:
-            bus.metrics.messages_consumed += 1
+        return acks
+
+    async def _give_back(self, message: DeliveredMessage) -> None:
+        """Requeue a delivery whose processing failed unexpectedly, after a pause."""
+        tag = message.delivery_tag
+        assert tag is not None
+        await asyncio.sleep(_GIVE_BACK_DELAY)
+        if message.channel.is_closed:
+            return  # the broker requeued it with the channel
+        try:
+            await message.channel.basic_reject(tag, requeue=True)
+        except DRIVER_ERRORS as exc:
+            logger.info("could not hand back a message of %r (%s); it returns with the channel", self.queue_name, exc)
+            return
+        self._batcher(message).settled_elsewhere(tag)
 
     # -- shutdown ---------------------------------------------------------------------
     async def stop_consuming(self) -> None:

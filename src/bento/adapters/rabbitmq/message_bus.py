@@ -33,8 +33,10 @@ from bento.adapters.rabbitmq._subscription import RabbitMQSubscription
 from bento.adapters.rabbitmq.settings import RabbitMQSettings
 from bento.adapters.shared.delivery import ATTEMPTS_HEADER, ORIGINAL_TOPIC_HEADER, Verdict
 from bento.adapters.shared.lifecycle import StartsAndCloses, opened
+from bento.adapters.shared.limits import all_within_limit, within_limit
 from bento.adapters.shared.metrics import BusCounters
 from bento.adapters.shared.reconnect import ReconnectCallback, ReconnectCallbacks
+from bento.adapters.shared.supervision import Supervisor
 from bento.application.errors import BusClosedError, ConfigurationError, SubscribeError
 from bento.application.ports.capabilities import Capabilities, HealthStatus
 from bento.application.ports.message_bus import DeadLetter, MessageHandler
@@ -66,6 +68,7 @@ class RabbitMQMessageBus(StartsAndCloses):
         self.settings = settings
         self.codec = codec or JsonCodec()
         self.metrics = BusCounters()
+        self.supervisor = Supervisor("RabbitMQ bus", self.metrics)
         self.retry_policy = settings.retry_policy()
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
@@ -150,19 +153,20 @@ class RabbitMQMessageBus(StartsAndCloses):
         publisher = self._live_publisher(topic)
         # The aggregate id travels in the body's metadata; only an explicit key becomes a header.
         props = _codec.properties(message.message_id, key, headers)
-        await publisher.send(
-            self.settings.exchange_name, topic, [(self.codec.encode(message, headers), props)], topic=topic
-        )
+        body = within_limit(self.codec.encode(message, headers), self.settings.max_message_bytes, topic)
+        await publisher.send(self.settings.exchange_name, topic, [(body, props)], topic=topic)
 
     async def publish_batch(self, topic: str, messages: Sequence[DomainEvent]) -> None:
         publisher = self._live_publisher(topic)
         encode, properties = self.codec.encode, _codec.properties
         items = [(encode(m), properties(m.message_id, None, None)) for m in messages]
+        all_within_limit((body for body, _ in items), self.settings.max_message_bytes, topic)
         await publisher.send(self.settings.exchange_name, topic, items, topic=topic)
 
     async def publish_raw(
         self, topic: str, body: bytes, *, key: str | None = None, headers: Mapping[str, str] | None = None
     ) -> None:
+        """Sends `body` as given (no size check; the broker's own limit applies)."""
         publisher = self._live_publisher(topic)
         items = [(body, _codec.properties(None, key, headers))]
         await publisher.send(self.settings.exchange_name, topic, items, topic=topic)
@@ -342,6 +346,9 @@ class RabbitMQMessageBus(StartsAndCloses):
                 healthy = True
             except DRIVER_ERRORS as exc:
                 detail = f"{type(exc).__name__}: {exc}"
+        problem = self.supervisor.problem() if healthy else None
+        if problem is not None:
+            healthy, detail = False, problem
         self.metrics.record_health_check(healthy)
         return HealthStatus(
             healthy=healthy,

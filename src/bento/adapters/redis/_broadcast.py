@@ -57,7 +57,9 @@ class BroadcastSubscription:
     async def start(self) -> None:
         pattern = is_pattern(self._topic)
         name = self._ctx.keys.channel_pattern(self._topic) if pattern else self._ctx.keys.channel(self._topic)
-        self._worker.task = asyncio.create_task(self._work(), name=f"redis-broadcast:{self._topic}")
+        self._worker.task = self._ctx.supervisor.spawn(
+            f"broadcast worker of {self._topic!r}", self._work, stopping=self._worker.stopped
+        )
         self._token = await self._hub.add(name, pattern=pattern, listener=self._enqueue)
 
     def _enqueue(self, channel: bytes, pattern: bytes | None, data: bytes) -> None:
@@ -87,6 +89,7 @@ class BroadcastSubscription:
                     policy=_ONCE,
                     timeout=self._ctx.settings.handler_timeout,
                     topic=topic,
+                    max_bytes=self._ctx.settings.max_message_bytes,
                 )
             finally:
                 self._ctx.in_flight -= 1

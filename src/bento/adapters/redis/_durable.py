@@ -27,6 +27,7 @@ from redis.exceptions import ResponseError
 from bento.adapters.redis._keys import Keys
 from bento.adapters.redis.settings import RedisSettings
 from bento.adapters.shared.delivery import Action, Verdict, handle_delivery
+from bento.adapters.shared.supervision import Supervisor
 from bento.application.errors import DeserializationError
 from bento.application.ports.message_bus import DeadLetter, MessageHandler
 from bento.application.retry import RetryPolicy
@@ -48,13 +49,15 @@ _QUOTE = 80
 
 @dataclass(eq=False)
 class DurableContext:
-    """The bus-wide pieces a durable subscription needs, and the bus's in-flight count."""
+    """The bus-wide pieces a durable subscription needs, and the bus's in-flight count.
+    Every reader, reclaim, lease and partition loop runs under `supervisor`."""
 
     redis: Redis
     keys: Keys
     codec: JsonCodec
     settings: RedisSettings
     policy: RetryPolicy
+    supervisor: Supervisor = field(default_factory=lambda: Supervisor("Redis bus"))
     in_flight: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -79,6 +82,7 @@ class DurableContext:
                 policy=self.policy,
                 timeout=self.settings.handler_timeout,
                 topic=topic,
+                max_bytes=self.settings.max_message_bytes,
             )
         finally:
             self.in_flight -= 1
@@ -243,6 +247,10 @@ class Loop:
 
     def waiting(self) -> _Waiting:
         return _Waiting(self)
+
+    def stopped(self) -> bool:
+        """Whether `stop()` was called (the supervisor does not restart a stopping loop)."""
+        return self.stopping
 
     async def stop(self, grace: float) -> None:
         self.stopping = True

@@ -18,6 +18,7 @@ briefly hold entries of one partition (documented in docs/redis.md).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 from collections.abc import Callable
@@ -74,7 +75,9 @@ class OrderedSubscription:
         for stream in self._ctx.keys.streams(self._topic):
             await self._ctx.create_group(stream, self._group, "$")
         await self._coordinate()
-        self._coordinator.task = asyncio.create_task(self._coordinate_forever(), name=f"redis-lease:{self._topic}")
+        self._coordinator.task = self._ctx.supervisor.spawn(
+            f"partition leases of {self._topic!r}", self._coordinate_forever, stopping=self._coordinator.stopped
+        )
 
     # -- partition ownership ----------------------------------------------------------
     async def _coordinate_forever(self) -> None:
@@ -115,7 +118,11 @@ class OrderedSubscription:
             lease = keys.lease(self._topic, self._group, partition)
             if await redis.set(lease, self._consumer, nx=True, px=lease_ms):
                 worker = Loop()
-                worker.task = asyncio.create_task(self._work(partition, worker))
+                worker.task = self._ctx.supervisor.spawn(
+                    f"partition {partition} of {self._topic!r}",
+                    functools.partial(self._work, partition, worker),
+                    stopping=worker.stopped,
+                )
                 self._owned[partition] = worker
 
     async def _drop(self, partition: int, *, release: bool) -> None:
@@ -149,7 +156,7 @@ class OrderedSubscription:
                     await self._run_batch(stream, batch, None, loop)
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
-                    raise
+                    raise  # the supervisor logs it, marks the bus unhealthy and restarts this loop
                 await self._ctx.create_group(stream, self._group, "0")
             except UNREACHABLE as exc:
                 failures += 1

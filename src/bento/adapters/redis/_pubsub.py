@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from bento.adapters.redis._errors import UNREACHABLE, RedisError
+from bento.adapters.shared.supervision import Supervisor
 from bento.application.errors import SubscribeError
 
 logger = logging.getLogger(__name__)
@@ -33,8 +34,9 @@ _CONFIRM_TIMEOUT = 10.0
 
 
 class PubSubHub:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, supervisor: Supervisor | None = None) -> None:
         self._redis = redis
+        self._supervisor = supervisor or Supervisor("Redis pub/sub")
         self._pubsub: PubSub | None = None
         self._listeners: dict[_Name, dict[int, Listener]] = {}
         self._confirmations: dict[_Name, asyncio.Future[None]] = {}
@@ -94,7 +96,9 @@ class PubSubHub:
             else:
                 await self._pubsub.subscribe(key[1])
             if self._reader is None:
-                self._reader = asyncio.create_task(self._read_forever(), name="redis-pubsub-reader")
+                self._reader = self._supervisor.spawn(
+                    "pub/sub reader", self._read_forever, stopping=lambda: self._closed
+                )
             async with asyncio.timeout(_CONFIRM_TIMEOUT):
                 await confirmed
         finally:

@@ -46,6 +46,8 @@ from bento.adapters.redis._pubsub import PubSubHub
 from bento.adapters.redis._streams import StreamSubscription
 from bento.adapters.redis.settings import RedisSettings
 from bento.adapters.shared.lifecycle import StartsAndCloses, opened
+from bento.adapters.shared.limits import all_within_limit, within_limit
+from bento.adapters.shared.supervision import Supervisor
 from bento.application.errors import BusClosedError, PublishError, SubscribeError
 from bento.application.ports.capabilities import Capabilities, HealthStatus
 from bento.application.ports.message_bus import DeadLetter, MessageHandler
@@ -97,6 +99,7 @@ class RedisMessageBus(StartsAndCloses):
         self._round_robin = itertools.count()
         self._instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._closed = False
+        self.supervisor = Supervisor("Redis bus")
 
     @property
     def capabilities(self) -> Capabilities:
@@ -110,9 +113,11 @@ class RedisMessageBus(StartsAndCloses):
             return
         client = await checked_client(self.settings.url.get_secret_value(), self._client)
         self._client = client
-        self._ctx = DurableContext(client, self._keys, self.codec, self.settings, self.settings.retry_policy())
+        self._ctx = DurableContext(
+            client, self._keys, self.codec, self.settings, self.settings.retry_policy(), self.supervisor
+        )
         if self.settings.mode == "broadcast":
-            self._hub = PubSubHub(client)
+            self._hub = PubSubHub(client, self.supervisor)
 
     def _context(self, action: str, topic: str) -> DurableContext:
         return opened("the Redis bus", f"{action} {topic!r}", self._ctx, closed=self._closed)
@@ -126,19 +131,22 @@ class RedisMessageBus(StartsAndCloses):
         key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        body = self.codec.encode(message, headers)
+        body = within_limit(self.codec.encode(message, headers), self.settings.max_message_bytes, topic)
         await self._send(topic, [body], [key or message.metadata.aggregate_id or message.message_id])
 
     async def publish_batch(self, topic: str, messages: Sequence[DomainEvent]) -> None:
         """One pipeline for the whole batch: a single round trip, returns when Redis took every entry."""
         encode = self.codec.encode
         keys = None if self.settings.partitions == 1 else [m.metadata.aggregate_id or m.message_id for m in messages]
-        await self._send(topic, [encode(m) for m in messages], keys)
+        bodies = [encode(m) for m in messages]
+        all_within_limit(bodies, self.settings.max_message_bytes, topic)
+        await self._send(topic, bodies, keys)
 
     async def publish_raw(
         self, topic: str, body: bytes, *, key: str | None = None, headers: Mapping[str, str] | None = None
     ) -> None:
-        """`headers` travel in the entry's `h` field in durable mode; pub/sub carries the body only."""
+        """`headers` travel in the entry's `h` field in durable mode; pub/sub carries the body only.
+        The body is sent as given (no size check): consumers dead-letter what they cannot take."""
         await self._send(topic, [body], [key], headers)
 
     async def _send(
@@ -238,11 +246,12 @@ class RedisMessageBus(StartsAndCloses):
                 latency_ms=(time.perf_counter() - started) * 1000,
                 detail=f"{type(exc).__name__}: {exc}",
             )
+        problem = self.supervisor.problem()
         return HealthStatus(
-            healthy=True,
+            healthy=problem is None,
             component=component,
             latency_ms=(time.perf_counter() - started) * 1000,
-            detail=f"{len(self._subscriptions)} subscription(s)",
+            detail=problem or f"{len(self._subscriptions)} subscription(s)",
         )
 
     async def close(self) -> None:

@@ -4,6 +4,11 @@ An adapter receives a body, calls `handle_delivery`, and acts on the verdict:
 ACK it, RETRY it after `verdict.delay` seconds, or DEAD-letter it with
 `verdict.error_type` / `verdict.error_message` (header names below). Keeping the
 decision here means every broker classifies poison and undecodable messages alike.
+
+`handle_delivery` never raises (except CancelledError): a body over `max_bytes`, or one
+that fails to decode in any way, is dead-lettered at once; a handler's failure is
+retried or dead-lettered. What remains for an adapter's loop to guard against is its
+own bugs and the broker, which `supervision.Supervisor` does.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ from asyncio import CancelledError, current_task
 from dataclasses import dataclass
 
 from bento.adapters.shared.deadlines import watchdog
-from bento.application.errors import DeserializationError
+from bento.application.errors import DeserializationError, MessageTooLargeError
 from bento.application.ports.message_bus import MessageHandler
 from bento.application.retry import RetryPolicy
 from bento.application.serialization import JsonCodec
+from bento.domain.errors import clipped, quoted
 from bento.domain.events import DomainEvent
 from bento.domain.metadata import current_message
 
@@ -70,16 +76,23 @@ async def handle_delivery(
     policy: RetryPolicy,
     timeout: float | None = None,
     topic: str = "",
+    max_bytes: int | None = None,
 ) -> Verdict:
     """Decode `body`, run `handler`, and say what the transport must do with it.
 
-    `attempt` is 1 for the first delivery. The handler runs with the message set as
-    current, so messages it creates inherit correlation and causation ids."""
+    `attempt` is 1 for the first delivery. A body longer than `max_bytes` (the bus's
+    `max_message_bytes`) is dead-lettered undecoded. The handler runs with the message set
+    as current, so messages it creates inherit correlation and causation ids."""
+    if max_bytes is not None and len(body) > max_bytes:
+        too_large = MessageTooLargeError(len(body), max_bytes, topic=topic)
+        logger.error("dead-lettering a message on %s: %s", quoted(topic), too_large)
+        return Verdict(Action.DEAD, error_type=type(too_large).__name__, error_message=str(too_large))
     try:
         message = codec.decode(body)
-    except DeserializationError as exc:
-        logger.error("dead-lettering undecodable message on %r: %s", topic, exc)
-        return Verdict(Action.DEAD, error_type=type(exc).__name__, error_message=str(exc))
+    except Exception as exc:
+        error = exc if isinstance(exc, DeserializationError) else DeserializationError(f"{type(exc).__name__}: {exc}")
+        logger.error("dead-lettering undecodable message on %s: %s", quoted(topic), error)
+        return Verdict(Action.DEAD, error_type=type(error).__name__, error_message=str(error))
     token = current_message.set(message)
     try:
         if timeout is None:
@@ -98,20 +111,31 @@ async def handle_delivery(
             finally:
                 dog.leave(task, previous)
     except Exception as exc:
-        error_type, error_message = type(exc).__name__, str(exc) or repr(exc)
+        error_type, error_message = type(exc).__name__, clipped(str(exc) or repr(exc), 2000)
         if policy.gives_up_after(attempt):
             logger.error(
-                "handler failed on %r for message %s (attempt %d of %d), dead-lettering: %s",
-                topic, message.message_id, attempt, policy.max_attempts, error_message,
+                "handler failed on %s for message %s (attempt %d of %d), dead-lettering: %s",
+                quoted(topic),
+                message.message_id,
+                attempt,
+                policy.max_attempts,
+                error_message,
             )
             return Verdict(Action.DEAD, error_type=error_type, error_message=error_message, message=message)
         logger.warning(
-            "handler failed on %r for message %s (attempt %d of %d), retrying: %s",
-            topic, message.message_id, attempt, policy.max_attempts, error_message,
+            "handler failed on %s for message %s (attempt %d of %d), retrying: %s",
+            quoted(topic),
+            message.message_id,
+            attempt,
+            policy.max_attempts,
+            error_message,
         )
         return Verdict(
-            Action.RETRY, delay=policy.delay_after(attempt), error_type=error_type,
-            error_message=error_message, message=message,
+            Action.RETRY,
+            delay=policy.delay_after(attempt),
+            error_type=error_type,
+            error_message=error_message,
+            message=message,
         )
     finally:
         current_message.reset(token)

@@ -24,7 +24,9 @@ class BusMetrics:
     """A point-in-time copy of the counters, safe to hand to another thread or an exporter.
 
     `consume_errors` counts deliveries that were retried or dead-lettered (plus failed
-    fetches where the adapter fetches); `retries` and `dead_lettered` split those up."""
+    fetches where the adapter fetches); `retries` and `dead_lettered` split those up.
+    `loop_failures` counts unexpected exceptions in a consume loop itself (each one was
+    logged, made `health_check()` unhealthy for a while, and the loop was restarted)."""
 
     messages_published: int = 0
     messages_consumed: int = 0
@@ -34,6 +36,7 @@ class BusMetrics:
     retries: int = 0
     dead_lettered: int = 0
     reconnects: int = 0
+    loop_failures: int = 0
     last_health_check: datetime | None = None
     health_check_status: HealthCheckStatus = "unknown"
 
@@ -54,6 +57,7 @@ class BusCounters:
     retries: int = 0
     dead_lettered: int = 0
     reconnects: int = 0
+    loop_failures: int = 0
     last_health_check: datetime | None = None
     health_check_status: HealthCheckStatus = "unknown"
 

@@ -29,7 +29,19 @@ class MessageBusSettingsBase(BackendSettings):
         default_factory=lambda: [0.5, 2.0, 10.0], description="seconds to wait before each redelivery"
     )
     handler_timeout: float = Field(300.0, gt=0, description="a handler running longer counts as failed")
-    drain_timeout: float = Field(10.0, ge=0, description="seconds close() waits for in-flight handlers")
+    drain_timeout: float = Field(
+        10.0,
+        ge=0,
+        description="seconds close() waits for handlers already running; then they are cancelled. Messages "
+        "received but not yet started are not waited for (brokers redeliver them; in-process ones are dropped)",
+    )
+    max_message_bytes: int = Field(
+        1_048_576,
+        ge=1,
+        description="largest encoded message body: publish refuses a larger one (MessageTooLargeError) and "
+        "consumers dead-letter one sent by another producer. 1 MiB fits every broker's own limit (NATS "
+        "max_payload is 1 MiB by default, Pulsar's maxMessageSize 5 MB, RabbitMQ's 128 MiB)",
+    )
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(max_attempts=self.max_attempts, delays=tuple(self.retry_delays))

@@ -1,9 +1,11 @@
 """MessageBusContract: behaviour every MessageBus adapter shows.
 
 Subclass it as `Test<Adapter>` and provide a `bus` fixture yielding a started bus
-built with `max_attempts=3` (the `max_attempts` fixture) and retry delays of at most
-0.2 s. Each test gets its own `topic` (and derived group names), so runs against a
-shared broker never collide. Behaviour that only some adapters have is gated on
+built with `max_attempts=3` (the `max_attempts` fixture), `max_message_bytes=65536`
+(the `max_message_bytes` fixture) and retry delays of at most 0.2 s. Malformed and
+hostile bodies are injected with `publish_raw`, which sends bytes as given. Each test
+gets its own `topic` (and derived group names), so runs against a shared broker never
+collide. Behaviour that only some adapters have is gated on
 `bus.capabilities` and skips with the reason, never by adapter name.
 """
 
@@ -16,8 +18,9 @@ from collections import defaultdict
 
 import pytest
 
-from bento.application.errors import BusClosedError
+from bento.application.errors import BusClosedError, MessageTooLargeError
 from bento.application.ports.message_bus import DeadLetter, MessageBus
+from bento.application.serialization import JsonCodec
 from bento.domain.events import DomainEvent
 from bento.testing.collector import Collector
 from bento.testing.events import ContractEvent, make_event
@@ -29,6 +32,10 @@ class MessageBusContract:
     @pytest.fixture
     def max_attempts(self) -> int:
         return 3
+
+    @pytest.fixture
+    def max_message_bytes(self) -> int:
+        return 65_536
 
     @pytest.fixture
     def topic(self) -> str:
@@ -189,6 +196,86 @@ class MessageBusContract:
         assert invalid.error_type == "DeserializationError" and "seq" in invalid.error_message
         assert received.ids() == {good.message_id}
 
+    async def test_deeply_nested_bodies_are_dead_lettered_and_the_consumer_goes_on(
+        self, bus: MessageBus, topic: str, group: str
+    ) -> None:
+        """A few KB of nesting overflow the JSON parser's recursion; that is a decode error,
+        not a dead consumer (20 of them: more than any adapter's worker count)."""
+        if not bus.capabilities.dead_letter:
+            pytest.skip("adapter has no dead-letter path")
+        received = Collector()
+        await bus.subscribe(topic, received, group=group)
+        nested = b'{"type":"bento.testing.contract_event","version":1,"message":{"seq":1,"blob":'
+        nested += b"[" * 5000 + b"]" * 5000 + b"}}"
+        for _ in range(20):
+            await bus.publish_raw(topic, nested)
+        good = [make_event(n) for n in range(5)]
+        await bus.publish_batch(topic, good)
+        assert await received.wait_for(5, timeout=20) == {m.message_id for m in good}
+        letters = await _wait_for_dead_letters(bus, topic, group, 20)
+        assert len(letters) == 20
+        assert {letter.error_type for letter in letters} == {"DeserializationError"}
+        assert all(letter.body == nested and "nested" in letter.error_message for letter in letters)
+        status = await bus.health_check()
+        assert status.healthy, status.detail
+
+    async def test_invalid_utf8_is_dead_lettered_as_undecodable(self, bus: MessageBus, topic: str, group: str) -> None:
+        """The wire format is UTF-8: a lone surrogate (b'\\xed\\xa0\\x80') never reaches a handler."""
+        if not bus.capabilities.dead_letter:
+            pytest.skip("adapter has no dead-letter path")
+        received = Collector()
+        await bus.subscribe(topic, received, group=group)
+        bad = JsonCodec().encode(make_event(1, blob="BAD")).replace(b"BAD", b"B\xed\xa0\x80D")
+        escaped = JsonCodec().encode(make_event(2, blob="BAD")).replace(b"BAD", b"B\\ud800D")
+        await bus.publish_raw(topic, bad)
+        await bus.publish_raw(topic, escaped)
+        good = make_event(3, blob="ünïcødé ✓ 😀")
+        await bus.publish(topic, good)
+        await received.wait_for(1)
+        letters = await _wait_for_dead_letters(bus, topic, group, 2)
+        by_body = {letter.body: letter for letter in letters}
+        assert by_body[bad].error_type == "DeserializationError" and "UTF-8" in by_body[bad].error_message
+        assert by_body[escaped].error_type == "DeserializationError"
+        assert "surrogate" in by_body[escaped].error_message
+        await asyncio.sleep(0.2)
+        assert received.ids() == {good.message_id}
+        assert isinstance(received.received[0], ContractEvent) and received.received[0].blob == "ünïcødé ✓ 😀"
+
+    async def test_oversized_message_is_refused_at_publish(
+        self, bus: MessageBus, topic: str, group: str, max_message_bytes: int
+    ) -> None:
+        received = Collector()
+        await bus.subscribe(topic, received, group=group)
+        big = make_event(1, blob="x" * max_message_bytes)
+        with pytest.raises(MessageTooLargeError) as refused:
+            await bus.publish(topic, big)
+        assert refused.value.limit == max_message_bytes and refused.value.size > max_message_bytes
+        with pytest.raises(MessageTooLargeError):
+            await bus.publish_batch(topic, [make_event(2), big])  # nothing of the batch is sent
+        after = make_event(3)
+        await bus.publish(topic, after)
+        await received.wait_for(1)
+        await asyncio.sleep(0.3)
+        assert received.ids() == {after.message_id}
+
+    async def test_oversized_body_from_another_producer_is_dead_lettered(
+        self, bus: MessageBus, topic: str, group: str, max_message_bytes: int
+    ) -> None:
+        if not bus.capabilities.dead_letter:
+            pytest.skip("adapter has no dead-letter path")
+        received = Collector()
+        await bus.subscribe(topic, received, group=group)
+        big = JsonCodec().encode(make_event(1, blob="x" * max_message_bytes))
+        await bus.publish_raw(topic, big)
+        good = make_event(2)
+        await bus.publish(topic, good)
+        await received.wait_for(1)
+        letters = await _wait_for_dead_letters(bus, topic, group, 1)
+        assert letters[0].error_type == "MessageTooLargeError"
+        assert str(max_message_bytes) in letters[0].error_message and len(letters[0].error_message) < 500
+        assert len(letters[0].body) == len(big)
+        assert received.ids() == {good.message_id}
+
     # -- ordering ---------------------------------------------------------------------
     async def test_same_key_keeps_order(self, bus: MessageBus, topic: str, group: str) -> None:
         if not bus.capabilities.ordered_per_key:
@@ -254,8 +341,6 @@ class MessageBusContract:
 
 
 def bus_decodes(bus: MessageBus, body: bytes) -> DomainEvent:
-    from bento.application.serialization import JsonCodec
-
     return JsonCodec().decode(body)
 
 
