@@ -104,12 +104,15 @@ async def test_a_container_shutdown_releases_the_append_lock(
     from dependency_injector import providers
 
     from bento.infrastructure.container import BentoContainer, shutdown
-    from bento.infrastructure.settings import BentoSettings, EventStoreSettings
+    from bento.adapters.clickhouse.settings import ClickHouseEventStoreSettings
+    from bento.adapters.redis.settings import RedisStreamLockSettings
+    from bento.infrastructure.settings import BentoSettings
     from bento.testing.events import make_event
 
     settings = BentoSettings(
         clickhouse=clickhouse_server_settings,
-        event_store=EventStoreSettings(backend="clickhouse", table=table_name, lock="redis", lock_url=REDIS_URL),
+        event_store=ClickHouseEventStoreSettings(table=table_name),
+        stream_lock=RedisStreamLockSettings(url=REDIS_URL),
     )
     container = BentoContainer()
     container.settings.override(providers.Object(settings))
