@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from bento.managers.health import collect_health
-from bento.testing.services import free_port, require_tcp, tcp_reachable
+from servers import free_port, require_tcp, tcp_reachable
 from credentials_support import Planted
 
 

@@ -11,7 +11,7 @@ import sys
 from bento.adapters.clickhouse.engine import ClickHouseEngine
 from bento.adapters.clickhouse.event_store import ClickHouseEventStore
 from bento.testing.events import OtherContractEvent, make_event
-from bento.testing.services.clickhouse_server import ClickHouseServer
+from servers.clickhouse_server import ClickHouseServer
 
 
 def bento(server: ClickHouseServer, database: str, table: str, *args: str) -> list[dict[str, object]]:
