@@ -9,6 +9,7 @@ over). On a broker, the run's exchange, keys or stream are removed at the end un
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import shlex
 import shutil
@@ -40,9 +41,9 @@ async def _run(args: argparse.Namespace) -> int:
     if not args.verbose:
         # The demo fails one subscriber on purpose and reports the dead letter itself.
         logging.getLogger("bento").setLevel(logging.CRITICAL)
-    data_dir = Path(args.data_dir).expanduser().resolve()
-    if args.reset and data_dir.exists():
-        shutil.rmtree(data_dir)
+    data_dir = await asyncio.to_thread(lambda: Path(args.data_dir).expanduser().resolve())
+    if args.reset:
+        await asyncio.to_thread(shutil.rmtree, data_dir, True)
     settings = demo_settings(str(data_dir), scope=uuid.uuid4().hex[:8])
     report = await run_demo(settings)
     bus = settings.default_event

@@ -26,9 +26,9 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from bento.domain.errors import BentoError
 from bento.application.ports.event_store import EventFilter, EventStore, StoredEvent
 from bento.cli._stores import DEFAULT_CONTAINER, empty_hint, load_container, require_event_store
+from bento.domain.errors import BentoError
 
 PAYLOAD_WIDTH = 80
 

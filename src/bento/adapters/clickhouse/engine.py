@@ -163,9 +163,7 @@ async def table_exists(settings: ClickHouseSettings, table: str) -> bool:
     exist, or holds no such table, is answered from its files without starting chdb."""
     database, name = check_identifier(settings.database), check_identifier(table)
     if settings.mode == "embedded":
-        from pathlib import Path
-
-        return (Path(settings.path).expanduser() / "metadata" / database / f"{name}.sql").is_file()
+        return await asyncio.to_thread(_embedded_table_file_exists, settings.path, database, name)
     engine = build_engine(settings)
     try:
         await engine._run(engine._open)
@@ -176,3 +174,9 @@ async def table_exists(settings: ClickHouseSettings, table: str) -> bool:
     finally:
         await engine.close()
     return bool(rows and rows[0][0])
+
+
+def _embedded_table_file_exists(path: str, database: str, table: str) -> bool:
+    from pathlib import Path
+
+    return (Path(path).expanduser() / "metadata" / database / f"{table}.sql").is_file()

@@ -10,6 +10,7 @@ asked for their detail by setting them (or the root logger) below WARNING.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Iterator
@@ -77,9 +78,7 @@ async def first_reachable(addresses: list[tuple[str, int]], timeout: float) -> s
             reason = f"{host}:{port}: {exc or type(exc).__name__}"
             continue
         writer.close()
-        try:
+        with contextlib.suppress(OSError):
             await writer.wait_closed()
-        except OSError:
-            pass
         return None
     return reason

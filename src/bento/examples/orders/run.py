@@ -29,11 +29,10 @@ from bento.application.ports.checkpoint_store import CheckpointStore
 from bento.application.ports.event_store import EventFilter, EventStore
 from bento.application.ports.message_bus import DeadLetter, MessageBus
 from bento.application.projections import ProjectionRunner
-from bento.infrastructure.container import register_handlers, shutdown
-from bento.infrastructure.settings import BentoSettings, load_settings
 from bento.examples.orders import application as app
 from bento.examples.orders.container import OrdersContainer
-
+from bento.infrastructure.container import register_handlers, shutdown
+from bento.infrastructure.settings import BentoSettings, load_settings
 
 #: The demo's retries: quick, so the deliberate failure reaches the dead-letter path on
 #: every broker within the run (the defaults back off for seconds, as a service should).
@@ -111,7 +110,9 @@ async def _run_number(store: EventStore) -> int:
     return len(placed) // 3 + 1
 
 
-async def _await_dead_letters(bus: MessageBus, subscriptions: list[Any], ours: set[str], timeout: float) -> list[DeadLetter]:
+async def _await_dead_letters(
+    bus: MessageBus, subscriptions: list[Any], ours: set[str], timeout: float
+) -> list[DeadLetter]:
     """This run's dead letters; a broker dead-letters after its last retry, so wait a little."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
