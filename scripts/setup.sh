@@ -21,7 +21,7 @@ if ! "$python" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; 
   exit 1
 fi
 if [ ! -x .venv/bin/python ]; then
-  echo "creating .venv and installing bento-ddd[$extras] (once; about half a minute) ..."
+  echo "creating .venv and installing bento-ddd[$extras] (once; a minute or more, mostly the embedded ClickHouse engine) ..."
   if ! "$python" -m venv .venv >/dev/null 2>&1; then
     apt_install python3-venv
     "$python" -m venv .venv

@@ -14,7 +14,18 @@ from servers import in_ci, require_tcp
 from servers.clickhouse_server import ClickHouseServer, install_clickhouse_server
 from servers.pulsar_lite import PulsarLite
 
-LEAKING = ("EVENT", "CLICKHOUSE", "READ_MODEL", "CHECKPOINT", "SNAPSHOT", "STREAM_LOCK", "INBOX", "MQ", "BENTO", "CHANNEL")
+LEAKING = (
+    "EVENT",
+    "CLICKHOUSE",
+    "READ_MODEL",
+    "CHECKPOINT",
+    "SNAPSHOT",
+    "STREAM_LOCK",
+    "INBOX",
+    "MQ",
+    "BENTO",
+    "CHANNEL",
+)
 
 
 @pytest.fixture(scope="session")

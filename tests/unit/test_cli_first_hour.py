@@ -37,8 +37,13 @@ def test_a_closed_pipe_ends_the_command_quietly(tmp_path: Path) -> None:
     os.close(read_end)  # the reader is gone before the command writes (`bento … | head` after head exits)
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "bento.cli", "config", "show"], stdout=write_end, stderr=subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, cwd=tmp_path, timeout=60, check=False,
+            [sys.executable, "-m", "bento.cli", "config", "show"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+            cwd=tmp_path,
+            timeout=60,
+            check=False,
         )
     finally:
         os.close(write_end)

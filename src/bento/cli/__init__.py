@@ -18,9 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     from bento import __version__
     from bento.cli import config, demo, events, projections
 
-    parser = argparse.ArgumentParser(
-        prog="bento", description="Bento: hexagonal DDD messaging for Python services."
-    )
+    parser = argparse.ArgumentParser(prog="bento", description="Bento: hexagonal DDD messaging for Python services.")
     parser.add_argument("--version", action="version", version=f"bento {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

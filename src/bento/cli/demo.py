@@ -26,7 +26,8 @@ def register(sub: Any) -> None:
         "demo", help="run the orders demo (commands, events, projection, queries, a dead letter)"
     )
     parser.add_argument(
-        "--data-dir", default=DEFAULT_DATA_DIR,
+        "--data-dir",
+        default=DEFAULT_DATA_DIR,
         help=f"where the demo keeps its events, read models and checkpoints (default {DEFAULT_DATA_DIR}/)",
     )
     parser.add_argument("--reset", action="store_true", help="delete the data dir first and start from run 1")
@@ -61,8 +62,10 @@ async def _run(args: argparse.Namespace) -> int:
 def _explore(settings: Any, data_dir: Path, order_ids: list[str]) -> None:
     """The closing lines: the exact commands that read what this run wrote."""
     if settings.event_store.backend != "clickhouse":
-        print("\nThe event store was the in-memory default, so nothing is left to explore: install the embedded "
-              "engine (pip install 'bento-ddd[embedded]') and the demo keeps its data in --data-dir.")
+        print(
+            "\nThe event store was the in-memory default, so nothing is left to explore: install the embedded "
+            "engine (pip install 'bento-ddd[embedded]') and the demo keeps its data in --data-dir."
+        )
         return
     shown = shlex.quote(_relative(data_dir))
     print(f"\nThe data is in {shown}/ (run the demo again to add to it, --reset to start over). Explore it:")

@@ -56,7 +56,8 @@ def register(sub: Any) -> None:
     query.set_defaults(func=_query)
     for command in (tail, stream, query):
         command.add_argument(
-            "--container", default=os.environ.get("BENTO_CONTAINER", DEFAULT_CONTAINER),
+            "--container",
+            default=os.environ.get("BENTO_CONTAINER", DEFAULT_CONTAINER),
             help="the service's container, module:Class (default: $BENTO_CONTAINER or BentoContainer)",
         )
         command.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -86,8 +87,10 @@ def format_event(event: StoredEvent, *, as_json: bool = False) -> str:
         return json.dumps(record, ensure_ascii=False)
     payload = event.data if len(event.data) <= PAYLOAD_WIDTH else event.data[: PAYLOAD_WIDTH - 1] + "…"
     recorded = event.recorded_at.isoformat(timespec="milliseconds")
-    return f"{event.position:>8}  {recorded}  {event.stream}@{event.version}  {event.event_type} " \
-           f"v{event.schema_version}  {payload}"
+    return (
+        f"{event.position:>8}  {recorded}  {event.stream}@{event.version}  {event.event_type} "
+        f"v{event.schema_version}  {payload}"
+    )
 
 
 def print_events(events: Sequence[StoredEvent], *, as_json: bool = False) -> None:
@@ -95,8 +98,9 @@ def print_events(events: Sequence[StoredEvent], *, as_json: bool = False) -> Non
         print(format_event(event, as_json=as_json), flush=True)
 
 
-async def tail(store: EventStore, lines: int, *, follow: bool = False, interval: float = 0.5,
-               as_json: bool = False) -> int:
+async def tail(
+    store: EventStore, lines: int, *, follow: bool = False, interval: float = 0.5, as_json: bool = False
+) -> int:
     """Print the last `lines` events; with `follow`, keep printing new ones. Returns how
     many were printed (without `follow`)."""
     head = await store.last_position()
@@ -159,8 +163,13 @@ async def _query(args: argparse.Namespace) -> int:
     container, store = await _with_store(args)
     try:
         criteria = EventFilter(
-            event_types=tuple(args.types), aggregate_type=args.aggregate_type, tenant_id=args.tenant,
-            since=args.since, until=args.until, after_position=args.after_position, limit=args.limit,
+            event_types=tuple(args.types),
+            aggregate_type=args.aggregate_type,
+            tenant_id=args.tenant,
+            since=args.since,
+            until=args.until,
+            after_position=args.after_position,
+            limit=args.limit,
         )
         events = await store.query(criteria)
         print_events(events, as_json=args.json)

@@ -45,7 +45,8 @@ def register(sub: Any) -> None:
         commands.add_parser("rebuild", help="clear a projection's read models and replay every event"),
     ):
         command.add_argument(
-            "--container", default=os.environ.get("BENTO_CONTAINER", DEFAULT_CONTAINER),
+            "--container",
+            default=os.environ.get("BENTO_CONTAINER", DEFAULT_CONTAINER),
             help="the service's container, module:Class (default: $BENTO_CONTAINER or BentoContainer)",
         )
     status = commands.choices["status"]
@@ -89,8 +90,13 @@ async def _status(args: argparse.Namespace) -> int:
         positions = await checkpoints.all()
         head = await store.last_position()
         rows = [
-            {"name": name, "position": positions.get(name, 0), "head": head,
-             "lag": max(head - positions.get(name, 0), 0), "kind": "projection" if name in names else "checkpoint"}
+            {
+                "name": name,
+                "position": positions.get(name, 0),
+                "head": head,
+                "lag": max(head - positions.get(name, 0), 0),
+                "kind": "projection" if name in names else "checkpoint",
+            }
             for name in sorted(names | set(positions))
         ]
         if args.json:
@@ -102,8 +108,9 @@ async def _status(args: argparse.Namespace) -> int:
             for r in rows:
                 print(f"{r['name']:<{width}}  {r['position']:>10}  {r['head']:>10}  {r['lag']:>10}  {r['kind']}")
         if not rows:
-            print(empty_hint(container, f"no projections or checkpoints yet (event store head: {head})"),
-                  file=sys.stderr)
+            print(
+                empty_hint(container, f"no projections or checkpoints yet (event store head: {head})"), file=sys.stderr
+            )
         return 0
     finally:
         await shutdown(container)

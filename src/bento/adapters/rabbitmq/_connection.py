@@ -36,7 +36,6 @@ DRIVER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-
 def ssl_context(settings: RabbitMQSettings) -> ssl.SSLContext | None:
     if not settings.url.get_secret_value().startswith("amqps://"):
         return None
@@ -55,7 +54,7 @@ async def open_connection(settings: RabbitMQSettings, metrics: BusCounters, role
     try:
         with quiet_driver_logs("aiormq", "aio_pika"):
             connection = await aio_pika.connect_robust(
-            url,
+                url,
                 ssl_context=ssl_context(settings),
                 timeout=settings.connect_timeout,
                 client_properties={"connection_name": f"{settings.connection_name}:{role}"},
@@ -88,7 +87,9 @@ def connect_error(url: str, exc: BaseException) -> BrokerUnavailableError:
         # Connection.Close (530 NOT_ALLOWED), which aiormq reports as an unexpected frame.
         vhost = unquote(urlsplit(url).path[1:]) or "/"
         return BrokerRefusedError(
-            "RabbitMQ", where, f"virtual host {vhost[:100]!r} does not exist or the user may not use it "
+            "RabbitMQ",
+            where,
+            f"virtual host {vhost[:100]!r} does not exist or the user may not use it "
             f"(create it with `rabbitmqctl add_vhost {vhost[:100]}` and grant permissions, or fix the URL's path)",
         )
     return BrokerUnavailableError("RabbitMQ", where, f"{type(exc).__name__}: {exc}")

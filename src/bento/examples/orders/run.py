@@ -60,13 +60,15 @@ def demo_settings(data_dir: str | None = None, *, scope: str | None = None) -> B
     `cleanup_broker` can remove exactly them afterwards."""
     settings = load_settings()
     if data_dir is not None and settings.event_store.backend == "memory" and _chdb_available():
-        settings = settings.model_copy(update={
-            "event_store": ClickHouseEventStoreSettings(),
-            "read_model": ClickHouseReadModelSettings(),
-            "checkpoint_store": ClickHouseCheckpointStoreSettings(),
-            "snapshot_store": ClickHouseSnapshotStoreSettings(),
-            "clickhouse": settings.clickhouse.model_copy(update={"mode": "embedded", "path": data_dir}),
-        })
+        settings = settings.model_copy(
+            update={
+                "event_store": ClickHouseEventStoreSettings(),
+                "read_model": ClickHouseReadModelSettings(),
+                "checkpoint_store": ClickHouseCheckpointStoreSettings(),
+                "snapshot_store": ClickHouseSnapshotStoreSettings(),
+                "clickhouse": settings.clickhouse.model_copy(update={"mode": "embedded", "path": data_dir}),
+            }
+        )
     changes: dict[str, Any] = {"max_attempts": DEMO_MAX_ATTEMPTS, "retry_delays": DEMO_RETRY_DELAYS}
     if scope is not None:
         changes.update(scoped_names(settings.event_backend, scope))
@@ -184,19 +186,25 @@ async def run_demo(settings: BentoSettings | None = None, say: Callable[[str], A
             say(f"  {line}")
         say("\nOrders (query ListOrders over the order_summary projection):")
         for order in report.orders:
-            say(f"  {order.id}: {order.customer:<16} {order.quantity} x {order.sku:<4} {order.amount:>6.2f}  "
-                f"{order.status:<6} stock reserved: {'yes' if order.stock_reserved else 'no'}")
+            say(
+                f"  {order.id}: {order.customer:<16} {order.quantity} x {order.sku:<4} {order.amount:>6.2f}  "
+                f"{order.status:<6} stock reserved: {'yes' if order.stock_reserved else 'no'}"
+            )
         say("\nSubscribers sent:")
         for line in report.mail:
             say(f"  {line}")
         say(f"\nDead-lettered after retries (on purpose: order {o3} wants 5 {cup}, only 2 are in stock):")
         for letter in report.dead_letters:
-            say(f"  {letter.topic} [{letter.group}] after {letter.attempts} attempts: "
-                f"{letter.error_type}: {letter.error_message}")
+            say(
+                f"  {letter.topic} [{letter.group}] after {letter.attempts} attempts: "
+                f"{letter.error_type}: {letter.error_message}"
+            )
         if not report.dead_letters:
             say("  none arrived in time (the broker's retries outlasted the demo)")
-        say(f"\nCorrelation: OrderPlaced and the StockReserved it caused share the PlaceOrder command's "
-            f"correlation id: {'yes' if report.correlation_ok else 'NO'}")
+        say(
+            f"\nCorrelation: OrderPlaced and the StockReserved it caused share the PlaceOrder command's "
+            f"correlation id: {'yes' if report.correlation_ok else 'NO'}"
+        )
         return report
     finally:
         await shutdown(container)
