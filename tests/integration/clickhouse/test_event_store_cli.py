@@ -3,6 +3,7 @@ user runs it, configured by environment variables)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -86,8 +87,14 @@ async def test_reading_a_missing_database_creates_nothing(
     }
     env.pop("BENTO_CONTAINER", None)
     for args in (["events", "tail"], ["events", "stream", "Order-1"], ["projections", "status"]):
-        done = subprocess.run(
-            [sys.executable, "-m", "bento.cli", *args], env=env, capture_output=True, text=True, timeout=60, check=False
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "bento.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert done.returncode == 1, done.stdout + done.stderr
         assert "no event store at" in done.stderr and "Traceback" not in done.stderr
