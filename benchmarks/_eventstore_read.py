@@ -181,7 +181,7 @@ async def bench_projection_catch_up(
 
 
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
-    from bento.testing.services.clickhouse_server import ClickHouseServer
+    from servers.clickhouse_server import ClickHouseServer
 
     figures: dict[str, Any] = {}
     with ClickHouseServer() as server:

@@ -61,8 +61,8 @@ from bento.adapters.redis.stream_lock import RedisStreamLock  # noqa: E402
 from bento.application.ports.stream_lock import StreamLock  # noqa: E402
 from bento.domain.events import DomainEvent  # noqa: E402
 from bento.testing.events import make_event  # noqa: E402
-from bento.testing.services import tcp_reachable  # noqa: E402
-from bento.testing.services.clickhouse_server import ClickHouseServer  # noqa: E402
+from servers import tcp_reachable  # noqa: E402
+from servers.clickhouse_server import ClickHouseServer  # noqa: E402
 
 PER_APPEND = 100
 IN_FLIGHT = 20

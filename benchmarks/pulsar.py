@@ -47,7 +47,7 @@ from bento.adapters.pulsar import PulsarMessageBus, PulsarSettings  # noqa: E402
 from bento.application.serialization import JsonCodec  # noqa: E402
 from bento.domain.events import DomainEvent  # noqa: E402
 from bento.testing.events import ContractEvent, make_event  # noqa: E402
-from bento.testing.services.pulsar_lite import PulsarLite  # noqa: E402
+from servers.pulsar_lite import PulsarLite  # noqa: E402
 
 GROUP = "bench"
 

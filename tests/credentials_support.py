@@ -21,7 +21,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 import bento
 from bento.application.credentials import SecretUrl
-from bento.testing.services import free_port
+from servers import free_port
 
 #: A field whose name has one of these may hold a credential, so it must be secret-typed.
 CREDENTIAL_WORDS = ("url", "servers", "password", "passwd", "token", "secret", "dsn", "auth", "credential")
@@ -30,7 +30,7 @@ CREDENTIAL_WORDS = ("url", "servers", "password", "passwd", "token", "secret", "
 # -- finding every settings model ---------------------------------------------------------------
 def _bento_modules() -> Iterator[types.ModuleType]:
     for info in pkgutil.walk_packages(bento.__path__, "bento."):
-        if ".testing.services" in info.name or info.name.endswith("__main__"):
+        if info.name.endswith("__main__"):
             continue
         yield importlib.import_module(info.name)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bento.testing.services import require_tcp
-from bento.testing.services.pulsar_lite import PulsarLite
+from servers import require_tcp
+from servers.pulsar_lite import PulsarLite
 
 SERVICES = {
     "rabbitmq": ("RabbitMQ", 5672, "rabbitmq-server -detached"),
@@ -26,10 +26,15 @@ def pulsar_url() -> Iterator[str]:
 
 def run_demo(tmp_path: Path, backend: str, **extra: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EVENT", "CLICKHOUSE", "READ_MODEL"))}
-    env.update(EVENT__BACKEND=backend, EVENT__MAX_ATTEMPTS="3", EVENT__RETRY_DELAYS="[0.1, 0.2]", **extra)
+    env.update(EVENT__BACKEND=backend, **extra)  # the demo's own fast retries show the dead letter on every bus
     result = subprocess.run(
-        [sys.executable, "-m", "bento.cli", "demo"], cwd=tmp_path, env=env,
-        capture_output=True, text=True, timeout=300, check=False,
+        [sys.executable, "-m", "bento.cli", "demo"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
@@ -47,8 +52,11 @@ def test_demo_runs_unchanged_on_a_broker(tmp_path: Path, backend: str) -> None:
     name, port, start = SERVICES[backend]
     require_tcp(name, "127.0.0.1", port, start)
     bus = {"rabbitmq": "RabbitMQMessageBus", "redis": "RedisMessageBus", "nats": "NatsMessageBus"}[backend]
-    check(run_demo(tmp_path, backend), bus)
-    check(run_demo(tmp_path, backend), bus)  # a second run on the same durable groups reports only its own
+    first = run_demo(tmp_path, backend)
+    check(first, bus)
+    assert "Cleaned up: removed the run's" in first  # its exchange, keys or stream, unless --keep
+    second = run_demo(tmp_path, backend)  # a second run on the same data adds to it
+    assert "run 2:" in second and "after 3 attempts: DomainError: product cup-2: 5 wanted, 2 in stock" in second
 
 
 def test_demo_runs_unchanged_on_pulsar(tmp_path: Path, pulsar_url: str) -> None:

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from bento.cli import main
-from examples.orders.run import demo_settings, run_demo
+from bento.examples.orders.run import demo_settings, run_demo
 
 
 @pytest.fixture(autouse=True)

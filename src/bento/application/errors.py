@@ -121,6 +121,17 @@ class BrokerUnavailableError(BentoError, ConnectionError):
         self.what, self.where, self.reason = what, where, reason
 
 
+class BrokerRefusedError(BrokerUnavailableError):
+    """The broker answered but refused the connection: the credentials are wrong, or the
+    virtual host (namespace, database) does not exist or the user may not use it. Retrying
+    does not help; the message says which setting to fix."""
+
+    def __init__(self, what: str, where: str, reason: str) -> None:
+        where, reason = mask_url(where), mask_credentials(reason)
+        BentoError.__init__(self, f"{what} at {where} refused the connection: {reason}")
+        self.what, self.where, self.reason = what, where, reason
+
+
 class BusClosedError(BentoError, RuntimeError):
     """The adapter was closed (or never started) and refuses new work."""
 

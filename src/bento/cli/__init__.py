@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import inspect
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -14,11 +15,11 @@ from bento.domain.errors import BentoError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bento import __version__
     from bento.cli import config, demo, events, projections
 
-    parser = argparse.ArgumentParser(
-        prog="bento", description="Bento: hexagonal DDD messaging for Python services."
-    )
+    parser = argparse.ArgumentParser(prog="bento", description="Bento: hexagonal DDD messaging for Python services.")
+    parser.add_argument("--version", action="version", version=f"bento {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in (demo, config, events, projections):
@@ -46,6 +47,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`bento events tail | head`): stop quietly, and keep Python's
+        # final flush of stdout from reporting the same broken pipe at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a command killed by the pipe
     return int(result or 0)
 
 

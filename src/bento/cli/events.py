@@ -20,13 +20,15 @@ import argparse
 import asyncio
 import json
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
 from bento.application.ports.event_store import EventFilter, EventStore, StoredEvent
-from bento.cli.projections import DEFAULT_CONTAINER, _load_container
+from bento.cli._stores import DEFAULT_CONTAINER, empty_hint, load_container, require_event_store
+from bento.domain.errors import BentoError
 
 PAYLOAD_WIDTH = 80
 
@@ -54,7 +56,8 @@ def register(sub: Any) -> None:
     query.set_defaults(func=_query)
     for command in (tail, stream, query):
         command.add_argument(
-            "--container", default=os.environ.get("BENTO_CONTAINER", DEFAULT_CONTAINER),
+            "--container",
+            default=os.environ.get("BENTO_CONTAINER", DEFAULT_CONTAINER),
             help="the service's container, module:Class (default: $BENTO_CONTAINER or BentoContainer)",
         )
         command.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -84,8 +87,10 @@ def format_event(event: StoredEvent, *, as_json: bool = False) -> str:
         return json.dumps(record, ensure_ascii=False)
     payload = event.data if len(event.data) <= PAYLOAD_WIDTH else event.data[: PAYLOAD_WIDTH - 1] + "…"
     recorded = event.recorded_at.isoformat(timespec="milliseconds")
-    return f"{event.position:>8}  {recorded}  {event.stream}@{event.version}  {event.event_type} " \
-           f"v{event.schema_version}  {payload}"
+    return (
+        f"{event.position:>8}  {recorded}  {event.stream}@{event.version}  {event.event_type} "
+        f"v{event.schema_version}  {payload}"
+    )
 
 
 def print_events(events: Sequence[StoredEvent], *, as_json: bool = False) -> None:
@@ -93,26 +98,31 @@ def print_events(events: Sequence[StoredEvent], *, as_json: bool = False) -> Non
         print(format_event(event, as_json=as_json), flush=True)
 
 
-async def tail(store: EventStore, lines: int, *, follow: bool = False, interval: float = 0.5,
-               as_json: bool = False) -> int:
-    """Print the last `lines` events; with `follow`, keep printing new ones."""
+async def tail(
+    store: EventStore, lines: int, *, follow: bool = False, interval: float = 0.5, as_json: bool = False
+) -> int:
+    """Print the last `lines` events; with `follow`, keep printing new ones. Returns how
+    many were printed (without `follow`)."""
     head = await store.last_position()
-    after = max(head - max(lines, 0), 0)
+    after, printed = max(head - max(lines, 0), 0), 0
     while True:
         batch = await store.read_all(after, 1000)
         print_events(batch, as_json=as_json)
+        printed += len(batch)
         if batch:
             after = batch[-1].position
             continue
         if not follow:
-            return 0
+            return printed
         await asyncio.sleep(interval)
 
 
 async def _with_store(args: argparse.Namespace) -> tuple[Any, EventStore]:
+    """The container and its event store, which must already exist (reading creates nothing)."""
     from bento.infrastructure.container import resolve
 
-    container = _load_container(args.container)
+    container = load_container(args.container)
+    await require_event_store(container)
     store: EventStore = await resolve(container.event_store)
     return container, store
 
@@ -122,7 +132,10 @@ async def _tail(args: argparse.Namespace) -> int:
 
     container, store = await _with_store(args)
     try:
-        return await tail(store, args.lines, follow=args.follow, interval=args.interval, as_json=args.json)
+        printed = await tail(store, args.lines, follow=args.follow, interval=args.interval, as_json=args.json)
+        if not printed and not args.follow:
+            print(empty_hint(container, "no events in the store"), file=sys.stderr)
+        return 0
     finally:
         await shutdown(container)
 
@@ -132,8 +145,14 @@ async def _stream(args: argparse.Namespace) -> int:
 
     container, store = await _with_store(args)
     try:
-        print_events(await store.read_stream(args.stream, args.from_version), as_json=args.json)
-        return 0
+        events = await store.read_stream(args.stream, args.from_version)
+        print_events(events, as_json=args.json)
+        if events:
+            return 0
+        if args.from_version and await store.read_stream(args.stream, 0):
+            print(f"stream {args.stream!r} has no events after version {args.from_version}", file=sys.stderr)
+            return 0
+        raise StreamNotFoundError(args.stream, empty_hint(container, f"no stream named {args.stream!r}"))
     finally:
         await shutdown(container)
 
@@ -144,10 +163,26 @@ async def _query(args: argparse.Namespace) -> int:
     container, store = await _with_store(args)
     try:
         criteria = EventFilter(
-            event_types=tuple(args.types), aggregate_type=args.aggregate_type, tenant_id=args.tenant,
-            since=args.since, until=args.until, after_position=args.after_position, limit=args.limit,
+            event_types=tuple(args.types),
+            aggregate_type=args.aggregate_type,
+            tenant_id=args.tenant,
+            since=args.since,
+            until=args.until,
+            after_position=args.after_position,
+            limit=args.limit,
         )
-        print_events(await store.query(criteria), as_json=args.json)
+        events = await store.query(criteria)
+        print_events(events, as_json=args.json)
+        if not events:
+            print(empty_hint(container, "no events match"), file=sys.stderr)
         return 0
     finally:
         await shutdown(container)
+
+
+class StreamNotFoundError(BentoError, LookupError):
+    """`bento events stream NAME` names a stream with no events (exit status 1)."""
+
+    def __init__(self, stream: str, message: str) -> None:
+        super().__init__(f"{message}; `bento events tail` lists the streams that exist")
+        self.stream = stream

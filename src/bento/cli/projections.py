@@ -1,7 +1,7 @@
 """`bento projections status|rebuild NAME`.
 
 Projections live in a service's container (a `BentoContainer` subclass with a
-provider per projection, as in `examples/orders/container.py`). The commands import
+provider per projection, as in `bento.examples.orders.container`). The commands import
 it from `--container module:Class` (default: the `BENTO_CONTAINER` environment
 variable, else the bare `BentoContainer`), build the configured event store and
 checkpoint store from the usual settings, and close everything before returning.
@@ -15,13 +15,14 @@ Stop the service's own runner of that projection first: two runners would race.
 from __future__ import annotations
 
 import argparse
-import importlib
+import json
 import os
+import sys
 from typing import Any
 
+from bento.cli._stores import DEFAULT_CONTAINER, empty_hint, require_event_store
+from bento.cli._stores import load_container as _load_container
 from bento.domain.errors import BentoError
-
-DEFAULT_CONTAINER = "bento.infrastructure.container:BentoContainer"
 
 
 class ProjectionNotFoundError(BentoError, LookupError):
@@ -44,10 +45,13 @@ def register(sub: Any) -> None:
         commands.add_parser("rebuild", help="clear a projection's read models and replay every event"),
     ):
         command.add_argument(
-            "--container", default=os.environ.get("BENTO_CONTAINER", DEFAULT_CONTAINER),
+            "--container",
+            default=os.environ.get("BENTO_CONTAINER", DEFAULT_CONTAINER),
             help="the service's container, module:Class (default: $BENTO_CONTAINER or BentoContainer)",
         )
-    commands.choices["status"].set_defaults(func=_status)
+    status = commands.choices["status"]
+    status.add_argument("--json", action="store_true", help="one JSON object per projection or checkpoint")
+    status.set_defaults(func=_status)
     rebuild = commands.choices["rebuild"]
     rebuild.add_argument("name", help="the projection's name (its checkpoint name)")
     rebuild.add_argument("--batch-size", type=int, default=1000, help="events read per batch (default 1000)")
@@ -58,28 +62,6 @@ def register(sub: Any) -> None:
 def _help(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return 2
-
-
-def _load_container(path: str) -> Any:
-    """Import `module:attr`: a container class or instance, or a function returning one."""
-    from dependency_injector import containers
-
-    from bento.application.errors import ConfigurationError
-
-    module_name, _, attr = path.partition(":")
-    if not module_name or not attr:
-        raise ConfigurationError([f"--container / BENTO_CONTAINER must look like module:Class, got {path!r}"])
-    try:
-        target = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigurationError([f"cannot import the container {path}: {exc}"]) from exc
-    if callable(target) and not isinstance(target, type | containers.Container):
-        target = target()  # a factory function
-    if isinstance(target, type) and issubclass(target, containers.DeclarativeContainer):
-        return target()
-    if isinstance(target, containers.Container):
-        return target
-    raise ConfigurationError([f"{path} is not a dependency-injector container (got {type(target).__name__})"])
 
 
 def _projection_providers(container: Any) -> dict[str, Any]:
@@ -101,20 +83,34 @@ async def _status(args: argparse.Namespace) -> int:
 
     container = _load_container(args.container)
     try:
+        await require_event_store(container)
         store = await resolve(container.event_store)
         checkpoints = await resolve(container.checkpoint_store)
         names = set(_projection_providers(container))
         positions = await checkpoints.all()
         head = await store.last_position()
-        rows = [(name, positions.get(name, 0), name in names) for name in sorted(names | set(positions))]
+        rows = [
+            {
+                "name": name,
+                "position": positions.get(name, 0),
+                "head": head,
+                "lag": max(head - positions.get(name, 0), 0),
+                "kind": "projection" if name in names else "checkpoint",
+            }
+            for name in sorted(names | set(positions))
+        ]
+        if args.json:
+            for row in rows:
+                print(json.dumps(row), flush=True)
+        elif rows:
+            width = max(len(str(r["name"])) for r in rows)
+            print(f"{'NAME':<{width}}  {'POSITION':>10}  {'HEAD':>10}  {'LAG':>10}  KIND")
+            for r in rows:
+                print(f"{r['name']:<{width}}  {r['position']:>10}  {r['head']:>10}  {r['lag']:>10}  {r['kind']}")
         if not rows:
-            print(f"no projections or checkpoints yet (event store head: {head})")
-            return 0
-        width = max(len(r[0]) for r in rows)
-        print(f"{'NAME':<{width}}  {'POSITION':>10}  {'HEAD':>10}  {'LAG':>10}  KIND")
-        for name, position, is_projection in rows:
-            kind = "projection" if is_projection else "checkpoint"
-            print(f"{name:<{width}}  {position:>10}  {head:>10}  {max(head - position, 0):>10}  {kind}")
+            print(
+                empty_hint(container, f"no projections or checkpoints yet (event store head: {head})"), file=sys.stderr
+            )
         return 0
     finally:
         await shutdown(container)

@@ -8,7 +8,7 @@
 
 A service subclasses BentoContainer, adds providers for its handlers and
 repositories, and calls `await register_handlers(container)` to put every handler
-provider on its bus (see examples/orders/container.py).
+provider on its bus (see src/bento/examples/orders/container.py).
 """
 
 from __future__ import annotations

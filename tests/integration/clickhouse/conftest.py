@@ -21,8 +21,8 @@ import pytest
 
 from bento.adapters.clickhouse.engine import ClickHouseEngine, build_engine
 from bento.adapters.clickhouse.settings import ClickHouseSettings
-from bento.testing.services import in_ci
-from bento.testing.services.clickhouse_server import INSTALL_COMMAND, ClickHouseServer, install_clickhouse_server
+from servers import in_ci
+from servers.clickhouse_server import INSTALL_COMMAND, ClickHouseServer, install_clickhouse_server
 
 
 def _unavailable(reason: str) -> None:

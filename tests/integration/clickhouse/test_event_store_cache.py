@@ -19,7 +19,7 @@ from bento.adapters.redis.stream_lock import RedisStreamLock
 from bento.application.errors import ConcurrencyError
 from bento.application.ports.stream_lock import StreamLock
 from bento.testing.events import make_event
-from bento.testing.services import require_tcp
+from servers import require_tcp
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -3,6 +3,7 @@ user runs it, configured by environment variables)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -11,7 +12,7 @@ import sys
 from bento.adapters.clickhouse.engine import ClickHouseEngine
 from bento.adapters.clickhouse.event_store import ClickHouseEventStore
 from bento.testing.events import OtherContractEvent, make_event
-from bento.testing.services.clickhouse_server import ClickHouseServer
+from servers.clickhouse_server import ClickHouseServer
 
 
 def bento(server: ClickHouseServer, database: str, table: str, *args: str) -> list[dict[str, object]]:
@@ -69,3 +70,33 @@ async def test_events_cli_reads_streams_tails_and_queries(
         "2000-01-01T00:00:00",
     )
     assert len(by_type) == 3
+
+
+async def test_reading_a_missing_database_creates_nothing(
+    clickhouse_server: ClickHouseServer, server_engine: ClickHouseEngine
+) -> None:
+    missing = f"bento_missing_{os.getpid()}"
+    env = {
+        **os.environ,
+        "EVENT_STORE__BACKEND": "clickhouse",
+        "CLICKHOUSE__MODE": "server",
+        "CLICKHOUSE__HOST": clickhouse_server.host,
+        "CLICKHOUSE__PORT": str(clickhouse_server.port),
+        "CLICKHOUSE__DATABASE": missing,
+        "STREAM_LOCK__BACKEND": "single-writer",
+    }
+    env.pop("BENTO_CONTAINER", None)
+    for args in (["events", "tail"], ["events", "stream", "Order-1"], ["projections", "status"]):
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "bento.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "no event store at" in done.stderr and "Traceback" not in done.stderr
+    databases = await server_engine.execute("SELECT name FROM system.databases WHERE name = %(n)s", {"n": missing})
+    assert databases == []  # a read command never creates the database it was pointed at

@@ -15,7 +15,7 @@ from bento.adapters.clickhouse.stream_lock import SingleWriterLock
 from bento.adapters.redis.stream_lock import RedisStreamLock
 from bento.application.ports.stream_lock import StreamLock
 from bento.testing.contracts.stream_lock import StreamLockContract
-from bento.testing.services import require_tcp
+from servers import require_tcp
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

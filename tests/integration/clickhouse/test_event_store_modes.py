@@ -22,8 +22,8 @@ from bento.adapters.clickhouse.settings import ClickHouseSettings
 from bento.application.errors import ConfigurationError, WriterLeaseError
 from bento.application.ports.event_store import StoredEvent
 from bento.testing.events import make_event
-from bento.testing.services import require_tcp
-from bento.testing.services.clickhouse_server import ClickHouseServer
+from servers import require_tcp
+from servers.clickhouse_server import ClickHouseServer
 
 WORKER = Path(__file__).with_name("_container_worker.py")
 SRC = str(Path(__file__).resolve().parents[3] / "src")

@@ -13,8 +13,8 @@ from pathlib import Path
 from bento.adapters.clickhouse.engine import ClickHouseEngine
 from bento.adapters.clickhouse.event_store import ClickHouseEventStore
 from bento.testing.events import make_event
-from bento.testing.services import require_tcp
-from bento.testing.services.clickhouse_server import ClickHouseServer
+from servers import require_tcp
+from servers.clickhouse_server import ClickHouseServer
 
 WORKER = Path(__file__).with_name("_append_worker.py")
 

@@ -11,7 +11,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from bento.testing.services import free_port, in_ci, require_tcp, tcp_reachable
+from servers import free_port, in_ci, require_tcp, tcp_reachable
 
 
 class PrivateRedis:

@@ -15,7 +15,7 @@ import pytest
 from nats.aio.client import Client
 
 from bento.adapters.nats import NatsSettings
-from bento.testing.services import free_port, in_ci, require_tcp, tcp_reachable
+from servers import free_port, in_ci, require_tcp, tcp_reachable
 
 NATS_URL = "nats://127.0.0.1:4222"
 START_COMMAND = "nats-server -js (JetStream enabled) on 127.0.0.1:4222"

@@ -15,7 +15,7 @@ from bento.application.errors import BrokerUnavailableError, BusClosedError, Pub
 from bento.domain.events import DomainEvent
 from bento.testing.collector import Collector
 from bento.testing.events import ContractEvent, make_event
-from bento.testing.services import free_port
+from servers import free_port
 
 Settings = Callable[..., NatsSettings]
 

@@ -14,8 +14,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from bento.testing.services import require_tcp
-from bento.testing.services.pulsar_lite import PulsarLite
+from servers import require_tcp
+from servers.pulsar_lite import PulsarLite
 
 REAL_PULSAR_URL = os.environ.get("BENTO_TEST_PULSAR_URL", "")
 START_COMMAND = "pip install pulsar-lite (the tests start it), or set BENTO_TEST_PULSAR_URL"

@@ -16,7 +16,7 @@ from bento.application.errors import (
 from bento.infrastructure.message_bus_factory import MessageBusFactory, MessageBusType
 from bento.testing.collector import Collector
 from bento.testing.events import make_event
-from bento.testing.services import free_port
+from servers import free_port
 
 
 async def test_keyword_construction_like_seed_002(pulsar_url: str, unique_topic: str) -> None:

@@ -15,8 +15,8 @@ from bento.application.errors import BusClosedError
 from bento.domain.events import DomainEvent
 from bento.testing.collector import Collector
 from bento.testing.events import make_event
-from bento.testing.services import require_tcp
-from bento.testing.services.pulsar_lite import PulsarLite
+from servers import require_tcp
+from servers.pulsar_lite import PulsarLite
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from rabbitmq_support import ConnectionDropper, SettingsFactory, make_settings
 from yarl import URL
 
 from bento.adapters.rabbitmq import RabbitMQSettings
-from bento.testing.services import in_ci, require_tcp
+from servers import in_ci, require_tcp
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 

@@ -22,7 +22,7 @@ from bento.adapters.rabbitmq import RabbitMQMessageBus
 from bento.application.errors import PublishError
 from bento.domain.events import DomainEvent
 from bento.testing.events import make_event
-from bento.testing.services.rabbitmq_server import RabbitMQServer, require_rabbitmq_server
+from servers.rabbitmq_server import RabbitMQServer, require_rabbitmq_server
 
 pytestmark = pytest.mark.slow
 logger = logging.getLogger(__name__)

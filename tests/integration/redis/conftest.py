@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from bento.testing.services import require_tcp
+from servers import require_tcp
 
 REDIS_HOST = "127.0.0.1"
 REDIS_PORT = 6379

@@ -18,8 +18,8 @@ from seed_support import NATS, RABBITMQ, REDIS
 from bento.infrastructure.container import BentoContainer
 from bento.infrastructure.settings import load_settings
 from bento.managers import runtime
-from bento.testing.services import require_tcp
-from bento.testing.services.pulsar_lite import PulsarLite
+from servers import require_tcp
+from servers.pulsar_lite import PulsarLite
 
 FAST_RETRIES = {"max_attempts": 3, "retry_delays": [0.05, 0.1], "drain_timeout": 2.0}
 

@@ -19,7 +19,7 @@ from bento.managers.clients import RabbitMQClient, RedisClient
 from bento.managers.clients.redis import RedisClient as RedisClientFromSubmodule
 from bento.managers.events import EventBusManager
 from bento.managers.mq import MQManager
-from bento.testing.services import require_tcp
+from servers import require_tcp
 
 pytestmark = pytest.mark.usefixtures("app_container")
 

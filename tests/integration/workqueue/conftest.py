@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from bento.testing.services import require_tcp
+from servers import require_tcp
 
 
 @pytest.fixture

@@ -143,3 +143,58 @@ async def test_sse_frames_open_keep_alive_and_carry_messages() -> None:
     assert "event: notice\n" in frame and frame.endswith('data: {"n":1}\n\n')
     await frames.aclose()
     await runtime.shutdown(container)
+
+
+# -- errors as HTTP answers, and SSE streams that end at shutdown ---------------------------------
+async def test_domain_errors_become_problem_documents() -> None:
+    from bento.application.errors import ConcurrencyError
+    from bento.application.repository import AggregateNotFoundError
+    from bento.domain.errors import DomainError
+    from bento.integrations.fastapi import add_error_handlers
+
+    app = FastAPI()
+    add_error_handlers(app)
+    raised: dict[str, Exception] = {
+        "conflict": ConcurrencyError("Order-1", 0, 2),
+        "missing": AggregateNotFoundError("Order", "o-9", "Order-o-9"),
+        "rule": DomainError("order o-1 is paid; only placed orders can be paid"),
+    }
+
+    @app.post("/{case}")
+    async def fail(case: str) -> None:
+        raise raised[case]
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        answers = {case: await client.post(f"/{case}") for case in raised}
+    assert {case: r.status_code for case, r in answers.items()} == {"conflict": 409, "missing": 404, "rule": 422}
+    body = answers["conflict"].json()
+    assert answers["conflict"].headers["content-type"] == "application/problem+json"
+    assert body["status"] == 409 and body["error"] == "ConcurrencyError" and "Order-1" in body["detail"]
+    assert answers["missing"].json()["title"] == "Not Found"
+
+
+async def test_sse_stream_ends_when_the_server_begins_to_shut_down() -> None:
+    import asyncio
+    import os
+    import signal
+
+    from bento.integrations.fastapi.shutdown import watch_exit_signals
+
+    container = GreeterContainer()
+    runtime.use_container(container)
+    sse = await ChannelManager.get_instance("sse").initialize(backend="memory")
+    previous_calls: list[int] = []
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: previous_calls.append(signum))  # "uvicorn's"
+    try:
+        with watch_exit_signals():
+            frames = sse_events(sse.subscribe("user:1"), keepalive=30.0)
+            assert await anext(frames) == ": connected\n\n"
+            pending = asyncio.ensure_future(anext(frames))
+            await asyncio.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGTERM)  # what Ctrl-C / a stop does to the server
+            with pytest.raises(StopAsyncIteration):
+                await asyncio.wait_for(pending, timeout=2.0)  # not the 30 s keep-alive, not the client's timeout
+        assert previous_calls == [signal.SIGTERM]  # the server's own handler still ran
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        await runtime.shutdown(container)

@@ -16,6 +16,7 @@ from bento.adapters.clickhouse._errors import ClickHouseError
 from bento.adapters.clickhouse._sql import render
 from bento.adapters.clickhouse.engine import ClickHouseEngine, Row
 from bento.adapters.clickhouse.settings import ClickHouseSettings
+from bento.adapters.shared.connecting import quiet_driver_logs
 from bento.application.errors import BrokerUnavailableError, MissingExtraError
 
 try:
@@ -59,7 +60,10 @@ class ServerEngine(ClickHouseEngine):
             client = self._new_client()
             self._all.append(client)
             self._clients.put(client)
-        self._with_client(lambda c: c.execute("SELECT 1"), "SELECT 1")
+        # clickhouse-driver logs each refused connect with a traceback; the one-line
+        # BrokerUnavailableError below says the same.
+        with quiet_driver_logs("clickhouse_driver"):
+            self._with_client(lambda c: c.execute("SELECT 1"), "SELECT 1")
 
     def _release(self) -> None:
         for client in self._all:

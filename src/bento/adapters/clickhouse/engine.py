@@ -154,3 +154,29 @@ async def open_engine(settings: ClickHouseSettings) -> AsyncIterator[ClickHouseE
         yield engine
     finally:
         await engine.close()
+
+
+async def table_exists(settings: ClickHouseSettings, table: str) -> bool:
+    """Whether `settings.database`.`table` exists, creating nothing: read-only commands
+    (`bento events`, `bento projections status`) ask this before opening a store, because
+    opening one creates its database, folder and tables. An embedded folder that does not
+    exist, or holds no such table, is answered from its files without starting chdb."""
+    database, name = check_identifier(settings.database), check_identifier(table)
+    if settings.mode == "embedded":
+        return await asyncio.to_thread(_embedded_table_file_exists, settings.path, database, name)
+    engine = build_engine(settings)
+    try:
+        await engine._run(engine._open)
+        rows = await engine.execute(
+            "SELECT count() FROM system.tables WHERE database = %(database)s AND name = %(name)s",
+            {"database": database, "name": name},
+        )
+    finally:
+        await engine.close()
+    return bool(rows and rows[0][0])
+
+
+def _embedded_table_file_exists(path: str, database: str, table: str) -> bool:
+    from pathlib import Path
+
+    return (Path(path).expanduser() / "metadata" / database / f"{table}.sql").is_file()

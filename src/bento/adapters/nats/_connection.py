@@ -42,6 +42,7 @@ class Connection:
         self._listeners: list[Callable[[], None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._connecting = False
 
     @property
     def where(self) -> str:
@@ -103,9 +104,11 @@ class Connection:
         async def closed() -> None:
             self._on_closed(nc)
 
+        self._connecting = True
         try:
-            # nats-py retries the server list on its own; the outer timeout bounds that.
-            async with asyncio.timeout(settings.connect_timeout * (len(settings.servers) + 1)):
+            # nats-py retries the server list on its own (and reports each failed attempt to
+            # error_cb); the outer timeout gives each server `connect_timeout` in all.
+            async with asyncio.timeout(settings.connect_timeout * len(settings.servers)):
                 await nc.connect(
                     servers=settings.server_urls(),
                     name=settings.name,
@@ -122,11 +125,15 @@ class Connection:
             await nc.close()  # stops the reconnect attempts a cancelled connect may leave behind
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else "no server answered in time"
             raise BrokerUnavailableError("NATS", self.where, reason) from exc
+        finally:
+            self._connecting = False
         return nc
 
     # -- nats-py callbacks ------------------------------------------------------------
     async def _on_error(self, exc: Exception) -> None:
         self._counters.connection_errors += 1
+        if self._connecting:
+            return  # the first connect reports its own failure, once, as BrokerUnavailableError
         logger.warning("NATS connection error: %s: %s", type(exc).__name__, exc)
 
     async def _on_disconnected(self) -> None:

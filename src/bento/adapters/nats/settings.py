@@ -35,7 +35,9 @@ class NatsSettings(MessageBusSettingsBase):
     user: str | None = None
     password: SecretStr | None = None
     token: SecretStr | None = None
-    connect_timeout: float = Field(5.0, gt=0)
+    connect_timeout: float = Field(
+        2.0, gt=0, description="seconds each server gets to answer the first connect (unreachable is said this fast)"
+    )
     reconnect_wait: float = Field(2.0, ge=0, description="seconds between reconnect attempts")
     max_reconnect_attempts: int = Field(-1, ge=-1, description="-1 (default) retries forever")
 

@@ -38,6 +38,7 @@ from bento.adapters.pulsar._producers import Outgoing, ProducerPool
 from bento.adapters.pulsar._runtime import Runtime
 from bento.adapters.pulsar._subscription import PulsarSubscription, nack_delay_seconds
 from bento.adapters.pulsar.settings import PulsarSettings, SubscriptionKind
+from bento.adapters.shared.connecting import first_reachable, url_addresses
 from bento.adapters.shared.lifecycle import StartsAndCloses, opened
 from bento.adapters.shared.limits import all_within_limit, within_limit
 from bento.adapters.shared.metrics import BusCounters
@@ -119,6 +120,13 @@ class PulsarMessageBus(StartsAndCloses):
             raise BusClosedError("this PulsarMessageBus was closed; build a new one")
         if self._runtime is not None:
             return
+        # An unreachable broker is said at once: the client would retry for its whole
+        # operation timeout, printing an ERROR line per attempt, to say the same thing.
+        url = self.settings.service_url.get_secret_value()
+        addresses = url_addresses(url, 6651 if self.settings.uses_tls else 6650)
+        refused = await first_reachable(addresses, self.settings.connection_timeout_ms / 1000) if addresses else None
+        if refused is not None:
+            raise BrokerUnavailableError("Pulsar broker", url, refused)
         try:
             client = await asyncio.to_thread(new_client, self.settings)
         except ValueError as exc:  # pulsar-client quotes the URL it refuses: mask it, drop the raw error

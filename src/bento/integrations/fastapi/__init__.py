@@ -34,8 +34,10 @@ from bento.integrations.fastapi.dependencies import (
     get_message_bus,
     get_query_bus,
 )
+from bento.integrations.fastapi.errors import add_error_handlers
 from bento.integrations.fastapi.health import health_router
 from bento.integrations.fastapi.lifespan import lifespan
+from bento.integrations.fastapi.shutdown import shutting_down
 from bento.integrations.fastapi.sse import channel_stream, sse_events, sse_response
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "EventBusDep",
     "MessageBusDep",
     "QueryBusDep",
+    "add_error_handlers",
     "channel_stream",
     "container_of",
     "get_command_bus",
@@ -51,6 +54,7 @@ __all__ = [
     "get_query_bus",
     "health_router",
     "lifespan",
+    "shutting_down",
     "sse_events",
     "sse_response",
 ]

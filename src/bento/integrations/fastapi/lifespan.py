@@ -21,6 +21,7 @@ from dependency_injector import containers
 from fastapi import FastAPI
 
 from bento.infrastructure.container import register_handlers, resolve
+from bento.integrations.fastapi.shutdown import watch_exit_signals
 from bento.managers import runtime
 
 logger = logging.getLogger(__name__)
@@ -48,23 +49,38 @@ def lifespan(
         wired = bool(modules or packages)
         if wired:
             container.wire(modules=modules or None, packages=packages or None)
-        try:
-            if register:
-                await register_handlers(container)
-            for name in start:
-                await resolve(getattr(container, name))
-            for hook in on_startup:
-                await hook()
-            yield
-        finally:
-            try:
-                for hook in reversed(on_shutdown):
-                    await hook()
-            finally:
-                try:
-                    await runtime.shutdown(container)
-                finally:
-                    if wired:
-                        container.unwire()
+        with watch_exit_signals():  # SSE streams end on Ctrl-C, before uvicorn waits for them
+            async with _opened(container, register, start, on_startup, on_shutdown, wired):
+                yield
 
     return run
+
+
+@asynccontextmanager
+async def _opened(
+    container: containers.Container,
+    register: bool,
+    start: Sequence[str],
+    on_startup: Sequence[Hook],
+    on_shutdown: Sequence[Hook],
+    wired: bool,
+) -> AsyncIterator[None]:
+    """Register, start and run the hooks; undo it all in reverse on exit."""
+    try:
+        if register:
+            await register_handlers(container)
+        for name in start:
+            await resolve(getattr(container, name))
+        for hook in on_startup:
+            await hook()
+        yield
+    finally:
+        try:
+            for hook in reversed(on_shutdown):
+                await hook()
+        finally:
+            try:
+                await runtime.shutdown(container)
+            finally:
+                if wired:
+                    container.unwire()

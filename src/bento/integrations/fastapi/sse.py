@@ -14,12 +14,15 @@ Slow clients never hold up publishers: their bounded queue drops the oldest (Cha
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 from fastapi.responses import StreamingResponse
 
 from bento.application.errors import BusClosedError
+from bento.integrations.fastapi.shutdown import shutting_down
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive", "X-Accel-Buffering": "no"}
 
@@ -45,13 +48,24 @@ class _Channel(Protocol):
 async def sse_events(
     subscription: _Subscription, *, keepalive: float = 15.0, retry_ms: int | None = None
 ) -> AsyncIterator[str]:
-    """SSE frames of a channel subscription until it ends or the client leaves."""
+    """SSE frames of a channel subscription until it ends, the client leaves, or the server
+    begins to shut down (`shutting_down()`, set by the lifespan on SIGINT/SIGTERM)."""
+    stop = shutting_down()
     try:
         await subscription.start()
         yield (f"retry: {retry_ms}\n" if retry_ms else "") + ": connected\n\n"
-        while True:
+        while not stop.is_set():
+            receiving = asyncio.ensure_future(subscription.receive(within=keepalive))
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not receiving.done():
+                receiving.cancel()
+                with contextlib.suppress(asyncio.CancelledError, BusClosedError):
+                    await receiving
+                return
             try:
-                message: _Frame | None = await subscription.receive(within=keepalive)
+                message: _Frame | None = receiving.result()
             except BusClosedError:
                 return
             yield ": keep-alive\n\n" if message is None else message.to_sse()

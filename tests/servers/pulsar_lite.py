@@ -16,8 +16,8 @@ import os
 import time
 from pathlib import Path
 
-from bento.testing.services import free_port, tcp_reachable
-from bento.testing.services._private_server import PrivateServer
+from servers import free_port, tcp_reachable
+from servers._private_server import PrivateServer
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import os
 import shutil
 import subprocess
 
-from bento.testing.services import free_port, tcp_reachable
-from bento.testing.services._private_server import PrivateServer
+from servers import free_port, tcp_reachable
+from servers._private_server import PrivateServer
 
 logger = logging.getLogger(__name__)
 

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import pytest
 
-from bento.testing.services import free_port, in_ci, tcp_reachable
-from bento.testing.services._private_server import PrivateServer
+from servers import free_port, in_ci, tcp_reachable
+from servers._private_server import PrivateServer
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from bento.application.ports.event_store import StoredEvent
 from bento.application.ports.read_model import ReadModelPort
 from bento.application.projections import Projection, handles
 from bento.application.repository import EventSourcedRepository
-from examples.orders.domain import Order, OrderPaid, OrderPlaced, Product, StockReserved
+from bento.examples.orders.domain import Order, OrderPaid, OrderPlaced, Product, StockReserved
 
 
 # -- commands and queries -----------------------------------------------------------------

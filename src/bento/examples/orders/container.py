@@ -5,10 +5,10 @@ from __future__ import annotations
 from dependency_injector import providers
 
 from bento.application.repository import EventSourcedRepository
+from bento.examples.orders import application as app
+from bento.examples.orders.domain import Order, Product
 from bento.infrastructure.container import BentoContainer
 from bento.infrastructure.read_models import read_model
-from examples.orders import application as app
-from examples.orders.domain import Order, Product
 
 
 class OrdersContainer(BentoContainer):

@@ -1,0 +1,1 @@
+"""Example services shipped with Bento; `bento demo` runs `bento.examples.orders`."""
