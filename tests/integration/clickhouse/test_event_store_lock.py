@@ -103,9 +103,9 @@ async def test_a_container_shutdown_releases_the_append_lock(
     import redis.asyncio as aioredis
     from dependency_injector import providers
 
-    from bento.infrastructure.container import BentoContainer, shutdown
     from bento.adapters.clickhouse.settings import ClickHouseEventStoreSettings
     from bento.adapters.redis.settings import RedisStreamLockSettings
+    from bento.infrastructure.container import BentoContainer, shutdown
     from bento.infrastructure.settings import BentoSettings
     from bento.testing.events import make_event
 
