@@ -116,7 +116,7 @@ def test_an_unencodable_field_is_a_typed_error_naming_the_message() -> None:
 
 def test_fast_and_general_decoding_agree() -> None:
     codec = JsonCodec()
-    event = PriceChanged(sku="ü\"x", cents=7).with_metadata(headers={"k": "v"})
+    event = PriceChanged(sku='ü"x', cents=7).with_metadata(headers={"k": "v"})
     body = codec.encode(event)
     assert codec._decode_fast(body) == event  # what encode writes takes the fast path
     spaced = json.dumps(json.loads(body), indent=1).encode()  # any other layout: the general path
@@ -128,3 +128,42 @@ def test_fast_path_never_accepts_a_truncated_body() -> None:
     body = JsonCodec().encode(PriceChanged(sku="A", cents=1))
     with pytest.raises(DeserializationError):
         JsonCodec().decode(body[:-2] + b"}")
+
+
+class Blank(DomainEvent, name="test.codec.blank"):
+    pass
+
+
+@pytest.mark.parametrize("event_id", ["plain-id", 'quoted "id" \\ ünï'])
+def test_the_stored_fast_path_decodes_exactly_what_the_general_path_does(event_id: str) -> None:
+    codec = JsonCodec()
+    for event in (
+        PriceChanged(sku='a "b"', cents=7, message_id=event_id).with_metadata(headers={"k": '"v"'}),
+        Blank(message_id=event_id),
+    ):
+        row = codec.encode_for_store(event)
+        assert codec.decode_stored(event_id, row.event_type, row.schema_version, row.data, row.metadata) == event
+
+
+def test_stored_envelope_keys_win_over_a_payload_that_repeats_them() -> None:
+    codec = JsonCodec()
+    row = codec.encode_for_store(PriceChanged(sku="A", cents=1, message_id="real"))
+    data = row.data[:-1] + ',"message_id":"forged"}'
+    back = codec.decode_stored("real", row.event_type, row.schema_version, data, row.metadata)
+    assert back.message_id == "real"
+
+
+@pytest.mark.parametrize(
+    ("data", "metadata", "text"),
+    [
+        ('{"sku":"A"}', None, "cents"),
+        ('{"sku":"A","cents":1', None, "corrupt"),
+        ('{"sku":"A","cents":1}', '{"timestamp":"2020-01-01T00:00:00+00:00",', "corrupt"),
+    ],
+)
+def test_a_bad_stored_row_is_a_typed_error(data: str, metadata: str | None, text: str) -> None:
+    codec = JsonCodec()
+    row = codec.encode_for_store(PriceChanged(sku="A", cents=1))
+    with pytest.raises(DeserializationError) as caught:
+        codec.decode_stored(row.event_id, row.event_type, row.schema_version, data, metadata or row.metadata)
+    assert text in str(caught.value)
