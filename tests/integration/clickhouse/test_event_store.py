@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from bento.adapters.clickhouse import ClickHouseEventStore
 from bento.adapters.clickhouse.engine import ClickHouseEngine
+from bento.adapters.clickhouse.event_store import ClickHouseEventStore
 from bento.application.errors import BrokerUnavailableError, ConcurrencyError, LockTimeoutError
 from bento.application.ports.event_store import EventStore
 from bento.testing.contracts.event_store import EventStoreContract

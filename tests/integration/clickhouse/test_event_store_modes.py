@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from bento.adapters.clickhouse import ClickHouseEventStore
 from bento.adapters.clickhouse.engine import ClickHouseEngine, open_engine
+from bento.adapters.clickhouse.event_store import ClickHouseEventStore
 from bento.adapters.clickhouse.settings import ClickHouseSettings
 from bento.application.errors import ConfigurationError, WriterLeaseError
 from bento.application.ports.event_store import StoredEvent

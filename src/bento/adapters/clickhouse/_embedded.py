@@ -4,8 +4,11 @@ Extra: `bento-ddd[embedded]`. chdb calls block (and are thread-safe), so they ru
 the engine's thread pool. chdb holds ONE folder per process (a second folder is an
 error) and a folder can be open in one process at a time: share one engine.
 
-Results are read as JSONCompact and converted by column type; inserts send the
-columns as one JSONColumns document, the fastest input form measured with chdb.
+Results are read as JSONCompact and converted by column type. Inserts whose columns
+hold only ints or only strings (the event store's) hand chdb the Python lists
+themselves (`INSERT ... SELECT ... FROM Python(frame)`, chdb reading the local variable
+`frame`): about twice as fast as JSON text for 10,000 events. Anything else (dates,
+None, floats) goes as one JSONColumns document.
 """
 
 from __future__ import annotations
@@ -55,6 +58,14 @@ def _converter(kind: str) -> Callable[[Any], Any] | None:
     if base.startswith(("Int", "UInt")):  # 64/128-bit integers may arrive quoted
         return _to_int
     return None
+
+
+def _plain(values: Sequence[Any]) -> bool:
+    """Only ints (not bools) or only strings: what chdb's Python() input reads exactly."""
+    if not values:
+        return False
+    kind = type(values[0])
+    return kind in (int, str) and all(type(v) is kind for v in values)
 
 
 def _json_default(value: Any) -> Any:
@@ -120,9 +131,14 @@ class EmbeddedEngine(ClickHouseEngine):
         return out
 
     def _insert(self, table: str, columns: list[str], rows: Sequence[Sequence[Any]], columnar: bool) -> None:
+        names = ", ".join(columns)
+        if columnar and all(_plain(values) for values in rows):
+            frame = {name: list(values) for name, values in zip(columns, rows, strict=True)}  # noqa: F841 - read by chdb
+            self._query(f"INSERT INTO {table} ({names}) SELECT {names} FROM Python(frame)", "CSV")
+            return
         if columnar:
             document = {name: list(values) for name, values in zip(columns, rows, strict=True)}
         else:
             document = {name: [row[n] for row in rows] for n, name in enumerate(columns)}
         body = json.dumps(document, ensure_ascii=False, default=_json_default)
-        self._query(f"INSERT INTO {table} ({', '.join(columns)}) FORMAT JSONColumns\n{body}", "CSV")
+        self._query(f"INSERT INTO {table} ({names}) FORMAT JSONColumns\n{body}", "CSV")

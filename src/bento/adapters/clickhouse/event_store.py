@@ -73,7 +73,7 @@ from bento.application.ports.event_store import (
     require_text,
 )
 from bento.application.ports.stream_lock import StreamLock
-from bento.application.serialization import JsonCodec
+from bento.application.serialization import EncodedEvent, JsonCodec
 from bento.domain.events import DomainEvent
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class ClickHouseEventStore:
         codec: JsonCodec | None = None,
         table: str = "events",
         group_commit_window_ms: float = 2.0,
-        group_commit_max_events: int = 1000,
+        group_commit_max_events: int = 10_000,
         lock_timeout: float = 10.0,
         max_commit_seconds: float = 3.0,
         version_cache_size: int = 100_000,
@@ -232,35 +232,46 @@ class ClickHouseEventStore:
         now_us, today = datetime_to_micros(now), now.date()
         legacy = self._legacy_layout
         names = INSERT_COLUMNS + LEGACY_COLUMNS if legacy else INSERT_COLUMNS
-        columns: list[list[Any]] = [[] for _ in names]
         accepted: list[tuple[PendingAppend, int]] = []
+        positions: list[int] = []
+        stream_column: list[str] = []
+        version_column: list[int] = []
+        events: list[EncodedEvent] = []
         for pending in batch:
             actual = versions[pending.stream]
             expected = pending.expected_version
             if expected not in (ANY_VERSION, actual):
                 pending.future.set_exception(ConcurrencyError(pending.stream, expected, actual))
                 continue
-            for event in pending.events:
-                actual += 1
-                head += 1
-                row: tuple[Any, ...] = (
-                    head,
-                    pending.stream,
-                    actual,
-                    event.aggregate_type,
-                    event.event_id,
-                    event.event_type,
-                    event.schema_version,
-                    event.data,
-                    event.metadata,
-                    now_us,
-                )
-                if legacy:
-                    row += (event.tenant_id, event.correlation_id, event.causation_id, today)
-                for column, value in zip(columns, row, strict=True):
-                    column.append(value)
+            count = len(pending.events)
+            positions.extend(range(head + 1, head + count + 1))
+            version_column.extend(range(actual + 1, actual + count + 1))
+            stream_column.extend([pending.stream] * count)
+            events.extend(pending.events)
+            head += count
+            actual += count
             versions[pending.stream] = actual
             accepted.append((pending, actual))
+        # Whole columns at once (in INSERT_COLUMNS order): far cheaper than rows then a transpose.
+        columns: list[list[Any]] = [
+            positions,
+            stream_column,
+            version_column,
+            [e.aggregate_type for e in events],
+            [e.event_id for e in events],
+            [e.event_type for e in events],
+            [e.schema_version for e in events],
+            [e.data for e in events],
+            [e.metadata for e in events],
+            [now_us] * len(events),
+        ]
+        if legacy:
+            columns += [
+                [e.tenant_id for e in events],
+                [e.correlation_id for e in events],
+                [e.causation_id for e in events],
+                [today] * len(events),
+            ]
         if accepted:
             if time.monotonic() - began > self.max_commit_seconds:
                 raise LockTimeoutError([p.stream for p, _ in accepted], self.max_commit_seconds)
