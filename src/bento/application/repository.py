@@ -109,7 +109,10 @@ class EventSourcedRepository(Generic[A]):
             return cached
         snapshot = await self._usable_snapshot(stream)
         start = snapshot.version if snapshot is not None else 0
-        stored = await self.store.read_stream(stream, from_version=start)
+        if snapshot is not None and await self.store.known_version(stream) == start:
+            stored: list[StoredEvent] = []  # the snapshot is at the stream's proven head
+        else:
+            stored = await self.store.read_stream(stream, from_version=start)
         if snapshot is None and not stored:
             return None
         aggregate = self.aggregate.from_history(id, ())

@@ -64,10 +64,12 @@ class CountingStore(InMemoryEventStore):
     def __init__(self) -> None:
         super().__init__()
         self.events_read = 0
+        self.reads = 0
 
     async def read_stream(self, stream: str, from_version: int = 0) -> list[Any]:
         events = await super().read_stream(stream, from_version)
         self.events_read += len(events)
+        self.reads += 1
         return events
 
 
@@ -269,3 +271,20 @@ async def test_the_cache_is_bounded() -> None:
     await repo.load("c0")  # the oldest was dropped
     await repo.load("c2")
     assert store.events_read == 1
+
+
+async def test_a_snapshot_at_the_proven_head_needs_no_stream_read() -> None:
+    store, snapshots = CountingStore(), InMemorySnapshotStore()
+    repo = EventSourcedRepository(Cart, store, snapshots=snapshots, snapshot_every=2, cache_size=0)
+    cart = Cart.open("c1", "ann")
+    cart.add("apple")
+    await repo.save(cart)  # version 2: a snapshot at the head
+    store.reads = 0
+    loaded = await repo.load("c1")
+    assert store.reads == 0 and loaded.version == 2 and loaded.items == {"apple": 1}
+    cart.add("pear")
+    await repo.save(cart)  # version 3: the snapshot is behind, so the rest is read
+    loaded = await repo.load("c1")
+    assert store.reads == 1 and loaded.version == 3 and loaded.items == {"apple": 1, "pear": 1}
+    unproven = EventSourcedRepository(Cart, UnprovingStore(), snapshots=snapshots, snapshot_every=2, cache_size=0)
+    assert await unproven.get("c1") is not None  # a snapshot without events: still read, never trusted
