@@ -22,6 +22,7 @@ fastest forms measured). Nothing here is a test.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import statistics
@@ -58,7 +59,9 @@ class CycleAccount(AggregateRoot):
 
 
 # -- (e) the eventsourcing library ----------------------------------------------------------
-def bench_eventsourcing(commands: int = 2000, aggregates: int = 100) -> dict[str, Any]:
+@functools.cache
+def _eventsourcing_classes() -> tuple[Any, Any]:
+    """The peer's aggregate and application, defined once (it registers classes by topic)."""
     from eventsourcing.application import Application
     from eventsourcing.domain import Aggregate, event
 
@@ -73,6 +76,11 @@ def bench_eventsourcing(commands: int = 2000, aggregates: int = 100) -> dict[str
     class Bank(Application):  # type: ignore[misc]
         pass
 
+    return Account, Bank
+
+
+def bench_eventsourcing(commands: int = 2000, aggregates: int = 100) -> dict[str, Any]:
+    Account, Bank = _eventsourcing_classes()
     with tempfile.TemporaryDirectory() as folder:
         app = Bank(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": os.path.join(folder, "es.db")})
         ids = []

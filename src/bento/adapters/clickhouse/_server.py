@@ -128,7 +128,7 @@ class ServerEngine(ClickHouseEngine):
         rows, types = result
         uuid_columns = [n for n, (_, kind) in enumerate(types) if "UUID" in kind]
         if not uuid_columns or not rows:
-            return [tuple(r) for r in rows]
+            return rows if isinstance(rows[0] if rows else (), tuple) else [tuple(r) for r in rows]
         out: list[Row] = []
         for row in rows:
             values = list(row)
