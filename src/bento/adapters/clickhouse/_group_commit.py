@@ -144,3 +144,7 @@ class GroupCommitter:
                 for pending in batch:
                     if not pending.future.done():
                         pending.future.set_exception(RuntimeError("group commit settled no result"))
+            # Let the callers this commit just woke run first: a caller in a loop appends
+            # again at once, and joins the next batch instead of trailing it. Without this,
+            # callers split into two groups whose batches alternate (1 append, then 99).
+            await asyncio.sleep(0)
