@@ -134,7 +134,7 @@ async def bench_projection_catch_up(
     *,
     store: ClickHouseEventStore | None = None,
     events: int = 200_000,
-    batch_size: int = 1000,
+    batch_size: int = 10_000,
 ) -> dict[str, Any]:
     suffix = uuid.uuid4().hex[:8]
     own_store = store is None
@@ -173,6 +173,7 @@ async def bench_projection_catch_up(
             "projection_seconds": round(elapsed, 2),
             "projection_events_per_s": round(applied / elapsed),
             "raw_read_events_per_s": round(raw_rows / raw_elapsed),
+            "projection_ratio_to_raw": round(applied / elapsed / (raw_rows / raw_elapsed), 3),
         }
     finally:
         if own_store:

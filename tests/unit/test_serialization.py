@@ -181,3 +181,42 @@ def test_errors_quote_a_bounded_prefix_of_untrusted_input() -> None:
     with pytest.raises(DeserializationError) as stored:
         JsonCodec().decode_stored("e-1", huge, 1, "[" * 5000 + "]" * 5000, "{}")
     assert len(str(stored.value)) < 1500
+
+
+class Blank(DomainEvent, name="test.codec.blank"):
+    pass
+
+
+@pytest.mark.parametrize("event_id", ["plain-id", 'quoted "id" \\ ünï'])
+def test_the_stored_fast_path_decodes_exactly_what_the_general_path_does(event_id: str) -> None:
+    codec = JsonCodec()
+    for event in (
+        PriceChanged(sku='a "b"', cents=7, message_id=event_id).with_metadata(headers={"k": '"v"'}),
+        Blank(message_id=event_id),
+    ):
+        row = codec.encode_for_store(event)
+        assert codec.decode_stored(event_id, row.event_type, row.schema_version, row.data, row.metadata) == event
+
+
+def test_stored_envelope_keys_win_over_a_payload_that_repeats_them() -> None:
+    codec = JsonCodec()
+    row = codec.encode_for_store(PriceChanged(sku="A", cents=1, message_id="real"))
+    data = row.data[:-1] + ',"message_id":"forged"}'
+    back = codec.decode_stored("real", row.event_type, row.schema_version, data, row.metadata)
+    assert back.message_id == "real"
+
+
+@pytest.mark.parametrize(
+    ("data", "metadata", "text"),
+    [
+        ('{"sku":"A"}', None, "cents"),
+        ('{"sku":"A","cents":1', None, "corrupt"),
+        ('{"sku":"A","cents":1}', '{"timestamp":"2020-01-01T00:00:00+00:00",', "corrupt"),
+    ],
+)
+def test_a_bad_stored_row_is_a_typed_error(data: str, metadata: str | None, text: str) -> None:
+    codec = JsonCodec()
+    row = codec.encode_for_store(PriceChanged(sku="A", cents=1))
+    with pytest.raises(DeserializationError) as caught:
+        codec.decode_stored(row.event_id, row.event_type, row.schema_version, data, metadata or row.metadata)
+    assert text in str(caught.value)

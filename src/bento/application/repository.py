@@ -6,15 +6,24 @@ of an older schema version pass through the codec's upcasters first (register th
 on `codec.registry`). Saving appends the pending events with `expected_version` =
 the version the aggregate was loaded at, so a concurrent writer makes `save` raise
 ConcurrencyError instead of silently interleaving; the caller reloads and retries.
+
+Aggregates it saved are kept (a bounded LRU of `cache_size`) so the next command on
+the same aggregate needs no read: `load` reuses one only when the store proves the
+stream is still at the aggregate's version (`EventStore.known_version`: nothing it
+cannot see wrote the stream since), and hands it out rather than sharing it, so two
+commands never hold one instance; it comes back on the next successful `save`. A
+ConcurrencyError, or a handler that fails before saving, leaves it out.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
+from bento.application.errors import ConcurrencyError
 from bento.application.ports.event_store import EventStore, StoredEvent
 from bento.application.ports.snapshot_store import Snapshot, SnapshotStore
 from bento.application.serialization import JsonCodec
@@ -38,8 +47,7 @@ class AggregateNotFoundError(BentoError, LookupError):
 def supports_snapshots(cls: type[AggregateRoot]) -> bool:
     """True when the aggregate overrides both snapshot hooks."""
     return (
-        cls.snapshot_state is not AggregateRoot.snapshot_state
-        and cls.restore_state is not AggregateRoot.restore_state
+        cls.snapshot_state is not AggregateRoot.snapshot_state and cls.restore_state is not AggregateRoot.restore_state
     )
 
 
@@ -56,7 +64,9 @@ class EventSourcedRepository(Generic[A]):
     multiple of N events. Bump the aggregate's `snapshot_version` when its state layout
     changes: snapshots of another version are ignored, so old ones never need migrating.
     The stream of aggregate `id` is `"{aggregate_type}-{id}"` unless `stream_name` says
-    otherwise.
+    otherwise. `cache_size` bounds the aggregates kept between commands (module
+    docstring; 0 disables the cache). Change an aggregate only through `record`: the
+    instance a `save` was given is the one a later `load` may return.
     """
 
     def __init__(
@@ -68,6 +78,7 @@ class EventSourcedRepository(Generic[A]):
         snapshots: SnapshotStore | None = None,
         snapshot_every: int = 0,
         stream_name: Callable[[str], str] | None = None,
+        cache_size: int = 1024,
     ) -> None:
         if snapshot_every < 0:
             raise ValueError("snapshot_every must be >= 0 (0 disables snapshots)")
@@ -83,6 +94,8 @@ class EventSourcedRepository(Generic[A]):
         self.snapshots = snapshots
         self.snapshot_every = snapshot_every
         self._stream_name = stream_name or (lambda id: f"{aggregate.aggregate_type}-{id}")
+        self.cache_size = max(cache_size, 0)
+        self._cache: OrderedDict[str, A] = OrderedDict()
 
     def stream_for(self, id: str) -> str:
         return self._stream_name(id)
@@ -91,9 +104,15 @@ class EventSourcedRepository(Generic[A]):
     async def get(self, id: str) -> A | None:
         """The aggregate rebuilt from its stream, or None when it has no events."""
         stream = self.stream_for(id)
+        cached = await self._take_cached(stream)
+        if cached is not None:
+            return cached
         snapshot = await self._usable_snapshot(stream)
         start = snapshot.version if snapshot is not None else 0
-        stored = await self.store.read_stream(stream, from_version=start)
+        if snapshot is not None and await self.store.known_version(stream) == start:
+            stored: list[StoredEvent] = []  # the snapshot is at the stream's proven head
+        else:
+            stored = await self.store.read_stream(stream, from_version=start)
         if snapshot is None and not stored:
             return None
         aggregate = self.aggregate.from_history(id, ())
@@ -112,6 +131,23 @@ class EventSourcedRepository(Generic[A]):
 
     async def exists(self, id: str) -> bool:
         return await self.store.stream_version(self.stream_for(id)) > 0
+
+    async def _take_cached(self, stream: str) -> A | None:
+        """The kept aggregate of `stream`, removed from the cache, if the store proves it current."""
+        cached = self._cache.pop(stream, None)
+        if cached is None or cached.pending_events:
+            return None
+        if await self.store.known_version(stream) != cached.version:
+            return None
+        return cached
+
+    def _keep(self, stream: str, aggregate: A) -> None:
+        if not self.cache_size:
+            return
+        self._cache[stream] = aggregate
+        self._cache.move_to_end(stream)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
 
     def _decode(self, stored: StoredEvent) -> DomainEvent:
         return self.codec.decode_stored(
@@ -145,9 +181,14 @@ class EventSourcedRepository(Generic[A]):
             return aggregate.version
         expected = aggregate.version - len(pending)
         stream = self.stream_for(aggregate.id)
-        version = await self.store.append(stream, pending, expected, aggregate_type=aggregate.aggregate_type)
+        try:
+            version = await self.store.append(stream, pending, expected, aggregate_type=aggregate.aggregate_type)
+        except ConcurrencyError:
+            self._cache.pop(stream, None)
+            raise
         aggregate.mark_committed()
         aggregate.version = version
+        self._keep(stream, aggregate)
         if self.snapshot_every and version // self.snapshot_every > expected // self.snapshot_every:
             await self._take_snapshot(stream, aggregate)
         return version
@@ -167,6 +208,4 @@ class EventSourcedRepository(Generic[A]):
         except BentoError:
             # The events are committed; a snapshot is only a cache of them, so failing to
             # write one must not turn a successful save into an error. Logged, not hidden.
-            logger.warning(
-                "could not save snapshot of %s at version %d", stream, aggregate.version, exc_info=True
-            )
+            logger.warning("could not save snapshot of %s at version %d", stream, aggregate.version, exc_info=True)

@@ -13,6 +13,7 @@ upcasters from the stored version to the class's current one, then validates.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 CONTENT_TYPE = "application/vnd.bento.envelope+json"
 _FAST_PREFIX = b'{"type":"'
+_METADATA_ONLY = {"metadata"}
 _ENVELOPE_FIELDS = set(DomainEvent.ENVELOPE_FIELDS)
 
 
@@ -79,6 +81,16 @@ class MessageRegistry:
                     return candidate
         raise UnknownMessageTypeError(wire_name, message_id=message_id, known=self.names())
 
+    def resolve_known(self, wire_name: str) -> type[DomainEvent] | None:
+        """`resolve` without the error: None for a name this registry does not know."""
+        cls = self._types.get(wire_name)
+        if cls is not None:
+            return cls
+        try:
+            return self.resolve(wire_name)
+        except UnknownMessageTypeError:
+            return None
+
     def names(self) -> list[str]:
         if self._restricted:
             return sorted(self._types)
@@ -104,9 +116,11 @@ class MessageRegistry:
         return data
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EncodedEvent:
-    """The columns an event store keeps for one event."""
+    """The columns an event store keeps for one event. Not frozen: it is built per event
+    on the append path, where a frozen dataclass's `__init__` cost 1.3 µs more per event;
+    treat it as read-only (`dataclasses.replace` makes a changed copy)."""
 
     event_id: str
     event_type: str
@@ -216,28 +230,64 @@ class JsonCodec:
     def encode_for_store(self, event: DomainEvent, *, aggregate_type: str = "") -> EncodedEvent:
         meta = event.metadata
         cls = type(event)
-        # pydantic's serializer writes compact JSON directly (about 3x faster than
-        # model_dump + json.dumps); the event's timestamp travels in the metadata column.
+        # Two serializer calls, no dicts: the event without its metadata gives the id, the
+        # timestamp and the payload (the envelope fields come first, in that order), and
+        # the metadata its own JSON, which the timestamp joins at the front.
         try:
+            head = event.__pydantic_serializer__.to_json(event, exclude=_METADATA_ONLY)
             meta_json = meta.__pydantic_serializer__.to_json(meta).decode()
+        except PydanticSerializationError as exc:
+            raise _unencodable(event, exc) from exc
+        # `,"timestamp":"` cannot occur inside the id: a quote in a JSON string is escaped.
+        start = head.find(b',"timestamp":"') + 14
+        end = head.find(b'"', start)
+        if start < 14 or end < 0 or not head.startswith(b'{"message_id":'):  # a custom serializer
+            return self._encode_for_store_by_fields(event, meta_json, aggregate_type)
+        timestamp = head[start:end].decode()
+        data = "{" + head[end + 2 :].decode() if len(head) > end + 2 else "{}"
+        return EncodedEvent(
+            event.message_id,
+            cls.__wire_name__,
+            cls.__schema_version__,
+            data,
+            f'{{"timestamp":"{timestamp}",{meta_json[1:]}',
+            meta.tenant_id or "",
+            meta.correlation_id or event.message_id,
+            meta.causation_id or "",
+            aggregate_type or meta.aggregate_type or "",
+        )
+
+    def _encode_for_store_by_fields(self, event: DomainEvent, meta_json: str, aggregate_type: str) -> EncodedEvent:
+        """`encode_for_store` for an event whose JSON does not start with the envelope fields."""
+        meta = event.metadata
+        try:
             data = event.__pydantic_serializer__.to_json(event, exclude=_ENVELOPE_FIELDS).decode()
         except PydanticSerializationError as exc:
             raise _unencodable(event, exc) from exc
         return EncodedEvent(
-            event_id=event.message_id,
-            event_type=cls.__wire_name__,
-            schema_version=cls.__schema_version__,
-            data=data,
-            metadata=f'{{"timestamp":"{event.timestamp.isoformat()}",{meta_json[1:]}',
-            tenant_id=meta.tenant_id or "",
-            correlation_id=meta.correlation_id or event.message_id,
-            causation_id=meta.causation_id or "",
-            aggregate_type=aggregate_type or meta.aggregate_type or "",
+            event.message_id,
+            type(event).__wire_name__,
+            type(event).__schema_version__,
+            data,
+            f'{{"timestamp":"{event.timestamp.isoformat()}",{meta_json[1:]}',
+            meta.tenant_id or "",
+            meta.correlation_id or event.message_id,
+            meta.causation_id or "",
+            aggregate_type or meta.aggregate_type or "",
         )
 
     def decode_stored(
         self, event_id: str, event_type: str, schema_version: int, data: str, metadata: str
     ) -> DomainEvent:
+        cls = self.registry.resolve_known(event_type)
+        if cls is not None and schema_version == cls.__schema_version__:
+            text = _stored_json(event_id, data, metadata)
+            if text is not None:
+                try:
+                    decoded: DomainEvent = cls.__pydantic_validator__.validate_json(text)
+                    return decoded
+                except (ValidationError, ValueError, RecursionError):
+                    pass  # the general path below produces the precise, typed error
         fields = _stored_message(event_id, event_type, data, metadata)
         try:
             return self._validate(event_type, schema_version, fields)
@@ -248,9 +298,7 @@ class JsonCodec:
                 f"{type(exc).__name__}: {exc}", wire_name=event_type, message_id=event_id
             ) from exc
 
-    def encode_stored(
-        self, event_id: str, event_type: str, schema_version: int, data: str, metadata: str
-    ) -> bytes:
+    def encode_stored(self, event_id: str, event_type: str, schema_version: int, data: str, metadata: str) -> bytes:
         """The wire envelope of a stored event, as `encode` would write it for the event, built
         from the stored columns without resolving the event class: the outbox relays events
         whose class this process does not have, and consumers upcast them."""
@@ -272,6 +320,34 @@ class JsonCodec:
                 wire_name=wire_name,
                 message_id=message_id,
             ) from exc
+
+
+_TIMESTAMP_HEAD = '{"timestamp":"'
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.:-]*")
+
+
+def _stored_json(event_id: str, data: str, metadata: str) -> str | None:
+    """The event's own JSON from the store's columns as `encode_for_store` writes them
+    (payload object; metadata object whose first key is the timestamp), spliced as text
+    so pydantic validates it in one pass without building dicts (about 3x faster than
+    `_stored_message`). The envelope keys come after the payload's, so they win, as in
+    `_stored_message`. None for anything else, which then takes the general path."""
+    if not (metadata.startswith(_TIMESTAMP_HEAD) and data.startswith("{") and data.endswith("}")):
+        return None
+    end = metadata.find('"', len(_TIMESTAMP_HEAD))
+    if end < 0:
+        return None
+    timestamp = metadata[len(_TIMESTAMP_HEAD) : end]
+    after = metadata[end + 1 : end + 2]
+    if after == ",":
+        meta = "{" + metadata[end + 2 :]
+    elif after == "}":
+        meta = "{}"
+    else:
+        return None
+    quoted_id = f'"{event_id}"' if _PLAIN_ID.fullmatch(event_id) else json.dumps(event_id)
+    head = "{" if data == "{}" else data[:-1] + ","
+    return f'{head}"message_id":{quoted_id},"timestamp":"{timestamp}","metadata":{meta}}}'
 
 
 def _stored_message(event_id: str, event_type: str, data: str, metadata: str) -> dict[str, Any]:

@@ -54,7 +54,7 @@ def register(sub: Any) -> None:
     status.set_defaults(func=_status)
     rebuild = commands.choices["rebuild"]
     rebuild.add_argument("name", help="the projection's name (its checkpoint name)")
-    rebuild.add_argument("--batch-size", type=int, default=1000, help="events read per batch (default 1000)")
+    rebuild.add_argument("--batch-size", type=int, default=10_000, help="events read per batch (default 10000)")
     rebuild.set_defaults(func=_rebuild)
     parser.set_defaults(func=lambda args: _help(parser))
 

@@ -178,3 +178,16 @@ async def test_a_release_that_fails_after_the_commit_is_logged(
         assert [e.version for e in await store.read_stream("s")] == [1]
     failed = [r for r in caplog.records if r.levelname == "ERROR" and "connection closed" in r.getMessage()]
     assert failed, "the failed release was swallowed"
+
+
+async def test_a_large_commit_round_trips_every_character(embedded_engine: ClickHouseEngine, table_name: str) -> None:
+    # 1,200 rows of ints and strings: chdb takes them through Python() rather than JSON text.
+    tricky = 'quote " backslash \\ newline \n tab \t ünïcødé 🙂 {"json": [1]}'
+    async with ClickHouseEventStore(embedded_engine, table=table_name) as store:
+        events = [make_event(n, key=f"k{n}", blob=tricky) for n in range(1200)]
+        assert await store.append(f"s {tricky}", events, 0) == 1200
+        stored = await store.read_stream(f"s {tricky}")
+    assert [s.version for s in stored] == list(range(1, 1201))
+    assert [s.position for s in stored] == list(range(1, 1201))
+    assert [s.event_id for s in stored] == [e.message_id for e in events]
+    assert [s.decode(store.codec) for s in stored] == events

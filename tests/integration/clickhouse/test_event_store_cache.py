@@ -40,11 +40,13 @@ async def alternate(first: ClickHouseEventStore, second: ClickHouseEventStore) -
     """Two writers of one table taking turns; each must see the other's commits."""
     assert await first.append("s", [make_event(1)], 0) == 1
     assert await second.append("s", [make_event(2)], 1) == 2
+    assert await first.known_version("s") in (None, 2)  # never its stale 1
     with pytest.raises(ConcurrencyError) as stale:
         await first.append("s", [make_event(3)], 1)  # its cache said 1; the table says 2
     assert stale.value.actual == 2
     assert await first.append("s", [make_event(3)], 2) == 3
     assert await second.append("new", [make_event(4)], 0) == 1  # a stream `first` never saw
+    assert await first.known_version("new") in (None, 1)
     with pytest.raises(ConcurrencyError):
         await first.append("new", [make_event(5)], 0)
     # Both at once, many times: still exactly one winner per version, positions gap-free.
@@ -113,6 +115,27 @@ async def test_a_commit_that_failed_makes_every_writer_reload(
         assert embedded_engine.commit_marks.get(f"$commit:{embedded_engine.database}.{table_name}") is None
         assert await store.append("s", [make_event(3)], 1) == 2
         assert [e.position for e in await store.read_all(0, 10)] == [1, 2]
+
+
+async def test_a_sole_writer_vouches_for_its_versions(any_engine: ClickHouseEngine, table_name: str) -> None:
+    # What lets a repository skip the read: chdb, or a server store holding its lease.
+    async with ClickHouseEventStore(
+        any_engine, lock=InProcessStreamLock(), table=table_name, single_writer=True
+    ) as store:
+        assert await store.known_version("s") is None  # nothing committed yet: no proof
+        assert await store.append("s", [make_event(1), make_event(2)], 0) == 2
+        assert await store.known_version("s") == 2
+        assert await store.known_version("never-written") == 0  # the cache is complete
+
+
+async def test_a_store_behind_redis_does_not_vouch(server_engine: ClickHouseEngine, table_name: str) -> None:
+    require_tcp("Redis", "127.0.0.1", 6379, "systemctl start redis-server")
+    async with (
+        RedisStreamLock(REDIS_URL, prefix=f"test:{uuid.uuid4().hex[:8]}:") as lock,
+        ClickHouseEventStore(server_engine, lock=lock, table=table_name) as store,
+    ):
+        await store.append("s", [make_event(1)], 0)
+        assert await store.known_version("s") is None
 
 
 # -- the marker in Redis -------------------------------------------------------------------

@@ -64,10 +64,12 @@ class CountingStore(InMemoryEventStore):
     def __init__(self) -> None:
         super().__init__()
         self.events_read = 0
+        self.reads = 0
 
     async def read_stream(self, stream: str, from_version: int = 0) -> list[Any]:
         events = await super().read_stream(stream, from_version)
         self.events_read += len(events)
+        self.reads += 1
         return events
 
 
@@ -110,7 +112,8 @@ async def test_concurrent_save_raises_and_keeps_pending_events() -> None:
 
 async def test_snapshots_every_n_events_shorten_the_replay() -> None:
     store, snapshots = CountingStore(), InMemorySnapshotStore()
-    repo = EventSourcedRepository(Cart, store, snapshots=snapshots, snapshot_every=10)
+    # No aggregate cache: this test counts what a load from a snapshot reads.
+    repo = EventSourcedRepository(Cart, store, snapshots=snapshots, snapshot_every=10, cache_size=0)
     cart = Cart.open("c1", "ann")
     await repo.save(cart)
     for n in range(24):
@@ -182,3 +185,106 @@ def test_snapshot_settings_are_checked() -> None:
         EventSourcedRepository(Cart, InMemoryEventStore(), snapshot_every=5)
     with pytest.raises(ValueError, match="snapshot_state"):
         EventSourcedRepository(Plain, InMemoryEventStore(), snapshots=InMemorySnapshotStore(), snapshot_every=5)
+
+
+# -- the aggregate cache -------------------------------------------------------------------
+class UnprovingStore(CountingStore):
+    """A store that never vouches for a version (like one whose lock lives elsewhere)."""
+
+    async def known_version(self, stream: str) -> int | None:
+        return None
+
+
+async def test_a_saved_aggregate_is_loaded_again_without_a_read() -> None:
+    store = CountingStore()
+    repo = EventSourcedRepository(Cart, store)
+    cart = Cart.open("c1", "ann")
+    cart.add("apple")
+    await repo.save(cart)
+    store.events_read = 0
+    loaded = await repo.load("c1")
+    assert loaded is cart and store.events_read == 0
+    loaded.add("pear")
+    assert await repo.save(loaded) == 3
+    again = await repo.load("c1")
+    assert again.items == {"apple": 1, "pear": 1} and store.events_read == 0
+
+
+async def test_a_write_the_repository_did_not_make_forces_a_read() -> None:
+    store = CountingStore()
+    repo, other = EventSourcedRepository(Cart, store), EventSourcedRepository(Cart, store, cache_size=0)
+    await repo.save(Cart.open("c1", "ann"))
+    elsewhere = await other.load("c1")
+    elsewhere.add("pear")
+    await other.save(elsewhere)
+    store.events_read = 0
+    loaded = await repo.load("c1")
+    assert loaded.items == {"pear": 1} and loaded.version == 2 and store.events_read == 2
+
+
+async def test_a_store_that_cannot_prove_the_version_is_always_read() -> None:
+    store = UnprovingStore()
+    repo = EventSourcedRepository(Cart, store)
+    await repo.save(Cart.open("c1", "ann"))
+    store.events_read = 0
+    await repo.load("c1")
+    assert store.events_read == 1
+
+
+async def test_a_handed_out_aggregate_is_not_shared_and_a_failed_command_leaves_it_out() -> None:
+    store = CountingStore()
+    repo = EventSourcedRepository(Cart, store)
+    cart = Cart.open("c1", "ann")
+    await repo.save(cart)
+    first = await repo.load("c1")
+    second = await repo.load("c1")  # the first is still out: a fresh instance
+    assert first is cart and second is not cart
+    first.add("apple")  # the command fails before saving: its pending event is never reused
+    store.events_read = 0
+    third = await repo.load("c1")
+    assert third is not first and third.items == {} and store.events_read == 1
+
+
+async def test_a_concurrency_error_evicts_the_aggregate() -> None:
+    store = CountingStore()
+    repo = EventSourcedRepository(Cart, store)
+    cart = Cart.open("c1", "ann")
+    await repo.save(cart)
+    stale = await repo.load("c1")
+    fresh = await repo.load("c1")  # read from the store
+    fresh.add("pear")
+    await repo.save(fresh)  # cached at version 2
+    stale.add("apple")
+    with pytest.raises(ConcurrencyError):
+        await repo.save(stale)
+    store.events_read = 0
+    loaded = await repo.load("c1")
+    assert loaded.items == {"pear": 1} and store.events_read == 2
+
+
+async def test_the_cache_is_bounded() -> None:
+    store = CountingStore()
+    repo = EventSourcedRepository(Cart, store, cache_size=2)
+    for n in range(3):
+        await repo.save(Cart.open(f"c{n}", "ann"))
+    store.events_read = 0
+    await repo.load("c0")  # the oldest was dropped
+    await repo.load("c2")
+    assert store.events_read == 1
+
+
+async def test_a_snapshot_at_the_proven_head_needs_no_stream_read() -> None:
+    store, snapshots = CountingStore(), InMemorySnapshotStore()
+    repo = EventSourcedRepository(Cart, store, snapshots=snapshots, snapshot_every=2, cache_size=0)
+    cart = Cart.open("c1", "ann")
+    cart.add("apple")
+    await repo.save(cart)  # version 2: a snapshot at the head
+    store.reads = 0
+    loaded = await repo.load("c1")
+    assert store.reads == 0 and loaded.version == 2 and loaded.items == {"apple": 1}
+    cart.add("pear")
+    await repo.save(cart)  # version 3: the snapshot is behind, so the rest is read
+    loaded = await repo.load("c1")
+    assert store.reads == 1 and loaded.version == 3 and loaded.items == {"apple": 1, "pear": 1}
+    unproven = EventSourcedRepository(Cart, UnprovingStore(), snapshots=snapshots, snapshot_every=2, cache_size=0)
+    assert await unproven.get("c1") is not None  # a snapshot without events: still read, never trusted

@@ -4,8 +4,12 @@ Extra: `bento-ddd[embedded]`. chdb calls block (and are thread-safe), so they ru
 the engine's thread pool. chdb holds ONE folder per process (a second folder is an
 error) and a folder can be open in one process at a time: share one engine.
 
-Results are read as JSONCompact and converted by column type; inserts send the
-columns as one JSONColumns document, the fastest input form measured with chdb.
+Results are read as JSONCompact and converted by column type. Large inserts whose
+columns hold only ints or only strings (the event store's group commits) hand chdb the
+Python lists themselves (`INSERT ... SELECT ... FROM Python(frame)`, chdb reading the
+local variable `frame`): 2-4x faster than JSON text for 10,000 events, but with a
+higher fixed cost, so below `_PYTHON_INPUT_ROWS` rows, and for anything else (dates,
+None, floats), the columns go as one JSONColumns document.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 logger = logging.getLogger(__name__)
 
 _CODE = re.compile(r"Code: (\d+)\.")
+#: From this many rows on, an all-int/str columnar insert goes through `Python(frame)`.
+_PYTHON_INPUT_ROWS = 1000
 
 
 def _to_date(value: Any) -> Any:
@@ -55,6 +61,14 @@ def _converter(kind: str) -> Callable[[Any], Any] | None:
     if base.startswith(("Int", "UInt")):  # 64/128-bit integers may arrive quoted
         return _to_int
     return None
+
+
+def _plain(values: Sequence[Any]) -> bool:
+    """Only ints (not bools) or only strings: what chdb's Python() input reads exactly."""
+    if not values:
+        return False
+    kind = type(values[0])
+    return kind in (int, str) and all(type(v) is kind for v in values)
 
 
 def _json_default(value: Any) -> Any:
@@ -120,9 +134,14 @@ class EmbeddedEngine(ClickHouseEngine):
         return out
 
     def _insert(self, table: str, columns: list[str], rows: Sequence[Sequence[Any]], columnar: bool) -> None:
+        names = ", ".join(columns)
+        if columnar and len(rows[0]) >= _PYTHON_INPUT_ROWS and all(_plain(values) for values in rows):
+            frame = {name: list(values) for name, values in zip(columns, rows, strict=True)}  # noqa: F841 - read by chdb
+            self._query(f"INSERT INTO {table} ({names}) SELECT {names} FROM Python(frame)", "CSV")
+            return
         if columnar:
             document = {name: list(values) for name, values in zip(columns, rows, strict=True)}
         else:
             document = {name: [row[n] for row in rows] for n, name in enumerate(columns)}
         body = json.dumps(document, ensure_ascii=False, default=_json_default)
-        self._query(f"INSERT INTO {table} ({', '.join(columns)}) FORMAT JSONColumns\n{body}", "CSV")
+        self._query(f"INSERT INTO {table} ({names}) FORMAT JSONColumns\n{body}", "CSV")

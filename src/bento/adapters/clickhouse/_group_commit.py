@@ -9,6 +9,11 @@ then hands the whole batch to `commit`, which checks every append against the st
 versions and writes the accepted ones in ONE insert.
 Each caller gets its own result: its new version, or its own ConcurrencyError.
 
+The batch size adapts to the load: under load a batch is the whole backlog that
+formed while the previous commit ran, capped at `max_events` (the store's default is
+10,000; a cap of 1,000 cost a third of the throughput with 100 appends in flight,
+because each INSERT is a round trip plus a part whatever its size).
+
 A batch never splits an append. An append whose caller was cancelled before its
 batch was taken is dropped; after that point it may still be written (exactly like
 an INSERT whose reply was lost).
@@ -139,3 +144,7 @@ class GroupCommitter:
                 for pending in batch:
                     if not pending.future.done():
                         pending.future.set_exception(RuntimeError("group commit settled no result"))
+            # Let the callers this commit just woke run first: a caller in a loop appends
+            # again at once, and joins the next batch instead of trailing it. Without this,
+            # callers split into two groups whose batches alternate (1 append, then 99).
+            await asyncio.sleep(0)

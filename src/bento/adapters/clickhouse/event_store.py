@@ -47,7 +47,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Self
 
-from bento.adapters.clickhouse._commit_marks import marked_lock
+from bento.adapters.clickhouse._commit_marks import CommitMark, LocalMarkedLock, marked_lock
 from bento.adapters.clickhouse._commit_state import CommitState
 from bento.adapters.clickhouse._event_store_schema import (
     INSERT_COLUMNS,
@@ -64,7 +64,7 @@ from bento.adapters.clickhouse._writer_lease import WriterLease, join_lease, lea
 from bento.adapters.clickhouse.engine import ClickHouseEngine
 from bento.adapters.clickhouse.stream_lock import SingleWriterLock
 from bento.adapters.shared.inprocess_lock import InProcessStreamLock
-from bento.application.errors import ConcurrencyError, ConfigurationError, LockTimeoutError
+from bento.application.errors import ConcurrencyError, ConfigurationError, LockTimeoutError, WriterLeaseError
 from bento.application.ports.event_store import (
     ANY_VERSION,
     EventFilter,
@@ -73,7 +73,7 @@ from bento.application.ports.event_store import (
     require_text,
 )
 from bento.application.ports.stream_lock import StreamLock
-from bento.application.serialization import JsonCodec
+from bento.application.serialization import EncodedEvent, JsonCodec
 from bento.domain.events import DomainEvent
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class ClickHouseEventStore:
         codec: JsonCodec | None = None,
         table: str = "events",
         group_commit_window_ms: float = 2.0,
-        group_commit_max_events: int = 1000,
+        group_commit_max_events: int = 10_000,
         lock_timeout: float = 10.0,
         max_commit_seconds: float = 3.0,
         version_cache_size: int = 100_000,
@@ -124,6 +124,10 @@ class ClickHouseEventStore:
         self._committer = GroupCommitter(
             self._commit, window=group_commit_window_ms / 1000, max_events=group_commit_max_events
         )
+        # While this store's flusher holds the lock: whether its version cache is exact
+        # (after `known`), and the streams its batch is writing (see `known_version`).
+        self._exact_under_lock = False
+        self._committing: frozenset[str] = frozenset()
         self._started = False
         self._closed = False
         self._legacy_layout = False  # a 14-column table (see _stores_legacy_columns)
@@ -211,56 +215,78 @@ class ClickHouseEventStore:
             # compete for it; a second writer process fails here, before it commits.
             self._lease = await join_lease(self.engine, self.table_name, lease=self.writer_lease)
         hold = self._lock.hold_marked([self._lock_key], marker=self._marker_key, timeout=self.lock_timeout)
-        async with hold as mark:
-            began = time.monotonic()
-            versions, head = await self._state.known(mark.seen, streams)
-            now = datetime.now(UTC)
-            now_us, today = datetime_to_micros(now), now.date()
-            legacy = self._legacy_layout
-            names = INSERT_COLUMNS + LEGACY_COLUMNS if legacy else INSERT_COLUMNS
-            columns: list[list[Any]] = [[] for _ in names]
-            accepted: list[tuple[PendingAppend, int]] = []
-            for pending in batch:
-                actual = versions[pending.stream]
-                expected = pending.expected_version
-                if expected not in (ANY_VERSION, actual):
-                    pending.future.set_exception(ConcurrencyError(pending.stream, expected, actual))
-                    continue
-                for event in pending.events:
-                    actual += 1
-                    head += 1
-                    row: tuple[Any, ...] = (
-                        head,
-                        pending.stream,
-                        actual,
-                        event.aggregate_type,
-                        event.event_id,
-                        event.event_type,
-                        event.schema_version,
-                        event.data,
-                        event.metadata,
-                        now_us,
-                    )
-                    if legacy:
-                        row += (event.tenant_id, event.correlation_id, event.causation_id, today)
-                    for column, value in zip(columns, row, strict=True):
-                        column.append(value)
-                versions[pending.stream] = actual
-                accepted.append((pending, actual))
-            if accepted:
-                if time.monotonic() - began > self.max_commit_seconds:
-                    raise LockTimeoutError([p.stream for p, _ in accepted], self.max_commit_seconds)
-                if self._lease is not None:
-                    self._lease.check()  # still the only writer (WriterLeaseError otherwise)
-                await self.engine.insert(self.table_name, names, columns, columnar=True)
-            # Only now is the new state certain; a failure above leaves the marker unset.
-            mark.publish(self._state.committed(versions, head))
-            # Settled before the release: the rows are written whatever the release does,
-            # and callers appending again overlap its round trip (their batch waits for
-            # this flusher anyway, and then for the lock).
-            for pending, version in accepted:
-                if not pending.future.done():
-                    pending.future.set_result(version)
+        try:
+            async with hold as mark:
+                await self._commit_locked(batch, streams, mark)
+        finally:
+            self._exact_under_lock = False
+            self._committing = frozenset()
+
+    async def _commit_locked(self, batch: list[PendingAppend], streams: list[str], mark: CommitMark) -> None:
+        began = time.monotonic()
+        versions, head = await self._state.known(mark.seen, streams)
+        # We hold the lock and the cache is now exact, except for this batch's streams.
+        self._committing = frozenset(streams)
+        self._exact_under_lock = True
+        now = datetime.now(UTC)
+        now_us, today = datetime_to_micros(now), now.date()
+        legacy = self._legacy_layout
+        names = INSERT_COLUMNS + LEGACY_COLUMNS if legacy else INSERT_COLUMNS
+        accepted: list[tuple[PendingAppend, int]] = []
+        positions: list[int] = []
+        stream_column: list[str] = []
+        version_column: list[int] = []
+        events: list[EncodedEvent] = []
+        for pending in batch:
+            actual = versions[pending.stream]
+            expected = pending.expected_version
+            if expected not in (ANY_VERSION, actual):
+                pending.future.set_exception(ConcurrencyError(pending.stream, expected, actual))
+                continue
+            count = len(pending.events)
+            positions.extend(range(head + 1, head + count + 1))
+            version_column.extend(range(actual + 1, actual + count + 1))
+            stream_column.extend([pending.stream] * count)
+            events.extend(pending.events)
+            head += count
+            actual += count
+            versions[pending.stream] = actual
+            accepted.append((pending, actual))
+        # Whole columns at once (in INSERT_COLUMNS order): far cheaper than rows then a transpose.
+        columns: list[list[Any]] = [
+            positions,
+            stream_column,
+            version_column,
+            [e.aggregate_type for e in events],
+            [e.event_id for e in events],
+            [e.event_type for e in events],
+            [e.schema_version for e in events],
+            [e.data for e in events],
+            [e.metadata for e in events],
+            [now_us] * len(events),
+        ]
+        if legacy:
+            columns += [
+                [e.tenant_id for e in events],
+                [e.correlation_id for e in events],
+                [e.causation_id for e in events],
+                [today] * len(events),
+            ]
+        if accepted:
+            if time.monotonic() - began > self.max_commit_seconds:
+                raise LockTimeoutError([p.stream for p, _ in accepted], self.max_commit_seconds)
+            if self._lease is not None:
+                self._lease.check()  # still the only writer (WriterLeaseError otherwise)
+            await self.engine.insert(self.table_name, names, columns, columnar=True)
+        # Only now is the new state certain; a failure above leaves the marker unset.
+        mark.publish(self._state.committed(versions, head))
+        self._committing = frozenset()
+        # Settled before the release: the rows are written whatever the release does,
+        # and callers appending again overlap its round trip (their batch waits for
+        # this flusher anyway, and then for the lock).
+        for pending, version in accepted:
+            if not pending.future.done():
+                pending.future.set_result(version)
 
     # -- reading ----------------------------------------------------------------------
     async def read_stream(self, stream: str, from_version: int = 0) -> list[StoredEvent]:
@@ -294,6 +320,37 @@ class ClickHouseEventStore:
             f"SELECT max(version) FROM {self.table} WHERE stream = %(stream)s", {"stream": stream}
         )
         return int(rows[0][0]) if rows else 0
+
+    async def known_version(self, stream: str) -> int | None:
+        """The cached version, only while this store can prove nobody else wrote the table
+        since: it holds the lock itself (cache exact, stream not in the batch being
+        written), or the lock is free and the commit marker is still the token it
+        published last (`_commit_state`). On a server in single-writer mode the lease
+        must be held as well. A Redis lock's marker lives in Redis: reading it would
+        cost a round trip, so that store does not vouch (None) and the caller reads."""
+        require_text("stream name", stream)
+        if not self._proves_sole_writer() or stream in self._committing:
+            return None
+        return self._state.version(stream)
+
+    def _proves_sole_writer(self) -> bool:
+        if not isinstance(self._lock, LocalMarkedLock):  # Redis (marker remote) or no marker
+            return False
+        if engine_is_server(self.engine) and not self._lease_valid():
+            return False
+        if self._exact_under_lock:
+            return True
+        token = self._state.token
+        return token is not None and self.engine.commit_marks.get(self._marker_key) == token
+
+    def _lease_valid(self) -> bool:
+        if self._lease is None:
+            return False
+        try:
+            self._lease.check()
+        except WriterLeaseError:
+            return False
+        return True
 
     async def last_position(self) -> int:
         rows = await self.engine.execute(f"SELECT max(position) FROM {self.table}")

@@ -40,7 +40,7 @@ class ClickHouseEventStoreSettings(_ClickHouseStore):
 
     table: str = "events"
     group_commit_window_ms: float = Field(2.0, ge=0, description="how long an append waits to share a commit")
-    group_commit_max_events: int = Field(1000, ge=1)
+    group_commit_max_events: int = Field(10_000, ge=1)
     version_cache_size: int = Field(100_000, ge=1, description="stream versions kept in memory per store")
 
 

@@ -8,12 +8,20 @@ saved late" and lets `delete` forget everything before it, without mutations
 (ClickHouse 18.16 only has asynchronous ALTER DELETE). Older snapshots stay in the
 table; they cost little next to the events they summarise and can be pruned with
 `ALTER TABLE ... DELETE WHERE` if needed.
+
+`load` is one point read on the primary key, without `FINAL` (which merged every part
+of the table at read time and cost milliseconds) or a subquery: the stream's best
+snapshot (highest version; of rows of one version not merged yet, the latest save,
+which is what the merge keeps) and its latest tombstone, `LIMIT 1 BY deleted`. Only
+when that snapshot was saved before the tombstone does a second query look for one
+saved after it.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from bento.adapters.clickhouse._migrations import Migration
 from bento.adapters.clickhouse._table_store import ClickHouseTableStore
@@ -51,16 +59,19 @@ class ClickHouseSnapshotStore(ClickHouseTableStore):
 
     async def load(self, stream: str) -> Snapshot | None:
         table = self.engine.table(self.table)
+        # One primary-key read: the best snapshot and the latest tombstone of the stream.
         rows = await self.engine.execute(
-            f"SELECT version, aggregate_type, schema_version, state, taken_at_us FROM {table} FINAL "
-            "WHERE stream = %(stream)s AND deleted = 0 AND saved_at_us > "
-            f"(SELECT max(saved_at_us) FROM {table} WHERE stream = %(stream)s AND deleted = 1) "
-            "ORDER BY version DESC LIMIT 1",
+            f"SELECT deleted, version, saved_at_us, aggregate_type, schema_version, state, taken_at_us FROM {table} "
+            "WHERE stream = %(stream)s ORDER BY deleted, version DESC, saved_at_us DESC LIMIT 1 BY deleted",
             {"stream": stream},
         )
-        if not rows:
+        best = next((r[1:] for r in rows if int(r[0]) == 0), None)
+        tombstone = max((int(r[2]) for r in rows if int(r[0]) == 1), default=0)
+        if best is not None and int(best[1]) <= tombstone:
+            best = await self._latest_after(table, stream)  # deleted after its best save: rare
+        if best is None:
             return None
-        version, aggregate_type, schema_version, state, taken_at_us = rows[0]
+        version, _, aggregate_type, schema_version, state, taken_at_us = best
         return Snapshot(
             stream=stream,
             version=int(version),
@@ -70,11 +81,28 @@ class ClickHouseSnapshotStore(ClickHouseTableStore):
             taken_at=_EPOCH + timedelta(microseconds=int(taken_at_us)),
         )
 
+    async def _latest_after(self, table: str, stream: str) -> tuple[Any, ...] | None:
+        """The highest version saved after the stream's latest tombstone."""
+        rows = await self.engine.execute(
+            f"SELECT version, saved_at_us, aggregate_type, schema_version, state, taken_at_us FROM {table} "
+            "WHERE stream = %(stream)s AND deleted = 0 AND saved_at_us > "
+            f"(SELECT max(saved_at_us) FROM {table} WHERE stream = %(stream)s AND deleted = 1) "
+            "ORDER BY version DESC, saved_at_us DESC LIMIT 1",
+            {"stream": stream},
+        )
+        return rows[0] if rows else None
+
     async def save(self, snapshot: Snapshot) -> None:
         taken = snapshot.taken_at or datetime.now(UTC)
         row = (
-            snapshot.stream, snapshot.version, 0, snapshot.aggregate_type, snapshot.schema_version,
-            json.dumps(snapshot.state, separators=(",", ":"), ensure_ascii=False), _micros(taken), self._stamp(),
+            snapshot.stream,
+            snapshot.version,
+            0,
+            snapshot.aggregate_type,
+            snapshot.schema_version,
+            json.dumps(snapshot.state, separators=(",", ":"), ensure_ascii=False),
+            _micros(taken),
+            self._stamp(),
         )
         await self.engine.insert(self.table, _COLUMNS, [row])
 

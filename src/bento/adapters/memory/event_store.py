@@ -74,6 +74,9 @@ class InMemoryEventStore:
         require_text("stream name", stream)
         return len(self._streams.get(stream, ()))
 
+    async def known_version(self, stream: str) -> int | None:
+        return await self.stream_version(stream)  # this list is every writer's history
+
     async def last_position(self) -> int:
         return len(self._log)
 

@@ -109,6 +109,14 @@ class EventStore(Protocol):
 
     async def stream_version(self, stream: str) -> int: ...
 
+    async def known_version(self, stream: str) -> int | None:
+        """The stream's current version when the store can prove it without reading the
+        stream: it knows that no writer it cannot see (another process) has written the
+        stream since it last did. None when it cannot prove that; the caller then reads.
+        A number returned is never stale with respect to commits that finished before
+        the call; a repository uses it to reuse an aggregate it loaded earlier."""
+        ...
+
     async def query(self, criteria: EventFilter) -> list[StoredEvent]:
         """Events matching every criterion, in position order."""
         ...

@@ -87,6 +87,18 @@ class EventStoreContract:
         assert await event_store.append(prefix + "s", [], 0) == 0
         assert await event_store.read_stream(prefix + "s") == []
 
+    async def test_a_known_version_is_never_stale(self, event_store: EventStore, prefix: str) -> None:
+        # A store may decline to vouch (None); a number it gives is the stream's version now.
+        stream = prefix + "known"
+        assert await event_store.known_version(stream) in (None, 0)
+        await event_store.append(stream, [make_event(1), make_event(2)], 0)
+        assert await event_store.known_version(stream) in (None, 2)
+        await asyncio.gather(*(event_store.append(stream, [make_event(n)], ANY_VERSION) for n in range(3, 8)))
+        assert await event_store.known_version(stream) in (None, 7)
+        with pytest.raises(ConcurrencyError):
+            await event_store.append(stream, [make_event(9)], 2)
+        assert await event_store.known_version(stream) in (None, 7)
+
     async def test_concurrent_appends_have_exactly_one_winner(self, event_store: EventStore, prefix: str) -> None:
         stream = prefix + "race"
         await event_store.append(stream, [make_event(0)], 0)

@@ -26,9 +26,7 @@ class SnapshotStoreContract:
             "none": None,
         }
         taken = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
-        await snapshots.save(
-            Snapshot(stream, 10, state, aggregate_type="Order", schema_version=2, taken_at=taken)
-        )
+        await snapshots.save(Snapshot(stream, 10, state, aggregate_type="Order", schema_version=2, taken_at=taken))
         got = await snapshots.load(stream)
         assert got is not None
         assert (got.stream, got.version, got.state, got.aggregate_type, got.schema_version) == (
@@ -57,6 +55,17 @@ class SnapshotStoreContract:
         assert await snapshots.load(a) is None
         got = await snapshots.load(b)
         assert got is not None and got.state == {"s": "b"}
+
+    async def test_after_a_delete_only_later_saves_count(self, snapshots: SnapshotStore) -> None:
+        stream = _stream()
+        await snapshots.save(Snapshot(stream, 20, {"n": 20}))
+        await snapshots.delete(stream)
+        await snapshots.save(Snapshot(stream, 5, {"n": 5}))  # lower than the forgotten one
+        got = await snapshots.load(stream)
+        assert got is not None and got.version == 5 and got.state == {"n": 5}
+        await snapshots.save(Snapshot(stream, 5, {"n": "again"}))  # the same version again: the last save wins
+        got = await snapshots.load(stream)
+        assert got is not None and got.state == {"n": "again"}
 
     async def test_loaded_state_is_a_copy(self, snapshots: SnapshotStore) -> None:
         stream = _stream()
