@@ -127,7 +127,7 @@ async def test_bus_survives_a_broker_restart(private_rabbitmq: RabbitMQServer, q
             after = await bus.health_check()
             stream.flowing.set()
             stream.resumed.set()
-            return during.healthy, after.healthy, backlog, held
+            return during.healthy, after, backlog, held
 
         numbers = iter(range(1_000_000))
         restart = asyncio.create_task(restart_midstream())
@@ -158,7 +158,9 @@ async def test_bus_survives_a_broker_restart(private_rabbitmq: RabbitMQServer, q
             bus.metrics.connection_errors,
         )
         assert not healthy_during, "health_check must report the broker down while it is stopped"
-        assert healthy_after and (await bus.health_check()).healthy
+        assert healthy_after.healthy, healthy_after.detail
+        now = await bus.health_check()
+        assert now.healthy, now.detail
         assert reconnected.is_set() and bus.metrics.reconnects >= 1
         assert backlog >= _BACKLOG
         assert stream.failed or stream.waited, "no publish overlapped the outage; the test proved nothing"
