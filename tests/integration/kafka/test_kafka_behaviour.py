@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
@@ -156,14 +155,19 @@ async def test_a_killed_member_s_partitions_go_to_the_survivor_and_nothing_is_lo
     done_file.touch()
     group = "takeover"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])}
-    victim = subprocess.Popen(
-        [sys.executable, str(HERE / "_victim.py"), kafka_url, unique_topic, group, str(done_file)],
-        stdout=subprocess.PIPE,
+    victim = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(HERE / "_victim.py"),
+        kafka_url,
+        unique_topic,
+        group,
+        str(done_file),
+        stdout=asyncio.subprocess.PIPE,
         env=env,
     )
     try:
         assert victim.stdout is not None
-        line = await asyncio.wait_for(asyncio.to_thread(victim.stdout.readline), 30)
+        line = await asyncio.wait_for(victim.stdout.readline(), 30)
         assert line.strip() == b"ready"
         survivor: Counter[str] = Counter()
 
@@ -182,7 +186,7 @@ async def test_a_killed_member_s_partitions_go_to_the_survivor_and_nothing_is_lo
 
             await until(lambda: len(victim_handled()) >= 100 and len(survivor) > 0, timeout=30)
             victim.send_signal(signal.SIGKILL)
-            victim.wait(10)
+            await asyncio.wait_for(victim.wait(), 10)
             killed_after = len(victim_handled())
             expected = {m.message_id for m in sent}
             await until(lambda: set(victim_handled()) | set(survivor) >= expected, timeout=60)
@@ -192,6 +196,6 @@ async def test_a_killed_member_s_partitions_go_to_the_survivor_and_nothing_is_lo
         assert set(handled) == expected
         print(f"victim handled {killed_after}, survivor {sum(survivor.values())}, duplicates {duplicates}")
     finally:
-        if victim.poll() is None:
+        if victim.returncode is None:
             victim.kill()
-            victim.wait(10)
+            await victim.wait()
