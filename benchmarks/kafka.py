@@ -7,11 +7,11 @@ Publishes N messages of about `size` bytes and consumes them, once through raw a
 and once through KafkaMessageBus, with the same guarantees:
 - publish: `acks=all`, a window of 1,000 records handed to the producer, then every ack
   awaited (the bus: `publish_batch` per window, which also encodes each event);
-- consume: a consumer group, `getmany`, each value decoded with the same JsonCodec (what
-  any consumer of Bento's events does), then a manual commit per batch (the bus: a
-  subscribed handler, run through the shared `handle_delivery` in per-key lanes, which
-  commits contiguous offsets every `commit_interval`). `--raw-decodes no` leaves the
-  decoding out of the raw side, to see the codec's share.
+- consume: a consumer group, `getmany`, each value decoded with the same JsonCodec and
+  passed to the same counting handler (what any consumer of Bento's events does), then a
+  manual commit per batch (the bus: that handler subscribed, run through the shared
+  `handle_delivery` in per-key lanes, which commits contiguous offsets every
+  `commit_interval`). `--raw-decodes no` leaves decoding and handler out of the raw side.
 Consumption is timed on a backlog, from the first message handled to the last, so the
 group join (about 3 s on tansu, its initial rebalance delay) counts for neither side.
 Round trips are one message at a time, publish to handler. Each phase runs `rounds`
@@ -66,7 +66,7 @@ async def raw_publish(producer: AIOKafkaProducer, topic: str, records: list[tupl
 
 
 async def raw_consume(bootstrap: str, topic: str, count: int, *, decode: bool = True) -> float:
-    codec = JsonCodec()
+    codec, handler = JsonCodec(), Counter(count)
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -86,7 +86,7 @@ async def raw_consume(bootstrap: str, topic: str, count: int, *, decode: bool = 
                 seen += len(records)
                 if decode:
                     for record in records:
-                        codec.decode(record.value)
+                        await handler(codec.decode(record.value))
             if batches:
                 await consumer.commit()
         CPU["raw_con"].append((time.process_time() - cpu) / count)

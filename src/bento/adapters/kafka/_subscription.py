@@ -156,7 +156,7 @@ class KafkaSubscription:
                             record.offset,
                             record.key,
                             record.value if record.value is not None else b"",
-                            tuple(record.headers),
+                            record.headers,
                             offsets,
                         )
                     )
