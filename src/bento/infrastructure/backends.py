@@ -32,6 +32,7 @@ from bento.adapters.clickhouse.settings import (
     ClickHouseSingleWriterSettings,
     ClickHouseSnapshotStoreSettings,
 )
+from bento.adapters.kafka.settings import KafkaSettings
 from bento.adapters.memory.settings import (
     InMemoryChannelSettings,
     InProcessSettings,
@@ -216,6 +217,7 @@ MESSAGE_BUSES = Catalogue(
         bus("pulsar", PulsarSettings, "bento.adapters.pulsar:PulsarMessageBus", "pulsar", ("pulsar", "pulsar+ssl")),
         bus("redis", RedisSettings, "bento.adapters.redis:RedisMessageBus", "redis", ("redis", "rediss")),
         bus("nats", NatsSettings, "bento.adapters.nats:NatsMessageBus", "nats", ("nats", "tls")),
+        bus("kafka", KafkaSettings, "bento.adapters.kafka:KafkaMessageBus", "kafka", ("kafka", "kafka+ssl")),
     ],
     default="inprocess",
     contract="MessageBusContract",

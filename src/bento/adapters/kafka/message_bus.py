@@ -1,0 +1,350 @@
+"""KafkaMessageBus: the MessageBus port on Apache Kafka (aiokafka, asyncio-native).
+
+- A topic is a Kafka topic `{topic_prefix}{topic}`, created with `partitions` and
+  `replication_factor` when missing (admin client), or required to exist
+  (`create_topics=False`). The record key is the message key (the aggregate id by
+  default), so Kafka's partitioner keeps each key on one partition, in order.
+- A group is a Kafka consumer group; `group=None` is a broadcast reader of every
+  partition from the end. Offsets are committed only over a contiguous run of settled
+  records per partition (`_offsets`), so a failed record never lets a later one commit
+  past it. Records of different keys run concurrently inside one consumer, up to
+  `max_concurrency`; the same key never does (`_lanes`).
+- Failures follow `handle_delivery`: retried in the consumer after the back-off while
+  other keys flow on, then sent to `<topic>.<group>.dlq` with the error headers;
+  undecodable records are dead-lettered at once with the reason.
+- `publish` waits for the broker's acks (`acks`, 'all' by default); `publish_batch`
+  hands every record to the producer before awaiting any ack.
+- A probe every `connection_check_interval` notices a lost broker and, once it answers
+  again, re-creates the known topics and runs the reconnect callbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from bento.adapters.kafka._connection import Topics, client_options, topic_problem
+from bento.adapters.kafka._dead_letters import read_dead_letters
+from bento.adapters.kafka._subscription import KafkaSubscription
+from bento.adapters.kafka.settings import KafkaSettings
+from bento.adapters.shared.lifecycle import StartsAndCloses, opened
+from bento.adapters.shared.metrics import BusCounters, BusMetrics
+from bento.adapters.shared.reconnect import ReconnectCallback, ReconnectCallbacks
+from bento.application.credentials import mask_credentials
+from bento.application.errors import BrokerUnavailableError, BusClosedError, PublishError, SubscribeError
+from bento.application.ports.capabilities import Capabilities, HealthStatus
+from bento.application.ports.message_bus import DeadLetter, MessageHandler
+from bento.application.serialization import JsonCodec
+from bento.domain.events import DomainEvent
+
+logger = logging.getLogger(__name__)
+
+_WHAT = "KafkaMessageBus"
+
+
+class KafkaMessageBus(StartsAndCloses):
+    """MessageBus on Kafka; see the module docstring for the layout and guarantees."""
+
+    def __init__(self, settings: KafkaSettings, *, codec: JsonCodec | None = None) -> None:
+        self.settings = settings
+        self.codec = codec or JsonCodec()
+        self._counters = BusCounters()
+        self._reconnect_callbacks = ReconnectCallbacks(self._counters)
+        self._topics = Topics(settings)
+        self._producer: AIOKafkaProducer | None = None
+        self._subscriptions: set[KafkaSubscription] = set()
+        self._monitor: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            ordered_per_key=True,
+            persistent=True,
+            redelivery=True,
+            dead_letter=True,
+            pattern_subscriptions=False,
+            consumer_groups=True,
+            broadcast=True,
+            mechanism=(
+                "Kafka topic per wire name, record key = message key (one partition per key); "
+                f"consumer group per subscription group; up to {self.settings.max_concurrency} keys at once "
+                "per consumer, one message per key at a time; offsets committed over contiguous successes"
+            ),
+        )
+
+    @property
+    def metrics(self) -> BusMetrics:
+        """Seed 003's counters (published, consumed, errors, reconnects, last health check)."""
+        return self._counters.snapshot()
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect the producer and the admin client. Idempotent; refused after close()."""
+        if self._closed:
+            raise BusClosedError("this KafkaMessageBus was closed; build a new one")
+        if self._producer is not None:
+            return
+        await self._topics.start()
+        producer = AIOKafkaProducer(**self._producer_options())
+        try:
+            await producer.start()
+        except (KafkaError, OSError) as exc:
+            await producer.stop()
+            await self._topics.close()
+            self._counters.connection_errors += 1
+            raise BrokerUnavailableError("Kafka", self.settings.address, _reason(exc)) from exc
+        self._producer = producer
+        self._monitor = asyncio.create_task(self._watch_connection(), name="bento-kafka-connection")
+
+    def _producer_options(self) -> dict[str, Any]:
+        settings = self.settings
+        acks: str | int = "all" if settings.acks == "all" or settings.idempotent else int(settings.acks)
+        return {
+            **client_options(settings),
+            "acks": acks,
+            "compression_type": None if settings.compression == "none" else settings.compression,
+            "linger_ms": int(settings.linger * 1000),
+            "max_batch_size": settings.batch_size,
+            "max_request_size": settings.max_request_size,
+            "request_timeout_ms": int(settings.publish_timeout * 1000),
+            "retry_backoff_ms": int(settings.retry_backoff * 1000),
+            "enable_idempotence": settings.idempotent,
+        }
+
+    async def close(self) -> None:
+        """Within `drain_timeout` per subscriber: stop fetching, let running handlers
+        finish, commit, leave the groups; then flush the producer and disconnect."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._monitor is not None:
+            self._monitor.cancel()
+            await asyncio.gather(self._monitor, return_exceptions=True)
+        await asyncio.gather(*(s.cancel() for s in list(self._subscriptions)))
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await producer.stop()  # flushes what is still queued
+            except KafkaError as exc:
+                logger.warning("stopping the Kafka producer failed: %s", _reason(exc))
+        await self._topics.close()
+
+    def register_reconnect_callback(self, callback: ReconnectCallback) -> None:
+        """Run `callback` after the broker came back (seed 003), once topics are re-declared.
+        Sync or async; a callback that raises is logged and counted, the others still run."""
+        self._reconnect_callbacks.register(callback)
+
+    # -- publishing ---------------------------------------------------------------------
+    async def publish(
+        self,
+        topic: str,
+        message: DomainEvent,
+        *,
+        key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        body = self.codec.encode(message, headers)
+        await self._send(topic, body, key or message.metadata.aggregate_id or None, headers)
+
+    async def publish_raw(
+        self, topic: str, body: bytes, *, key: str | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
+        await self._send(topic, body, key, headers)
+
+    async def publish_batch(self, topic: str, messages: Sequence[DomainEvent]) -> None:
+        """Every record goes to the producer before any ack is awaited (the producer batches
+        them per partition); returns once all are acknowledged, else raises PublishError
+        naming how many were not (those that were stay published)."""
+        producer = opened(_WHAT, f"publish to {topic!r}", self._producer, closed=self._closed)
+        name = await self._publish_topic(topic)
+        encode = self.codec.encode
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            for message in messages:
+                key = message.metadata.aggregate_id
+                futures.append(await producer.send(name, encode(message), key=key.encode() if key else None))
+        except KafkaError as exc:
+            self._counters.publish_errors += len(messages) - len(futures)
+            await asyncio.gather(*futures, return_exceptions=True)
+            reason = f"{len(messages) - len(futures)} of {len(messages)} not sent: {_reason(exc)}"
+            raise PublishError(topic, reason) from exc
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        self._counters.messages_published += len(results) - len(failed)
+        if failed:
+            self._counters.publish_errors += len(failed)
+            raise PublishError(
+                topic,
+                f"{len(failed)} of {len(results)} messages were not acknowledged (first: {_reason(failed[0])}); "
+                "the others are published",
+            )
+
+    async def _send(self, topic: str, body: bytes, key: str | None, headers: Mapping[str, str] | None) -> None:
+        producer = opened(_WHAT, f"publish to {topic!r}", self._producer, closed=self._closed)
+        name = await self._publish_topic(topic)
+        record_headers = [(k, v.encode()) for k, v in headers.items()] if headers else None
+        record_key = key.encode() if key else None
+        retries = self.settings.publish_retries
+        for attempt in range(retries + 1):
+            try:
+                await producer.send_and_wait(name, body, key=record_key, headers=record_headers)
+            except KafkaError as exc:
+                if exc.retriable and attempt < retries:
+                    await asyncio.sleep(self.settings.retry_backoff * 2**attempt)
+                    continue
+                self._counters.publish_errors += 1
+                raise PublishError(topic, _reason(exc)) from exc
+            self._counters.messages_published += 1
+            return
+
+    async def _publish_topic(self, topic: str) -> str:
+        name = self._topics.name(topic)
+        if not self._topics.is_known(name):
+            problem = topic_problem(name)
+            if problem is not None:
+                raise PublishError(topic, problem)
+            try:
+                await self._topics.ensure(name)
+            except (KafkaError, LookupError, OSError) as exc:
+                self._counters.publish_errors += 1
+                raise PublishError(topic, _reason(exc)) from exc
+        return name
+
+    async def send_dead_letter(
+        self, name: str, key: bytes | None, body: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        """Used by subscribers: one acknowledged send to a dead-letter topic."""
+        producer = opened(_WHAT, f"dead-letter to {name!r}", self._producer, closed=False)
+        await self._topics.ensure(name, partitions=self.settings.dead_letter_partitions)
+        await producer.send_and_wait(name, body, key=key, headers=headers)
+
+    # -- subscribing --------------------------------------------------------------------
+    async def subscribe(
+        self, topic: str, handler: MessageHandler, *, group: str | None = None, ordered: bool = False
+    ) -> KafkaSubscription:
+        """Every subscriber keeps per-key order (`ordered` asks for nothing more here)."""
+        opened(_WHAT, f"subscribe to {topic!r}", self._producer, closed=self._closed)
+        name = self._topics.name(topic)
+        problem = topic_problem(name) or ("*" in topic and "pattern subscriptions are not supported") or None
+        if problem:
+            raise SubscribeError(topic, str(problem))
+        settings = self.settings
+        try:
+            await self._topics.ensure(name)
+        except (KafkaError, LookupError, OSError) as exc:
+            raise SubscribeError(topic, _reason(exc)) from exc
+        consumer = AIOKafkaConsumer(
+            **client_options(settings),
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset=settings.auto_offset_reset,
+            session_timeout_ms=int(settings.session_timeout * 1000),
+            heartbeat_interval_ms=int(settings.heartbeat_interval * 1000),
+            max_poll_interval_ms=int(settings.max_processing_time * 1000),
+            fetch_min_bytes=settings.fetch_min_bytes,
+            fetch_max_bytes=settings.fetch_max_bytes,
+            fetch_max_wait_ms=int(settings.fetch_max_wait * 1000),
+            max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
+            max_poll_records=settings.max_poll_records,
+        )
+        subscription = KafkaSubscription(
+            consumer=consumer,
+            settings=settings,
+            codec=self.codec,
+            counters=self._counters,
+            handler=handler,
+            topic=topic,
+            kafka_topic=name,
+            group=group,
+            dead_letter_topic=self._topics.dead_letter_name(topic, group),
+            send_dead_letter=self.send_dead_letter,
+            on_cancel=self._subscriptions.discard,
+        )
+        try:
+            if group is not None:
+                consumer.subscribe([name], listener=subscription.listener())
+            await consumer.start()
+            partitions = None
+            if group is None:
+                numbers = await self._partitions_of(name)
+                partitions = [TopicPartition(name, n) for n in numbers]
+            await subscription.start(partitions)
+        except (KafkaError, OSError) as exc:
+            await subscription.cancel()
+            raise SubscribeError(topic, _reason(exc)) from exc
+        self._subscriptions.add(subscription)
+        return subscription
+
+    async def _partitions_of(self, name: str) -> list[int]:
+        producer = opened(_WHAT, f"subscribe to {name!r}", self._producer, closed=self._closed)
+        return sorted(await producer.partitions_for(name))
+
+    async def dead_letters(self, topic: str, *, group: str | None, limit: int = 100) -> list[DeadLetter]:
+        opened(_WHAT, f"read dead letters of {topic!r}", self._producer, closed=self._closed)
+        name = self._topics.dead_letter_name(topic, group)
+        try:
+            return await read_dead_letters(self.settings, name, topic, group, limit)
+        except (KafkaError, OSError) as exc:
+            raise BrokerUnavailableError("Kafka", self.settings.address, f"reading {name}: {_reason(exc)}") from exc
+
+    # -- health -------------------------------------------------------------------------
+    async def health_check(self) -> HealthStatus:
+        """A metadata round trip to the brokers; unhealthy too while a subscriber cannot fetch."""
+        started = time.perf_counter()
+        healthy, detail = await self._probe()
+        if healthy:
+            failing = next((s.failure for s in self._subscriptions if s.failure), None)
+            if failing:
+                healthy, detail = False, failing
+        self._counters.record_health_check(healthy)
+        latency = (time.perf_counter() - started) * 1000
+        return HealthStatus(healthy, "kafka", latency, detail or f"brokers {self.settings.address}")
+
+    async def _probe(self) -> tuple[bool, str]:
+        producer = self._producer
+        if producer is None or self._closed:
+            return False, "the bus is closed" if self._closed else "the bus is not started"
+        try:
+            async with asyncio.timeout(self.settings.publish_timeout):
+                await producer.client.fetch_all_metadata()
+        except (KafkaError, OSError, TimeoutError) as exc:
+            return False, f"no metadata from {self.settings.address}: {_reason(exc)}"
+        if not producer.client.cluster.brokers():
+            return False, f"no broker answered at {self.settings.address}"
+        return True, ""
+
+    async def _watch_connection(self) -> None:
+        """Notice the broker going away and coming back; then restore topics, run callbacks."""
+        lost = False
+        while True:
+            await asyncio.sleep(self.settings.connection_check_interval)
+            healthy, detail = await self._probe()
+            if not healthy and not lost:
+                lost = True
+                self._counters.connection_errors += 1
+                logger.warning("Kafka broker unreachable: %s", detail)
+            elif healthy and lost:
+                lost = False
+                await self._restore()
+
+    async def _restore(self) -> None:
+        self._topics.forget()
+        for subscription in list(self._subscriptions):
+            try:
+                await self._topics.ensure(self._topics.name(subscription.topic))
+            except (KafkaError, LookupError, OSError) as exc:
+                logger.warning("re-declaring %r after a reconnect failed: %s", subscription.topic, _reason(exc))
+        self._counters.reconnects += 1
+        logger.info("Kafka broker reachable again at %s", self.settings.address)
+        await self._reconnect_callbacks.run()
+
+
+def _reason(exc: BaseException) -> str:
+    return mask_credentials(f"{type(exc).__name__}: {exc}")[:500]
