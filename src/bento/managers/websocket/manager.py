@@ -114,9 +114,7 @@ class WebSocketManager(NamedFacade):
         """Register a client of this process (the endpoint helper calls it after accept)."""
         from bento.domain.metadata import new_message_id
 
-        client = ClientConnection(
-            id=client_id or new_message_id(), max_queue=self.queue_size, overflow=self.overflow
-        )
+        client = ClientConnection(id=client_id or new_message_id(), max_queue=self.queue_size, overflow=self.overflow)
         self._clients.add(client)
         self._by_id.setdefault(client.id, set()).add(client)
         for topic in topics:
