@@ -135,3 +135,26 @@ def test_the_endpoint_helper_serves_and_cleans_up(monkeypatch: pytest.MonkeyPatc
         assert WebSocketManager().clients == []
     finally:
         runtime.reset_container()
+
+
+def test_a_session_cancelled_by_its_server_ends_cleanly() -> None:
+    """Starlette's test client (like a server shutting down) cancels the endpoint's task group
+    right after the client disconnects. The helper's clean-up used to turn that into a
+    CancelledError of its own making, which anyio did not recognise: the session failed about
+    every other time."""
+    runtime.reset_container()
+    runtime.use_container(BentoContainer())
+    app = FastAPI()
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        await serve_websocket(websocket)
+
+    try:
+        with TestClient(app) as http:
+            for _ in range(20):
+                with http.websocket_connect("/ws") as socket:
+                    socket.send_json({"type": "subscribe", "data": {"topic": "t"}})
+        assert WebSocketManager().clients == []
+    finally:
+        runtime.reset_container()

@@ -52,10 +52,13 @@ async def serve_websocket(
     try:
         await asyncio.wait({writer, reader, closing}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        manager.disconnect(client)  # first: nothing below may skip it
         for task in (writer, reader, closing):
             task.cancel()
-        await asyncio.gather(writer, reader, closing, return_exceptions=True)
-        manager.disconnect(client)
+        # asyncio.wait, not gather: if this task is cancelled meanwhile (a server or a task group
+        # stopping it), its own CancelledError propagates, not one gather made from a child's,
+        # which anyio's cancel scopes would not recognise as theirs.
+        await asyncio.wait({writer, reader, closing})
     if reader.cancelled():  # the server ended it (policy, shutdown, a failed send): say why
         with contextlib.suppress(Exception):
             async with asyncio.timeout(close_timeout):
