@@ -145,7 +145,7 @@ async def test_a_thousand_clients_one_stalled(server: str, redis_url: str, prefi
             await publisher.broadcast(WebSocketMessage(type="tick", data=n))
             for _ in range(6 if n < 100 else 0):  # 600 x 64 KiB: more than socket buffers and queue hold
                 await publisher.send_to(WebSocketMessage(type="blob", data=BLOB), client_id="stalled")
-        async with asyncio.timeout(120):
+        async with asyncio.timeout(300):  # a loaded shared machine: 30 s to 70 s measured
             received = await asyncio.gather(*readers)
         elapsed = time.perf_counter() - started
     finally:

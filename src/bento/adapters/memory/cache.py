@@ -69,7 +69,7 @@ class InMemoryCache:
         return entry[1]
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        self._entries[key] = (self._deadline_for(ttl), bytes(value))
+        await self.set_many({key: value}, ttl)
 
     async def delete(self, key: str) -> bool:
         return self._entries.pop(key, None) is not None
@@ -85,7 +85,10 @@ class InMemoryCache:
     async def set_many(self, values: Mapping[str, bytes], ttl: float | None = None) -> None:
         deadline = self._deadline_for(ttl)
         for key, value in values.items():
-            self._entries[key] = (deadline, bytes(value))
+            if ttl is not None and ttl <= 0:  # already expired: stores nothing (TLRUCache would skip it)
+                self._entries.pop(key, None)
+            else:
+                self._entries[key] = (deadline, bytes(value))
 
     async def delete_prefix(self, prefix: str) -> int:
         doomed = [key for key in list(self._entries.keys()) if key.startswith(prefix)]

@@ -69,7 +69,7 @@ class RedisCache:
 
     def _ttl_ms(self, ttl: float | None) -> int:
         ttl = self.settings.default_ttl if ttl is None else ttl
-        return 0 if ttl is None else max(1, math.ceil(ttl * 1000))
+        return 0 if ttl is None else math.ceil(ttl * 1000)
 
     async def get(self, key: str) -> bytes | None:
         return (await self.get_many([key])).get(key)
@@ -79,7 +79,7 @@ class RedisCache:
             return {}
         expired, values = await self._run("GET", *keys)
         self._expired += int(expired)
-        found = {key: bytes(value) for key, value in zip(keys, values, strict=True) if value is not None}
+        found = {key: _bytes(value) for key, value in zip(keys, values, strict=True) if value is not None}
         self._hits += len(found)
         self._misses += len(keys) - len(found)
         return found
@@ -91,6 +91,9 @@ class RedisCache:
         if not values:
             return
         ttl_ms = self._ttl_ms(ttl)
+        if ttl is not None and ttl <= 0:  # already expired: stores nothing
+            await self._delete(list(values))
+            return
         args: list[Any] = [self.settings.max_size]
         for key, value in values.items():
             args.extend((key, bytes(value), ttl_ms))
@@ -113,7 +116,7 @@ class RedisCache:
         found: list[str] = []
         try:
             async for member, _ in self._client.zscan_iter(self._keys[0], match=escape_glob(prefix) + "*"):
-                found.append(member.decode() if isinstance(member, bytes) else str(member))
+                found.append(_bytes(member).decode())
         except RedisError as exc:
             raise unavailable(self._where, exc) from exc
         removed = 0
@@ -154,3 +157,8 @@ class RedisCache:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+def _bytes(value: bytes | str) -> bytes:
+    # A shared client may decode responses (decode_responses=True): values come back as str.
+    return value.encode() if isinstance(value, str) else bytes(value)

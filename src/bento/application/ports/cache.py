@@ -40,7 +40,8 @@ class Cache(Protocol):
     """A cache of encoded values with a size bound, LRU eviction and per-entry TTL.
 
     `set(key, value, ttl=None)` stores `value` for `ttl` seconds (None: the backend's
-    default TTL, which may be none); after that `get` returns None. When an entry is added
+    default TTL, which may be none); after that `get` returns None. A `ttl` of zero or less
+    stores nothing and removes the key's entry. When an entry is added
     beyond `max_size`, the least recently used entries (read or written last the longest
     ago) are evicted and counted. `get_many`/`set_many` do a whole batch in one round trip.
     `delete_prefix(prefix)` removes every entry whose key starts with `prefix` (how a

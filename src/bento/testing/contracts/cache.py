@@ -57,6 +57,14 @@ class CacheContract:
         stats = await cache.stats()
         assert stats.size == 2 and stats.expired == 1
 
+    async def test_a_ttl_of_zero_removes_the_entry(self, cache: Cache) -> None:
+        await cache.set("k", b"old")
+        await cache.set("k", b"new", ttl=0)
+        assert await cache.get("k") is None
+        await cache.set_many({"k": b"again"}, ttl=-1)
+        assert await cache.get("k") is None
+        assert (await cache.stats()).size == 0
+
     async def test_least_recently_used_is_evicted_first(self, cache: Cache) -> None:
         size = cache.max_size
         assert 3 <= size <= 100, "the fixture's cache must hold 3 to 100 entries"
