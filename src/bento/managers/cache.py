@@ -171,8 +171,12 @@ class CacheManager(NamedFacade):
         from bento.managers.events.manager import EventBusManager
 
         self._watched[function.namespace] = []  # claimed first: concurrent callers bind once
-        bus = await EventBusManager.get_instance(events).initialize()
-        self._watched[function.namespace] = await bind_invalidation(bus.bus, function)
+        try:
+            bus = await EventBusManager.get_instance(events).initialize()
+            self._watched[function.namespace] = await bind_invalidation(bus.bus, function)
+        except BaseException:
+            del self._watched[function.namespace]  # the next call tries again
+            raise
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def health(self) -> HealthStatus:

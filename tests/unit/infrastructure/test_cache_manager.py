@@ -185,3 +185,22 @@ async def test_cleanup_at_container_shutdown(container: BentoContainer) -> None:
     await runtime.shutdown(container)
     assert not cache.initialized
     assert not (await cache.health()).healthy
+
+
+async def test_invalidation_that_cannot_be_bound_is_not_skipped_silently(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CACHE__ORDERS__EVENTS", "nowhere")  # an EVENT instance that does not exist
+    container = BentoContainer()
+    container.settings.override(providers.Object(load_settings()))
+    runtime.use_container(container)
+
+    @cached(cache_name="orders", invalidate_on=[PriceChanged])
+    async def total(order_id: str) -> int:
+        return 1
+
+    try:
+        for _ in range(2):  # every call says so, until the setting is fixed
+            with pytest.raises(ConfigurationError, match="nowhere"):
+                await total("o-1")
+    finally:
+        await runtime.shutdown(container)
+        runtime.reset_container()
