@@ -14,6 +14,9 @@ on any adapter.
 * Single-flight: concurrent calls with one key in this process share one look-up and one
   call of the function; waiting callers get its result (or its exception). Other processes
   may compute the same key at the same time.
+* Invalidation wins over a computation in flight: a result computed while this process
+  invalidated the function (an event arrived) is returned to its callers but not stored, so a
+  value from before the event never lands in the cache after it. Later calls start afresh.
 * A cache that fails (Redis down) does not fail the call: the function runs, a warning is
   logged.
 """
@@ -77,6 +80,7 @@ class CachedFunction(Generic[P, R]):
         first = next(iter(self._signature.parameters), None)
         self._skip_first = first in {"self", "cls"}
         self._flights: dict[str, asyncio.Task[R]] = {}
+        self._epoch = 0  # bumped by every invalidation in this process
         self._decoder = _decoder_for(function)
         functools.update_wrapper(self, function)
 
@@ -109,11 +113,12 @@ class CachedFunction(Generic[P, R]):
         if flight is None:
             flight = asyncio.get_running_loop().create_task(self._load(key, args, kwargs))
             self._flights[key] = flight
-            flight.add_done_callback(lambda _: self._flights.pop(key, None))
+            flight.add_done_callback(lambda done: self._landed(key, done))
         # A caller that is cancelled leaves the shared call running for the others.
         return await asyncio.shield(flight)
 
     async def _load(self, key: str, args: Any, kwargs: Any) -> R:
+        epoch = self._epoch
         cache: Cache | None = None
         try:
             cache = await self._resolve()
@@ -130,6 +135,8 @@ class CachedFunction(Generic[P, R]):
                 await cache.delete(key)
         result = await self.function(*args, **kwargs)
         data = encode_value(key, result)
+        if epoch != self._epoch:
+            return result  # invalidated while it ran: the value may predate the event
         try:
             await cache.set(key, data, self.ttl)
         except BrokerUnavailableError as exc:
@@ -138,13 +145,28 @@ class CachedFunction(Generic[P, R]):
 
     async def invalidate(self, *args: Any, **kwargs: Any) -> bool:
         """Drop the entry of one call (same arguments as the call); True when there was one."""
+        key = self.key_for(*args, **kwargs)
+        self._forget_flights(key)
         cache = await self._resolve()
-        return await cache.delete(self.key_for(*args, **kwargs))
+        return await cache.delete(key)
 
     async def invalidate_all(self) -> int:
         """Drop every entry of this function; returns how many there were."""
+        self._forget_flights(None)
         cache = await self._resolve()
         return await cache.delete_prefix(self.namespace + ":")
+
+    def _landed(self, key: str, flight: asyncio.Task[R]) -> None:
+        if self._flights.get(key) is flight:  # not a newer flight started after an invalidation
+            del self._flights[key]
+
+    def _forget_flights(self, key: str | None) -> None:
+        # Calls in flight finish for their callers, but store nothing, and new calls do not join them.
+        self._epoch += 1
+        if key is None:
+            self._flights.clear()
+        else:
+            self._flights.pop(key, None)
 
 
 def _decoder_for(function: Callable[..., Any]) -> Callable[[bytes], Any]:

@@ -126,6 +126,32 @@ class CacheContract:
         await cached("ACME")
         assert calls == 3
 
+    async def test_a_value_computed_across_an_invalidation_is_not_stored(self, cache: Cache) -> None:
+        calls = 0
+        release = asyncio.Event()
+
+        async def balance(account: str) -> int:
+            nonlocal calls
+            calls += 1
+            this_call = calls
+            if this_call == 1:
+                await release.wait()  # still computing when the invalidation arrives
+            return this_call
+
+        async def resolve() -> Cache:
+            return cache
+
+        cached = CachedFunction(balance, resolve=resolve, ttl=60)
+        slow = asyncio.ensure_future(cached("acc"))
+        await asyncio.sleep(0.1)
+        await cached.invalidate_all()
+        async with asyncio.timeout(5):  # a call after the invalidation does not join the old one
+            assert await cached("acc") == 2
+        release.set()
+        assert await slow == 1  # its callers get their result ...
+        assert await cached("acc") == 2  # ... but it never replaced the fresher entry
+        assert calls == 2
+
     async def test_an_event_on_the_bus_invalidates(self, cache: Cache, message_bus: MessageBus) -> None:
         calls = 0
         run = uuid.uuid4().hex[:8]
