@@ -52,24 +52,25 @@ def _settings_for(section: str, value: dict[str, object]) -> object:
 #: The managers' sections keep the shape named instances always had (`CHANNEL__X__MAX_QUEUE`,
 #: `MQ__X__MAX_CONNECTIONS`); their backend is checked against the catalogue, and the manager
 #: builds the row's settings model from them.
-MANAGER_SECTIONS = {"channel", "mq"}
+MANAGER_SECTIONS = {"channel", "mq", "cache"}
 
 
 @pytest.mark.parametrize(("section", "catalogue", "row"), ROWS, ids=IDS)
 def test_every_row_is_a_member_of_its_port_settings(section: str, catalogue: Catalogue, row: Backend) -> None:
-    chosen = _settings_for(section, {"backend": row.name})
+    field = catalogue.key_field  # `backend`, or the cache section's `cache_type` (seed 000)
+    chosen = _settings_for(section, {field: row.name})
     if section in MANAGER_SECTIONS:
-        assert chosen.backend == row.name  # type: ignore[attr-defined]
+        assert getattr(chosen, field) == row.name
     else:
         assert isinstance(chosen, row.settings)
     for alias in row.aliases:
-        assert _settings_for(section, {"backend": alias.upper()}).backend == row.name  # type: ignore[attr-defined]
+        assert getattr(_settings_for(section, {field: alias.upper()}), field) == row.name
 
 
 @pytest.mark.parametrize("section", sorted(MANAGER_SECTIONS))
 def test_manager_sections_accept_only_catalogue_backends(section: str) -> None:
     with pytest.raises(ValueError, match="choose one of"):
-        _settings_for(section, {"backend": "oracle"})
+        _settings_for(section, {CATALOGUES[section].key_field: "oracle"})
 
 
 @pytest.mark.parametrize(("section", "catalogue", "row"), ROWS, ids=IDS)
@@ -183,6 +184,7 @@ def test_nothing_else_lists_backend_names() -> None:
         ROOT / "src/bento/infrastructure/message_bus_factory.py",
         ROOT / "src/bento/managers/mq.py",
         ROOT / "src/bento/managers/channel.py",
+        ROOT / "src/bento/managers/cache.py",
         ROOT / "src/bento/managers/events/manager.py",
     ]
     for path in sources:

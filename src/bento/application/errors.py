@@ -177,3 +177,24 @@ class InvalidTextError(BentoError, ValueError):
 class WriterLeaseError(BentoError, RuntimeError):
     """A store in single-writer mode is not (or no longer) the only writer of its table:
     it refuses to write rather than risk duplicate positions or versions."""
+
+
+class CacheKeyError(BentoError, TypeError):
+    """`@cached` could not build a key from a call's arguments (they are not JSON-able)."""
+
+    def __init__(self, function: str, reason: str) -> None:
+        super().__init__(
+            f"cannot build a cache key for {function}: {reason[:200]}; pass key=lambda *args, **kwargs: '...' "
+            "to @cached"
+        )
+        self.function, self.reason = function, reason[:200]
+
+
+class CacheValueError(BentoError, TypeError):
+    """A value cannot be cached: the cache keeps JSON (through pydantic), never pickles."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(
+            f"cannot cache the value of {key[:120]!r}: {reason[:200]}; return JSON-able data or pydantic models"
+        )
+        self.key, self.reason = key[:120], reason[:200]

@@ -34,6 +34,7 @@ from bento.adapters.clickhouse.settings import (
 )
 from bento.adapters.kafka.settings import KafkaSettings
 from bento.adapters.memory.settings import (
+    InMemoryCacheSettings,
     InMemoryChannelSettings,
     InProcessSettings,
     InProcessStreamLockSettings,
@@ -47,6 +48,7 @@ from bento.adapters.nats.settings import NatsSettings
 from bento.adapters.pulsar.settings import PulsarSettings
 from bento.adapters.rabbitmq.settings import RabbitMQSettings
 from bento.adapters.redis.settings import (
+    RedisCacheSettings,
     RedisChannelSettings,
     RedisSettings,
     RedisStoreSettings,
@@ -88,12 +90,15 @@ class Backend:
 @dataclass(frozen=True)
 class Catalogue:
     """The backends of one port, in the order they are documented; `contract` is the port's
-    suite in `bento.testing.contracts`, which every row's adapter runs."""
+    suite in `bento.testing.contracts`, which every row's adapter runs. `key_field` is the
+    settings field naming the backend (`backend`; the cache section keeps seed 000's
+    `cache_type`)."""
 
     port: str
     rows: Sequence[Backend]
     default: str
     contract: str
+    key_field: str = BACKEND_FIELD
     _index: dict[str, Backend] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -139,7 +144,7 @@ class Catalogue:
     def infer(self, instance: Mapping[str, Any]) -> str:
         """The backend of a settings mapping: its own `backend` (aliases resolved), else the one
         its URL implies, else the default."""
-        given = instance.get(BACKEND_FIELD)
+        given = instance.get(self.key_field)
         if isinstance(given, str):
             return self.canonical(given)
         for key in ("url", "service_url", "servers"):
@@ -155,7 +160,7 @@ class Catalogue:
         validator, so nothing downstream sees an alias)."""
         if not isinstance(instance, Mapping):
             return instance
-        return {**instance, BACKEND_FIELD: self.infer(instance)}
+        return {**instance, self.key_field: self.infer(instance)}
 
     def settings_union(self) -> Any:
         """The discriminated union of the rows' settings models, keyed by `backend`."""
@@ -416,6 +421,30 @@ WORK_QUEUES = Catalogue(
     contract="WorkQueueContract",
 )
 
+CACHES = Catalogue(
+    "cache",
+    [
+        Backend(
+            "memory",
+            InMemoryCacheSettings,
+            builders.memory_cache,
+            aliases=("inprocess",),
+            adapter="bento.adapters.memory.cache:InMemoryCache",
+        ),
+        Backend(
+            "redis",
+            RedisCacheSettings,
+            builders.redis_cache,
+            "redis",
+            ("redis", "rediss"),
+            adapter="bento.adapters.redis.cache:RedisCache",
+        ),
+    ],
+    default="memory",
+    contract="CacheContract",
+    key_field="cache_type",
+)
+
 #: Every port's catalogue, by the settings section that selects its backend.
 CATALOGUES: dict[str, Catalogue] = {
     "event": MESSAGE_BUSES,
@@ -427,4 +456,5 @@ CATALOGUES: dict[str, Catalogue] = {
     "inbox": INBOXES,
     "channel": CHANNELS,
     "mq": WORK_QUEUES,
+    "cache": CACHES,
 }

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from bento.application.errors import ConfigurationError
+from bento.application.ports.cache import Cache
 from bento.application.ports.channel import ChannelPort
 from bento.application.ports.checkpoint_store import CheckpointStore
 from bento.application.ports.event_store import EventStore
@@ -32,9 +33,10 @@ if TYPE_CHECKING:
         ClickHouseSettings,
         ClickHouseSingleWriterSettings,
     )
-    from bento.adapters.memory.settings import InMemoryChannelSettings
+    from bento.adapters.memory.settings import InMemoryCacheSettings, InMemoryChannelSettings
     from bento.adapters.rabbitmq.settings import RabbitMQSettings
     from bento.adapters.redis.settings import (
+        RedisCacheSettings,
         RedisChannelSettings,
         RedisStoreSettings,
         RedisStreamLockSettings,
@@ -222,3 +224,19 @@ async def rabbitmq_work_queue(settings: RabbitMQSettings, **options: Any) -> Asy
         yield queue
     finally:
         await queue.close()
+
+
+# -- caches -----------------------------------------------------------------------------------
+async def memory_cache(settings: InMemoryCacheSettings, **options: Any) -> AsyncIterator[Cache]:
+    from bento.adapters.memory.cache import InMemoryCache
+
+    async with InMemoryCache(settings) as cache:
+        yield cache
+
+
+async def redis_cache(settings: RedisCacheSettings, **options: Any) -> AsyncIterator[Cache]:
+    """`client=` shares an existing redis.asyncio client (not closed here)."""
+    from bento.adapters.redis.cache import RedisCache
+
+    async with RedisCache(settings, **options) as cache:
+        yield cache

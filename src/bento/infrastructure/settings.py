@@ -131,13 +131,31 @@ class MQSettings(BaseModel):
 
 
 class CacheSettings(BaseModel):
-    """A named cache connection (`CACHE__{NAME}__…`), opened by RedisClient."""
+    """A named cache (`CACHE__{NAME}__…`), opened by CacheManager; RedisClient uses its `url`
+    and `max_connections`. `cache_type` is a cache backend of the catalogue (inferred from
+    the URL scheme when not given)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
-    cache_type: Literal["memory", "redis"] = "memory"
+    cache_type: str = Field("memory", description="a cache backend of the catalogue")
     url: SecretUrl = SecretUrl("redis://127.0.0.1:6379/0")
     max_connections: int = 10
+    key_prefix: str = Field("cache:", description="redis: keys are {key_prefix}{instance}:…")
+    max_size: int = Field(10_000, ge=1, description="entries kept; beyond it the least recently used is evicted")
+    default_ttl: float | None = Field(None, gt=0, description="seconds an entry lives when set without a ttl")
+    events: str | None = Field(
+        "default", description="the EVENT__ instance whose events `@cached(invalidate_on=…)` listens to (none: off)"
+    )
+
+    @field_validator("cache_type")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return _known_backend(backends.CACHES, value)
+
+    @field_validator("events")
+    @classmethod
+    def _off(cls, value: str | None) -> str | None:
+        return None if value is None or value.strip().lower() in {"", "none", "off"} else value.lower()
 
 
 class ServiceSettings(BaseModel):
@@ -192,13 +210,11 @@ class BentoSettings(BaseSettings):
             if section not in data:
                 continue
             if section in NAMED_SECTIONS:
-                instances = split_instances(data[section], None)
+                instances = split_instances(data[section], None, catalogue.key_field)
                 if isinstance(instances, dict):
                     data[section] = {name: catalogue.normalise(value) for name, value in instances.items()}
             else:
                 data[section] = catalogue.normalise(data[section])
-        if "cache" in data:
-            data["cache"] = split_instances(data["cache"], "memory", "cache_type")
         return data
 
     @classmethod

@@ -50,3 +50,11 @@ class InProcessStreamLockSettings(BackendSettings):
 class InMemoryChannelSettings(BackendSettings):
     backend: Literal["memory"] = "memory"
     queue_size: int = Field(1000, ge=1, description="messages queued per subscriber; beyond it the oldest is dropped")
+
+
+class InMemoryCacheSettings(BackendSettings):
+    """A cache in this process: LRU eviction beyond `max_size` entries, per-entry TTL."""
+
+    backend: Literal["memory"] = "memory"
+    max_size: int = Field(10_000, ge=1, description="entries kept; beyond it the least recently used is evicted")
+    default_ttl: float | None = Field(None, gt=0, description="seconds an entry lives when set without a ttl")

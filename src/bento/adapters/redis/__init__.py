@@ -1,4 +1,4 @@
-"""Redis (extra: bento-ddd[redis]): the MessageBus, Inbox, CheckpointStore, StreamLock, ChannelPort
+"""Redis (extra: bento-ddd[redis]): the MessageBus, Cache, Inbox, CheckpointStore, StreamLock, ChannelPort
 and WorkQueue adapters.
 
 Settings import without the client; the adapter classes import it (see `bento.adapters.shared.lazy`)."""
@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bento.adapters.redis.settings import (
+    RedisCacheSettings,
     RedisChannelSettings,
     RedisSettings,
     RedisStoreSettings,
@@ -17,6 +18,7 @@ from bento.adapters.redis.settings import (
 from bento.adapters.shared.lazy import lazy_classes
 
 if TYPE_CHECKING:
+    from bento.adapters.redis.cache import RedisCache
     from bento.adapters.redis.channel import RedisChannel
     from bento.adapters.redis.checkpoint_store import RedisCheckpointStore
     from bento.adapters.redis.inbox import RedisInbox
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     from bento.adapters.redis.work_queue import RedisWorkQueue
 
 __all__ = [
+    "RedisCache",
+    "RedisCacheSettings",
     "RedisChannel",
     "RedisChannelSettings",
     "RedisCheckpointStore",
@@ -44,6 +48,7 @@ __getattr__ = lazy_classes(
     extra="redis",
     client="redis",
     classes={
+        "RedisCache": ".cache",
         "RedisChannel": ".channel",
         "RedisCheckpointStore": ".checkpoint_store",
         "RedisInbox": ".inbox",

@@ -100,12 +100,21 @@ class RedisWorkQueueSettings(BackendSettings):
     handler_timeout: float = Field(60.0, gt=0, description="a handler running longer counts as failed")
     drain_timeout: float = Field(10.0, ge=0, description="seconds cancel() waits for running handlers")
     dead_letter_suffix: str = Field(".dlq", min_length=1)
-    maxlen: int | None = Field(
-        None, ge=1, description="approximate MAXLEN of queue streams (None: unbounded)"
-    )
+    maxlen: int | None = Field(None, ge=1, description="approximate MAXLEN of queue streams (None: unbounded)")
 
     @model_validator(mode="after")
     def _claim_after_timeout(self) -> Self:
         if self.claim_idle_ms <= self.handler_timeout * 1000:
             raise ValueError("claim_idle_ms must be greater than handler_timeout (in ms)")
         return self
+
+
+class RedisCacheSettings(BackendSettings):
+    """A cache shared by every process on one Redis: values under `{key_prefix}v:`, the LRU
+    order and expiry times in two sorted sets beside them (see RedisCache)."""
+
+    backend: Literal["redis"] = "redis"
+    url: SecretUrl = SecretUrl("redis://127.0.0.1:6379/0")
+    key_prefix: str = "cache:default:"
+    max_size: int = Field(10_000, ge=1, description="entries kept; beyond it the least recently used is evicted")
+    default_ttl: float | None = Field(None, gt=0, description="seconds an entry lives when set without a ttl")

@@ -1,5 +1,6 @@
 """Application ports: Protocols the application calls and adapters implement."""
 
+from bento.application.ports.cache import Cache, CacheStats
 from bento.application.ports.capabilities import Capabilities, HealthStatus
 from bento.application.ports.channel import ChannelMessage, ChannelPort
 from bento.application.ports.checkpoint_store import CheckpointStore
@@ -15,6 +16,8 @@ from bento.application.ports.work_queue import WorkHandler, WorkQueue, WorkQueue
 __all__ = [
     "ANY_VERSION",
     "NO_STREAM",
+    "Cache",
+    "CacheStats",
     "Capabilities",
     "ChannelMessage",
     "ChannelPort",

@@ -11,6 +11,10 @@
     async def stream(user_id: str) -> StreamingResponse:
         return channel_stream(ChannelManager.get_instance("sse"), f"user:{user_id}")
 
+    @app.websocket("/ws/{user_id}")
+    async def ws(websocket: WebSocket, user_id: str) -> None:
+        await serve_websocket(websocket, client_id=user_id)     # WebSocketManager, docs/cache-and-websockets.md
+
 See docs/fastapi.md for `Depends(Provide[...])` wiring with dependency-injector.
 """
 
@@ -39,6 +43,7 @@ from bento.integrations.fastapi.health import health_router
 from bento.integrations.fastapi.lifespan import lifespan
 from bento.integrations.fastapi.shutdown import shutting_down
 from bento.integrations.fastapi.sse import channel_stream, sse_events, sse_response
+from bento.integrations.fastapi.websocket import serve_websocket
 
 __all__ = [
     "CommandBusDep",
@@ -54,6 +59,7 @@ __all__ = [
     "get_query_bus",
     "health_router",
     "lifespan",
+    "serve_websocket",
     "shutting_down",
     "sse_events",
     "sse_response",
