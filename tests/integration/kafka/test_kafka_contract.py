@@ -14,6 +14,7 @@ from bento.testing.contracts.message_bus import MessageBusContract
 
 class TestKafkaMessageBus(MessageBusContract):
     @pytest.fixture
-    async def bus(self, kafka_url: str, max_attempts: int) -> AsyncIterator[MessageBus]:
-        async with KafkaMessageBus(kafka_settings(kafka_url, max_attempts=max_attempts)) as bus:
+    async def bus(self, kafka_url: str, max_attempts: int, max_message_bytes: int) -> AsyncIterator[MessageBus]:
+        settings = kafka_settings(kafka_url, max_attempts=max_attempts, max_message_bytes=max_message_bytes)
+        async with KafkaMessageBus(settings) as bus:
             yield bus

@@ -31,6 +31,7 @@ from bento.adapters.kafka._offsets import PartitionOffsets
 from bento.adapters.kafka.settings import KafkaSettings
 from bento.adapters.shared.delivery import KEY_HEADER, Action, Verdict, handle_delivery
 from bento.adapters.shared.metrics import BusCounters
+from bento.adapters.shared.supervision import Supervisor
 from bento.application.ports.message_bus import MessageHandler
 from bento.application.serialization import JsonCodec
 
@@ -62,11 +63,13 @@ class KafkaSubscription:
         dead_letter_topic: str,
         send_dead_letter: DeadLetterSender,
         on_cancel: Callable[[KafkaSubscription], None],
+        supervisor: Supervisor,
     ) -> None:
         self._consumer, self._settings, self._codec, self._counters = consumer, settings, codec, counters
         self._handler, self._topic, self._kafka_topic, self._group = handler, topic, kafka_topic, group
         self._dead_letter_topic, self._send_dead_letter = dead_letter_topic, send_dead_letter
         self._on_cancel = on_cancel
+        self._supervisor = supervisor
         self._policy = settings.retry_policy()
         self._partitions: dict[TopicPartition, PartitionOffsets] = {}
         self._lanes = Lanes(settings.max_concurrency, self._run, name=f"bento-kafka:{topic}")
@@ -102,12 +105,18 @@ class KafkaSubscription:
             for partition in partitions:
                 await consumer.position(partition)
                 self._partitions[partition] = PartitionOffsets()
-        self._tasks.append(asyncio.create_task(self._fetch(), name=f"bento-kafka-fetch:{self._topic}"))
+        # Under the bus's Supervisor: an unexpected error is logged, counted, shown by
+        # health_check, and the loop starts again; it never dies silently.
+        spawn, stopping = self._supervisor.spawn, self._is_stopping
+        self._tasks.append(spawn(f"bento-kafka-fetch:{self._topic}", self._fetch, stopping=stopping))
         if self._group is not None:
-            self._tasks.append(asyncio.create_task(self._commit_loop(), name=f"bento-kafka-commit:{self._topic}"))
+            self._tasks.append(spawn(f"bento-kafka-commit:{self._topic}", self._commit_loop, stopping=stopping))
             if self._settings.auto_offset_reset == "latest":
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._joined.wait(), self._settings.session_timeout + 5.0)
+
+    def _is_stopping(self) -> bool:
+        return self._stopping
 
     async def cancel(self) -> None:
         """Stop fetching, let running handlers finish within `drain_timeout`, commit what
@@ -188,8 +197,9 @@ class KafkaSubscription:
                     policy=self._policy,
                     timeout=self._settings.handler_timeout,
                     topic=self._topic,
+                    max_bytes=self._settings.max_message_bytes,
                 )
-            except Exception as exc:  # e.g. a decoder's RecursionError: poison, not a crash
+            except Exception as exc:  # handle_delivery does not raise; defence in depth for the lane
                 logger.error("dead-lettering a record on %r that could not be processed", self._topic, exc_info=exc)
                 verdict = Verdict(Action.DEAD, error_type=type(exc).__name__, error_message=str(exc)[:500] or repr(exc))
             if verdict.action is Action.ACK:

@@ -34,8 +34,10 @@ from bento.adapters.kafka._dead_letters import read_dead_letters
 from bento.adapters.kafka._subscription import KafkaSubscription
 from bento.adapters.kafka.settings import KafkaSettings
 from bento.adapters.shared.lifecycle import StartsAndCloses, opened
+from bento.adapters.shared.limits import all_within_limit, within_limit
 from bento.adapters.shared.metrics import BusCounters, BusMetrics
 from bento.adapters.shared.reconnect import ReconnectCallback, ReconnectCallbacks
+from bento.adapters.shared.supervision import Supervisor
 from bento.application.credentials import mask_credentials
 from bento.application.errors import BrokerUnavailableError, BusClosedError, PublishError, SubscribeError
 from bento.application.ports.capabilities import Capabilities, HealthStatus
@@ -55,6 +57,7 @@ class KafkaMessageBus(StartsAndCloses):
         self.settings = settings
         self.codec = codec or JsonCodec()
         self._counters = BusCounters()
+        self.supervisor = Supervisor("Kafka bus", self._counters)
         self._reconnect_callbacks = ReconnectCallbacks(self._counters)
         self._topics = Topics(settings)
         self._producer: AIOKafkaProducer | None = None
@@ -150,7 +153,7 @@ class KafkaMessageBus(StartsAndCloses):
         key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        body = self.codec.encode(message, headers)
+        body = within_limit(self.codec.encode(message, headers), self.settings.max_message_bytes, topic)
         await self._send(topic, body, key or message.metadata.aggregate_id or None, headers)
 
     async def publish_raw(
@@ -164,12 +167,14 @@ class KafkaMessageBus(StartsAndCloses):
         naming how many were not (those that were stay published)."""
         producer = opened(_WHAT, f"publish to {topic!r}", self._producer, closed=self._closed)
         name = await self._publish_topic(topic)
-        encode = self.codec.encode
+        # Encoded and checked whole first: an oversized message fails the batch with nothing sent.
+        bodies = [self.codec.encode(message) for message in messages]
+        all_within_limit(bodies, self.settings.max_message_bytes, topic)
         futures: list[asyncio.Future[Any]] = []
         try:
-            for message in messages:
+            for message, body in zip(messages, bodies, strict=True):
                 key = message.metadata.aggregate_id
-                futures.append(await producer.send(name, encode(message), key=key.encode() if key else None))
+                futures.append(await producer.send(name, body, key=key.encode() if key else None))
         except KafkaError as exc:
             self._counters.publish_errors += len(messages) - len(futures)
             await asyncio.gather(*futures, return_exceptions=True)
@@ -266,6 +271,7 @@ class KafkaMessageBus(StartsAndCloses):
             dead_letter_topic=self._topics.dead_letter_name(topic, group),
             send_dead_letter=self.send_dead_letter,
             on_cancel=self._subscriptions.discard,
+            supervisor=self.supervisor,
         )
         try:
             if group is not None:
@@ -300,7 +306,7 @@ class KafkaMessageBus(StartsAndCloses):
         started = time.perf_counter()
         healthy, detail = await self._probe()
         if healthy:
-            failing = next((s.failure for s in self._subscriptions if s.failure), None)
+            failing = next((s.failure for s in self._subscriptions if s.failure), None) or self.supervisor.problem()
             if failing:
                 healthy, detail = False, failing
         self._counters.record_health_check(healthy)
