@@ -20,7 +20,9 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
+from bento.application import wire
 from bento.application.errors import DeserializationError, SerializationError, UnknownMessageTypeError
+from bento.application.wire import HeaderStyle, Transport, WireFormat
 from bento.domain.errors import DuplicateMessageTypeError, clipped
 from bento.domain.events import DomainEvent, concrete_event_types
 
@@ -145,16 +147,71 @@ class JsonCodec:
             raise _unencodable(message, exc) from exc
         return prefix + body + b"}"
 
-    def decode(self, body: bytes | str) -> DomainEvent:
+    def encode_wire(
+        self,
+        message: DomainEvent,
+        headers: Mapping[str, str] | None,
+        *,
+        wire_format: WireFormat,
+        style: HeaderStyle,
+        source: str,
+    ) -> tuple[bytes, dict[str, str]]:
+        """The body and transport headers of `message` in `wire_format` (docs/wire-format.md):
+        Bento's envelope with metadata headers, or a CloudEvent in binary mode (attributes as
+        headers under the broker's binding prefix) or structured mode. `headers` (free headers)
+        travel as transport headers in every format."""
+        if wire_format is WireFormat.BENTO:
+            body = self.encode(message, headers)
+            out = wire.metadata_headers(message)
+        else:
+            try:
+                data = message.__pydantic_serializer__.to_json(message, exclude=_ENVELOPE_FIELDS)
+            except PydanticSerializationError as exc:
+                raise _unencodable(message, exc) from exc
+            attributes = wire.cloudevent_attributes(message, source)
+            if wire_format is WireFormat.CLOUDEVENTS_BINARY:
+                body = data
+                out = {style.ce_prefix + name: value for name, value in attributes.items()}
+                out.update({k: attributes[k] for k in (wire.TRACEPARENT, wire.TRACESTATE) if k in attributes})
+                content_type = wire.JSON_CONTENT_TYPE
+            else:
+                body = json.dumps(attributes, separators=(",", ":"), ensure_ascii=False).encode()[:-1]
+                body += b',"data":' + data + b"}"
+                out = wire.metadata_headers(message)
+                content_type = wire.STRUCTURED_CONTENT_TYPE
+            if style.content_type_header:
+                out[style.content_type_header] = content_type
+        if headers:
+            out.update(headers)
+        return body, out
+
+    def decode(
+        self,
+        body: bytes | str,
+        headers: Mapping[str, Any] | None = None,
+        *,
+        transport: Transport = None,
+        message_type: type[DomainEvent] | None = None,
+    ) -> DomainEvent:
         """The message in `body`, or DeserializationError: any failure while decoding (bad
         UTF-8, bad JSON, nesting too deep for the parser, an upcaster that raised) is one, so
-        a consumer dead-letters the message instead of dying on an untyped error."""
+        a consumer dead-letters the message instead of dying on an untyped error.
+
+        Every format is accepted whatever the bus writes: a CloudEvent in binary mode (its
+        `specversion` in `headers`), Bento's envelope, a structured CloudEvent, and, when the
+        subscription names a `message_type`, a plain JSON object (wire.plain_fields)."""
         try:
+            if headers:
+                attributes = wire.binary_attributes(headers)
+                if attributes is not None:
+                    _json_data_only(attributes)
+                    data = json.loads(_utf8_text(body)) if body else None
+                    return self._decode_cloudevent(attributes, data, transport, message_type)
             if isinstance(body, bytes) and body.startswith(_FAST_PREFIX):
                 decoded = self._decode_fast(body)
                 if decoded is not None:
                     return decoded
-            return self._decode_general(body)
+            return self._decode_general(body, headers, transport, message_type)
         except DeserializationError:
             raise
         except RecursionError as exc:
@@ -162,7 +219,13 @@ class JsonCodec:
         except Exception as exc:
             raise DeserializationError(f"{type(exc).__name__}: {exc}") from exc
 
-    def _decode_general(self, body: bytes | str) -> DomainEvent:
+    def _decode_general(
+        self,
+        body: bytes | str,
+        headers: Mapping[str, Any] | None = None,
+        transport: Transport = None,
+        message_type: type[DomainEvent] | None = None,
+    ) -> DomainEvent:
         text = _utf8_text(body)
         try:
             envelope = json.loads(text)
@@ -172,10 +235,50 @@ class JsonCodec:
             _refuse_lone_surrogates(envelope)
         if not isinstance(envelope, dict):
             raise DeserializationError(f"envelope must be a JSON object, got {type(envelope).__name__}")
+        if "specversion" in envelope:
+            attributes = {k: v for k, v in envelope.items() if k != "data"}
+            if "data_base64" in envelope:
+                raise DeserializationError("CloudEvent carries binary data (data_base64); Bento reads JSON data only")
+            return self._decode_cloudevent(attributes, envelope.get("data"), transport, message_type)
         wire_name, version, data = envelope.get("type"), envelope.get("version", 1), envelope.get("message")
-        if not isinstance(wire_name, str) or not isinstance(data, dict) or not isinstance(version, int):
-            raise DeserializationError("envelope needs 'type' (string), 'version' (int) and 'message' (object)")
-        return self._validate(wire_name, version, data)
+        if isinstance(wire_name, str) and isinstance(data, dict) and isinstance(version, int):
+            return self._validate(wire_name, version, data)
+        if message_type is not None:
+            raw = body if isinstance(body, bytes) else text.encode()
+            fields = wire.plain_fields(envelope, raw, headers, transport)
+            return self._validate(message_type.__wire_name__, message_type.__schema_version__, fields, message_type)
+        raise DeserializationError(
+            "envelope needs 'type' (string), 'version' (int) and 'message' (object); a CloudEvent needs "
+            "'specversion'; a plain JSON payload needs a subscription with message_type="
+        )
+
+    def _decode_cloudevent(
+        self,
+        attributes: Mapping[str, Any],
+        data: object,
+        transport: Transport,
+        message_type: type[DomainEvent] | None,
+    ) -> DomainEvent:
+        wire_name = attributes.get("type")
+        if not isinstance(wire_name, str):
+            raise DeserializationError("CloudEvent needs a string 'type'")
+        _json_data_only(attributes)
+        fields = wire.cloudevent_fields(attributes, data, transport)
+        cls: type[DomainEvent] | None
+        try:
+            cls = self.registry.resolve(wire_name, message_id=fields["message_id"])
+        except UnknownMessageTypeError:
+            if message_type is None:
+                raise
+            cls = message_type
+        raw_version = attributes.get("schemaversion", cls.__schema_version__)
+        try:
+            version = int(raw_version)
+        except (TypeError, ValueError):
+            raise DeserializationError(
+                "CloudEvent 'schemaversion' is not an integer", wire_name=wire_name, message_id=fields["message_id"]
+            ) from None
+        return self._validate(wire_name, version, fields, cls)
 
     def _decode_fast(self, body: bytes) -> DomainEvent | None:
         """Envelopes as `encode` writes them, parsed by position: the message JSON goes
@@ -248,9 +351,7 @@ class JsonCodec:
                 f"{type(exc).__name__}: {exc}", wire_name=event_type, message_id=event_id
             ) from exc
 
-    def encode_stored(
-        self, event_id: str, event_type: str, schema_version: int, data: str, metadata: str
-    ) -> bytes:
+    def encode_stored(self, event_id: str, event_type: str, schema_version: int, data: str, metadata: str) -> bytes:
         """The wire envelope of a stored event, as `encode` would write it for the event, built
         from the stored columns without resolving the event class: the outbox relays events
         whose class this process does not have, and consumers upcast them."""
@@ -258,11 +359,14 @@ class JsonCodec:
         envelope = {"type": event_type, "version": schema_version, "message": message}
         return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
 
-    def _validate(self, wire_name: str, version: int, data: dict[str, Any]) -> DomainEvent:
+    def _validate(
+        self, wire_name: str, version: int, data: dict[str, Any], cls: type[DomainEvent] | None = None
+    ) -> DomainEvent:
         message_id = data.get("message_id") if isinstance(data.get("message_id"), str) else None
-        cls = self.registry.resolve(wire_name, message_id=message_id)
+        if cls is None:
+            cls = self.registry.resolve(wire_name, message_id=message_id)
         if version != cls.__schema_version__:
-            data = self.registry.upcast(wire_name, version, data, cls.__schema_version__)
+            data = self.registry.upcast(cls.__wire_name__, version, data, cls.__schema_version__)
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
@@ -272,6 +376,12 @@ class JsonCodec:
                 wire_name=wire_name,
                 message_id=message_id,
             ) from exc
+
+
+def _json_data_only(attributes: Mapping[str, Any]) -> None:
+    content_type = attributes.get("datacontenttype")
+    if isinstance(content_type, str) and "json" not in content_type.lower():
+        raise DeserializationError(f"CloudEvent data is {clipped(content_type, 80)!r}; Bento reads JSON data only")
 
 
 def _stored_message(event_id: str, event_type: str, data: str, metadata: str) -> dict[str, Any]:

@@ -18,8 +18,8 @@ from bento.adapters.nats.settings import NatsSettings
 from bento.adapters.shared.delivery import KEY_HEADER
 from bento.adapters.shared.limits import all_within_limit
 from bento.adapters.shared.metrics import BusCounters
+from bento.adapters.shared.wire_headers import WireEncoder
 from bento.application.errors import BrokerUnavailableError, PublishError
-from bento.application.serialization import JsonCodec
 from bento.domain.events import DomainEvent
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class Publisher:
         settings: NatsSettings,
         layout: Layout,
         counters: BusCounters,
-        codec: JsonCodec,
+        codec: WireEncoder,
         max_payload: Callable[[], int],
     ) -> None:
         self.settings, self._layout, self._counters, self._codec = settings, layout, counters, codec
@@ -70,8 +70,9 @@ class Publisher:
     async def batch(self, js: JetStreamContext, topic: str, messages: Sequence[DomainEvent]) -> None:
         check_publish_topic(topic)
         prepared = [
-            self._prepare(topic, self._codec.encode(m), m.metadata.aggregate_id, None, None, m.message_id)
+            self._prepare(topic, body, m.metadata.aggregate_id, None, headers, m.message_id)
             for m in messages
+            for body, headers in (self._codec.encode(m),)
         ]
         all_within_limit((body for _, body, _ in prepared), self.settings.max_message_bytes, topic)
         self._check_size(topic, prepared)  # body and headers against the server's max_payload
