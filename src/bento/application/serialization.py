@@ -237,6 +237,9 @@ class JsonCodec:
             raise DeserializationError(f"envelope must be a JSON object, got {type(envelope).__name__}")
         if "specversion" in envelope:
             attributes = {k: v for k, v in envelope.items() if k != "data"}
+            for name in (wire.TRACEPARENT, wire.TRACESTATE):  # the W3C headers, when the event has none
+                if headers and name in headers and name not in attributes:
+                    attributes[name] = wire.text(headers[name])
             if "data_base64" in envelope:
                 raise DeserializationError("CloudEvent carries binary data (data_base64); Bento reads JSON data only")
             return self._decode_cloudevent(attributes, envelope.get("data"), transport, message_type)

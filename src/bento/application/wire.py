@@ -41,6 +41,8 @@ TENANT_HEADER = "x-bento-tenant-id"
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
 CONTENT_TYPE_HEADER = "content-type"
+#: How FastStream spells the correlation id in headers; read on plain foreign payloads.
+FASTSTREAM_CORRELATION_HEADER = "correlation_id"
 
 JSON_CONTENT_TYPE = "application/json"
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
@@ -195,8 +197,11 @@ def foreign_metadata(headers: Mapping[str, Any] | None, transport: TransportFact
             meta[name] = text(headers[header])
     if TENANT_HEADER in headers:
         meta["tenant_id"] = text(headers[TENANT_HEADER])
-    if "correlation_id" not in meta and transport.correlation_id:
-        meta["correlation_id"] = transport.correlation_id
+    if "correlation_id" not in meta:
+        # AMQP's property, else FastStream's `correlation_id` header (NATS, Redis)
+        fallback = transport.correlation_id or headers.get(FASTSTREAM_CORRELATION_HEADER)
+        if fallback:
+            meta["correlation_id"] = text(fallback)
     trace = {name: text(headers[name]) for name in (TRACEPARENT, TRACESTATE) if name in headers}
     if trace:
         meta["trace_context"] = trace

@@ -15,6 +15,7 @@ and never allowed to raise out of the consumer loop. A dead letter of an entry w
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from bento.adapters.redis._foreign import FASTSTREAM_FIELD, faststream_message
 from bento.adapters.redis._keys import Keys
 from bento.adapters.redis.settings import RedisSettings
 from bento.adapters.shared.delivery import Action, Verdict, handle_delivery
@@ -79,7 +81,7 @@ class DurableContext:
         malformed = _malformed(fields)
         if malformed is None:
             try:
-                headers = _headers(fields)
+                body, headers = _body_and_headers(fields)
             except DeserializationError as exc:
                 malformed = exc
         if malformed is not None:
@@ -91,14 +93,14 @@ class DurableContext:
             return await handle_delivery(
                 self.codec,
                 handler,
-                fields.get(b"b", b""),
+                body,
                 attempt=attempt,
                 policy=self.policy,
                 timeout=self.settings.handler_timeout,
                 topic=topic,
                 max_bytes=self.settings.max_message_bytes,
                 headers=headers,
-                transport=None if entry_id is None else lambda: entry_facts(entry_id),
+                transport=None if entry_id is None else functools.partial(entry_facts, entry_id),
             )
         finally:
             self.in_flight -= 1
@@ -182,9 +184,9 @@ def autoclaimed(reply: object) -> tuple[bytes, list[Entry]]:
 
 
 def _malformed(fields: Mapping[bytes, bytes]) -> DeserializationError | None:
-    """Why an entry cannot be a Bento message (None when it can): no `b` (a bad `h` is found
-    when `deliver` reads it)."""
-    if b"b" not in fields:
+    """Why an entry cannot be a Bento message (None when it can): no `b` nor FastStream's
+    `__data__` (a bad `h` is found when `deliver` reads it)."""
+    if b"b" not in fields and FASTSTREAM_FIELD not in fields:
         names = ", ".join(repr(_quote(name)) for name in list(fields)[:8])
         return DeserializationError(
             f"the entry has no 'b' field (its fields: {names or 'none'}); Bento reads the body from 'b', "
@@ -199,6 +201,13 @@ def entry_facts(entry_id: bytes) -> TransportFacts:
     millis = text.partition("-")[0]
     stamp = datetime.fromtimestamp(int(millis) / 1000, UTC) if millis.isdigit() else None
     return TransportFacts(message_id=text, timestamp=stamp)
+
+
+def _body_and_headers(fields: Mapping[bytes, bytes]) -> tuple[bytes, dict[str, str]]:
+    body = fields.get(b"b")
+    if body is None:
+        return faststream_message(fields[FASTSTREAM_FIELD])
+    return body, _headers(fields)
 
 
 def _headers(fields: Mapping[bytes, bytes]) -> dict[str, str]:
