@@ -183,3 +183,13 @@ async def test_inprocess_bus_in_cloudevents_mode_round_trips_and_reads_plain_pay
         assert await received.wait_for(1) == {event.message_id}
         assert received.received[0] == event
         assert await plain.wait_for(1) == {"p-1"}
+
+
+def test_kafka_helpers_carry_binary_mode_headers_both_ways() -> None:
+    from bento.adapters.shared.wire_headers import byte_headers, text_headers
+
+    event = _event()
+    body, headers = _encoder("cloudevents-binary", KAFKA).encode(event)
+    pairs = byte_headers(headers)
+    assert ("ce_id", event.message_id.encode()) in pairs
+    assert JsonCodec().decode(body, text_headers(pairs)) == event

@@ -1,6 +1,7 @@
 """JSON envelopes for messages on the wire and rows in the event store.
 
-Wire format (one JSON object, UTF-8):
+Wire format (one JSON object, UTF-8; docs/wire-format.md is the spec, which also covers
+CloudEvents and foreign payloads, decoded here too, see `decode` and application/wire.py):
 
     {"type": "order.placed", "version": 1, "message": {<every model field>}}
 
@@ -80,6 +81,10 @@ class MessageRegistry:
                     self._types[wire_name] = candidate
                     return candidate
         raise UnknownMessageTypeError(wire_name, message_id=message_id, known=self.names())
+
+    def registered_types(self) -> list[type[DomainEvent]]:
+        """The classes registered explicitly (or resolved so far), without the class tree."""
+        return list(self._types.values())
 
     def names(self) -> list[str]:
         if self._restricted:

@@ -9,7 +9,7 @@ format and every binding's prefix.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from bento.adapters.shared.settings_base import MessageBusSettingsBase
 from bento.application.serialization import JsonCodec
@@ -62,3 +62,14 @@ class WireEncoder:
         if self.format is WireFormat.BENTO and self.style.content_type_header:
             out[CONTENT_TYPE_HEADER] = self.content_type
         return body, out
+
+
+def byte_headers(headers: Mapping[str, str]) -> list[tuple[str, bytes]]:
+    """Headers as Kafka clients take them (name, UTF-8 bytes), for the Kafka binding's `ce_` headers."""
+    return [(name, value.encode()) for name, value in headers.items()]
+
+
+def text_headers(pairs: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    """Kafka's (name, bytes) headers as the mapping `handle_delivery(headers=...)` reads (the last
+    value of a repeated name wins; a null value is an empty string)."""
+    return {name: (value or b"").decode("utf-8", errors="replace") for name, value in pairs or ()}
