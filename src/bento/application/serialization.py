@@ -23,7 +23,7 @@ from pydantic_core import PydanticSerializationError
 
 from bento.application import wire
 from bento.application.errors import DeserializationError, SerializationError, UnknownMessageTypeError
-from bento.application.wire import HeaderStyle, Transport, WireFormat
+from bento.application.wire import Transport
 from bento.domain.errors import DuplicateMessageTypeError, clipped
 from bento.domain.events import DomainEvent, concrete_event_types
 
@@ -136,6 +136,13 @@ class JsonCodec:
         self._prefixes: dict[type[DomainEvent], bytes] = {}  # envelope head per class, built once
 
     # -- transport ------------------------------------------------------------------
+    def encode_payload(self, message: DomainEvent) -> bytes:
+        """The payload fields of `message` as JSON (CloudEvents `data`): no id, time or metadata."""
+        try:
+            return message.__pydantic_serializer__.to_json(message, exclude=_ENVELOPE_FIELDS)
+        except PydanticSerializationError as exc:
+            raise _unencodable(message, exc) from exc
+
     def encode(self, message: DomainEvent, headers: Mapping[str, str] | None = None) -> bytes:
         if headers:
             message = message.with_metadata(headers={**message.metadata.headers, **headers})
@@ -151,44 +158,6 @@ class JsonCodec:
         except PydanticSerializationError as exc:
             raise _unencodable(message, exc) from exc
         return prefix + body + b"}"
-
-    def encode_wire(
-        self,
-        message: DomainEvent,
-        headers: Mapping[str, str] | None,
-        *,
-        wire_format: WireFormat,
-        style: HeaderStyle,
-        source: str,
-    ) -> tuple[bytes, dict[str, str]]:
-        """The body and transport headers of `message` in `wire_format` (docs/wire-format.md):
-        Bento's envelope with metadata headers, or a CloudEvent in binary mode (attributes as
-        headers under the broker's binding prefix) or structured mode. `headers` (free headers)
-        travel as transport headers in every format."""
-        if wire_format is WireFormat.BENTO:
-            body = self.encode(message, headers)
-            out = wire.metadata_headers(message)
-        else:
-            try:
-                data = message.__pydantic_serializer__.to_json(message, exclude=_ENVELOPE_FIELDS)
-            except PydanticSerializationError as exc:
-                raise _unencodable(message, exc) from exc
-            attributes = wire.cloudevent_attributes(message, source)
-            if wire_format is WireFormat.CLOUDEVENTS_BINARY:
-                body = data
-                out = {style.ce_prefix + name: value for name, value in attributes.items()}
-                out.update({k: attributes[k] for k in (wire.TRACEPARENT, wire.TRACESTATE) if k in attributes})
-                content_type = wire.JSON_CONTENT_TYPE
-            else:
-                body = json.dumps(attributes, separators=(",", ":"), ensure_ascii=False).encode()[:-1]
-                body += b',"data":' + data + b"}"
-                out = wire.metadata_headers(message)
-                content_type = wire.STRUCTURED_CONTENT_TYPE
-            if style.content_type_header:
-                out[style.content_type_header] = content_type
-        if headers:
-            out.update(headers)
-        return body, out
 
     def decode(
         self,
@@ -209,7 +178,7 @@ class JsonCodec:
             if headers:
                 attributes = wire.binary_attributes(headers)
                 if attributes is not None:
-                    _json_data_only(attributes)
+                    wire.require_json_data(attributes)
                     data = json.loads(_utf8_text(body)) if body else None
                     return self._decode_cloudevent(attributes, data, transport, message_type)
             if isinstance(body, bytes) and body.startswith(_FAST_PREFIX):
@@ -270,22 +239,9 @@ class JsonCodec:
         wire_name = attributes.get("type")
         if not isinstance(wire_name, str):
             raise DeserializationError("CloudEvent needs a string 'type'")
-        _json_data_only(attributes)
+        wire.require_json_data(attributes)
         fields = wire.cloudevent_fields(attributes, data, transport)
-        cls: type[DomainEvent] | None
-        try:
-            cls = self.registry.resolve(wire_name, message_id=fields["message_id"])
-        except UnknownMessageTypeError:
-            if message_type is None:
-                raise
-            cls = message_type
-        raw_version = attributes.get("schemaversion", cls.__schema_version__)
-        try:
-            version = int(raw_version)
-        except (TypeError, ValueError):
-            raise DeserializationError(
-                "CloudEvent 'schemaversion' is not an integer", wire_name=wire_name, message_id=fields["message_id"]
-            ) from None
+        cls, version = wire.cloudevent_class(self.registry, wire_name, attributes, fields["message_id"], message_type)
         return self._validate(wire_name, version, fields, cls)
 
     def _decode_fast(self, body: bytes) -> DomainEvent | None:
@@ -384,12 +340,6 @@ class JsonCodec:
                 wire_name=wire_name,
                 message_id=message_id,
             ) from exc
-
-
-def _json_data_only(attributes: Mapping[str, Any]) -> None:
-    content_type = attributes.get("datacontenttype")
-    if isinstance(content_type, str) and "json" not in content_type.lower():
-        raise DeserializationError(f"CloudEvent data is {clipped(content_type, 80)!r}; Bento reads JSON data only")
 
 
 def _stored_message(event_id: str, event_type: str, data: str, metadata: str) -> dict[str, Any]:

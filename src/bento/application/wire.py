@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from bento.application.errors import DeserializationError
+from bento.application.errors import DeserializationError, UnknownMessageTypeError
+from bento.domain.errors import clipped
 from bento.domain.events import DomainEvent
 
 
@@ -264,3 +266,86 @@ def plain_fields(
 
 def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def encode_message(
+    codec: Encoder,
+    message: DomainEvent,
+    headers: Mapping[str, str] | None,
+    *,
+    wire_format: WireFormat,
+    style: HeaderStyle,
+    source: str,
+) -> tuple[bytes, dict[str, str]]:
+    """The body and transport headers of `message` in `wire_format` (docs/wire-format.md):
+    Bento's envelope with the metadata headers, or a CloudEvent in binary mode (attributes as
+    headers under the broker's binding prefix) or structured mode. `headers` (free headers)
+    travel as transport headers in every format."""
+    if wire_format is WireFormat.BENTO:
+        body, out = codec.encode(message, headers), metadata_headers(message)
+    else:
+        body, out = cloudevent_message(message, codec.encode_payload(message), wire_format, style, source)
+    if headers:
+        out.update(headers)
+    return body, out
+
+
+def cloudevent_message(
+    message: DomainEvent, data: bytes, wire_format: WireFormat, style: HeaderStyle, source: str
+) -> tuple[bytes, dict[str, str]]:
+    """Body and headers of `message` as a CloudEvent whose `data` is `data` (the payload JSON):
+    binary mode puts the attributes in headers under the broker's prefix (and the W3C trace
+    headers unprefixed), structured mode writes the JSON event format."""
+    attributes = cloudevent_attributes(message, source)
+    if wire_format is WireFormat.CLOUDEVENTS_BINARY:
+        body = data
+        out = {style.ce_prefix + name: value for name, value in attributes.items()}
+        out.update({k: attributes[k] for k in (TRACEPARENT, TRACESTATE) if k in attributes})
+        content_type = JSON_CONTENT_TYPE
+    else:
+        body = json.dumps(attributes, separators=(",", ":"), ensure_ascii=False).encode()[:-1]
+        body += b',"data":' + data + b"}"
+        out = metadata_headers(message)
+        content_type = STRUCTURED_CONTENT_TYPE
+    if style.content_type_header:
+        out[style.content_type_header] = content_type
+    return body, out
+
+
+def require_json_data(attributes: Mapping[str, Any]) -> None:
+    content_type = attributes.get("datacontenttype")
+    if isinstance(content_type, str) and "json" not in content_type.lower():
+        raise DeserializationError(f"CloudEvent data is {clipped(content_type, 80)!r}; Bento reads JSON data only")
+
+
+def cloudevent_class(
+    registry: Resolver,
+    wire_name: str,
+    attributes: Mapping[str, Any],
+    event_id: str,
+    message_type: type[DomainEvent] | None,
+) -> tuple[type[DomainEvent], int]:
+    """The class a CloudEvent decodes into (its registered `type`, else the subscription's
+    `message_type`) and the schema version it was written at (`schemaversion`, else current)."""
+    try:
+        cls = registry.resolve(wire_name, message_id=event_id)
+    except UnknownMessageTypeError:
+        if message_type is None:
+            raise
+        cls = message_type
+    try:
+        return cls, int(attributes.get("schemaversion", cls.__schema_version__))
+    except (TypeError, ValueError):
+        raise DeserializationError(
+            "CloudEvent 'schemaversion' is not an integer", wire_name=wire_name, message_id=event_id
+        ) from None
+
+
+class Resolver(Protocol):
+    def resolve(self, wire_name: str, *, message_id: str | None = None) -> type[DomainEvent]: ...
+
+
+class Encoder(Protocol):
+    def encode(self, message: DomainEvent, headers: Mapping[str, str] | None = None) -> bytes: ...
+
+    def encode_payload(self, message: DomainEvent) -> bytes: ...

@@ -14,11 +14,11 @@ from collections.abc import Iterable, Mapping
 from bento.adapters.shared.settings_base import MessageBusSettingsBase
 from bento.application.serialization import JsonCodec
 from bento.application.wire import (
-    CONTENT_TYPE_HEADER,
     JSON_CONTENT_TYPE,
     STRUCTURED_CONTENT_TYPE,
     HeaderStyle,
     WireFormat,
+    encode_message,
 )
 from bento.domain.events import DomainEvent
 
@@ -54,14 +54,13 @@ class WireEncoder:
         self.content_type = _CONTENT_TYPES[self.format]
 
     def encode(self, message: DomainEvent, headers: Mapping[str, str] | None = None) -> tuple[bytes, dict[str, str]]:
-        """The body and every transport header of `message` (metadata, CloudEvents attributes
-        in binary mode, the content type where the broker has no property for it, free headers)."""
-        body, out = self.codec.encode_wire(
-            message, headers, wire_format=self.format, style=self.style, source=self.source
+        """The body and every transport header of `message`: the metadata headers, or the
+        CloudEvents attributes in binary mode, the content type in the CloudEvents modes where
+        the broker has no property for it, and free headers. The `bento` format sends no
+        content-type header: its body is self-describing and every header costs per message."""
+        return encode_message(
+            self.codec, message, headers, wire_format=self.format, style=self.style, source=self.source
         )
-        if self.format is WireFormat.BENTO and self.style.content_type_header:
-            out[CONTENT_TYPE_HEADER] = self.content_type
-        return body, out
 
 
 def byte_headers(headers: Mapping[str, str]) -> list[tuple[str, bytes]]:
