@@ -48,6 +48,7 @@ FASTSTREAM_CORRELATION_HEADER = "correlation_id"
 
 JSON_CONTENT_TYPE = "application/json"
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+_TIMESTAMP_KEY = b'"timestamp":"'
 #: Every binding's binary-mode prefix: AMQP (`cloudEvents_`, and the older `cloudEvents:`),
 #: Kafka/Pulsar/Redis (`ce_`), NATS (`ce-`). Decoding accepts any of them on any broker.
 CE_PREFIXES = ("cloudEvents_", "cloudEvents:", "ce_", "ce-")
@@ -91,15 +92,16 @@ def facts(transport: Transport) -> TransportFacts:
     return transport if isinstance(transport, TransportFacts) else transport()
 
 
-def metadata_headers(message: DomainEvent) -> dict[str, str]:
+def metadata_headers(message: DomainEvent, timestamp: str | None = None) -> dict[str, str]:
     """Bento's metadata as transport headers, so a foreign consumer routes and traces without
-    parsing the body. Called once per published message: plain dict building only."""
+    parsing the body. Called once per published message: plain dict building only; `timestamp`
+    is the RFC 3339 text when the caller has it already (formatting one costs microseconds)."""
     cls, meta = type(message), message.metadata
     headers = {
         ID_HEADER: message.message_id,
         TYPE_HEADER: cls.__wire_name__,
         VERSION_HEADER: str(cls.__schema_version__),
-        TIME_HEADER: message.timestamp.isoformat(),
+        TIME_HEADER: timestamp or message.timestamp.isoformat(),
     }
     if meta.correlation_id:
         headers[CORRELATION_HEADER] = meta.correlation_id
@@ -282,12 +284,25 @@ def encode_message(
     headers under the broker's binding prefix) or structured mode. `headers` (free headers)
     travel as transport headers in every format."""
     if wire_format is WireFormat.BENTO:
-        body, out = codec.encode(message, headers), metadata_headers(message)
+        body = codec.encode(message, headers)
+        out = metadata_headers(message, _envelope_timestamp(body))
     else:
         body, out = cloudevent_message(message, codec.encode_payload(message), wire_format, style, source)
     if headers:
         out.update(headers)
     return body, out
+
+
+def _envelope_timestamp(body: bytes) -> str | None:
+    """The message's timestamp as the envelope spells it (pydantic's RFC 3339). The first
+    `"timestamp":"` in an envelope is the message's own: it follows `type` and `message_id`,
+    JSON strings that cannot hold an unescaped quote."""
+    start = body.find(_TIMESTAMP_KEY)
+    if start < 0:
+        return None
+    start += len(_TIMESTAMP_KEY)
+    end = body.find(b'"', start)
+    return body[start:end].decode() if end > start else None
 
 
 def cloudevent_message(

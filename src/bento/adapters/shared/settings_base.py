@@ -47,6 +47,12 @@ class MessageBusSettingsBase(BackendSettings):
         "bento",
         description="how published messages look on the wire (docs/wire-format.md); consumers accept all three",
     )
+    metadata_headers: bool = Field(
+        True,
+        description="send the metadata (id, type, version, timestamp, correlation, trace) as transport headers "
+        "in the bento format too; they cost per message (NATS: about a fifth of publish throughput in "
+        "benchmarks/nats.py), and the body carries the same facts",
+    )
     cloudevents_source: str = Field(
         "bento-service", min_length=1, description="the CloudEvents `source` attribute: the service's name"
     )

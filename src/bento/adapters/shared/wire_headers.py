@@ -44,12 +44,13 @@ _CONTENT_TYPES = {
 class WireEncoder:
     """Encodes messages as one bus's settings say (`wire_format`, `cloudevents_source`)."""
 
-    __slots__ = ("codec", "content_type", "format", "source", "style")
+    __slots__ = ("codec", "content_type", "format", "metadata_headers", "source", "style")
 
     def __init__(self, codec: JsonCodec, settings: MessageBusSettingsBase, style: HeaderStyle) -> None:
         self.codec, self.style = codec, style
         self.format = WireFormat(settings.wire_format)
         self.source = settings.cloudevents_source
+        self.metadata_headers = settings.metadata_headers
         #: The content type of every body this encoder writes (AMQP's content-type property).
         self.content_type = _CONTENT_TYPES[self.format]
 
@@ -58,6 +59,8 @@ class WireEncoder:
         CloudEvents attributes in binary mode, the content type in the CloudEvents modes where
         the broker has no property for it, and free headers. The `bento` format sends no
         content-type header: its body is self-describing and every header costs per message."""
+        if self.format is WireFormat.BENTO and not self.metadata_headers:
+            return self.codec.encode(message, headers), dict(headers) if headers else {}
         return encode_message(
             self.codec, message, headers, wire_format=self.format, style=self.style, source=self.source
         )
