@@ -39,7 +39,10 @@ def faststream_message(data: bytes) -> tuple[bytes, dict[str, str]]:
     except DeserializationError:
         raise
     except Exception as exc:  # untrusted bytes: any failure is the same typed error
-        raise DeserializationError(f"the '__data__' field is not a FastStream message ({type(exc).__name__})") from None
+        raise DeserializationError(
+            f"the entry has no 'b' field, and its '__data__' field is not a FastStream message "
+            f"({type(exc).__name__}); the raw entry is kept in the dead letter"
+        ) from None
 
 
 def _string(data: bytes, position: int) -> tuple[str, int]:
