@@ -27,18 +27,14 @@ PERSISTENT = 2
 _BROKER_DEATH_HEADERS = ("x-death", "x-first-death-", "x-last-death-")
 
 
-def properties(
-    message_id: str | None, key: str | None, headers: Mapping[str, str] | None
-) -> Basic.Properties:
+def properties(message_id: str | None, key: str | None, headers: Mapping[str, str] | None) -> Basic.Properties:
     """Persistent properties; headers only when there is something to say (they cost per message)."""
     table: dict[str, Any] | None = None
     if key or headers:
         table = dict(headers) if headers else {}
         if key:
             table[KEY_HEADER] = key
-    return Basic.Properties(
-        delivery_mode=PERSISTENT, content_type=CONTENT_TYPE, message_id=message_id, headers=table
-    )
+    return Basic.Properties(delivery_mode=PERSISTENT, content_type=CONTENT_TYPE, message_id=message_id, headers=table)
 
 
 def message_properties(
@@ -119,9 +115,7 @@ def failed_attempts(headers: Mapping[str, Any] | None) -> int:
         return 0
 
 
-def dead_letter(
-    body: bytes, headers: Mapping[str, Any] | None, group: str | None, pattern: str
-) -> DeadLetter:
+def dead_letter(body: bytes, headers: Mapping[str, Any] | None, group: str | None, pattern: str) -> DeadLetter:
     """A DLQ entry as the port's DeadLetter (the id only when the body was decodable)."""
     flat = {k: text(v) for k, v in (headers or {}).items() if not k.startswith(_BROKER_DEATH_HEADERS)}
     return DeadLetter(

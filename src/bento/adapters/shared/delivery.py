@@ -95,9 +95,7 @@ async def handle_delivery(
         logger.error("dead-lettering a message on %s: %s", quoted(topic), too_large)
         return Verdict(Action.DEAD, error_type=type(too_large).__name__, error_message=str(too_large))
     try:
-        message = codec.decode(
-            body, headers, transport=transport, message_type=getattr(handler, "message_type", None)
-        )
+        message = codec.decode(body, headers, transport=transport, message_type=getattr(handler, "message_type", None))
     except Exception as exc:
         error = exc if isinstance(exc, DeserializationError) else DeserializationError(f"{type(exc).__name__}: {exc}")
         logger.error("dead-lettering undecodable message on %s: %s", quoted(topic), error)
