@@ -31,6 +31,7 @@ from bento.application.ports.checkpoint_store import CheckpointStore
 from bento.application.ports.event_store import EventStore, StoredEvent
 from bento.application.ports.message_bus import MessageBus
 from bento.application.serialization import JsonCodec
+from bento.application.wire import stored_metadata_headers
 
 logger = logging.getLogger(__name__)
 
@@ -109,16 +110,20 @@ class OutboxRelay:
 
     async def _publish(self, stored: StoredEvent) -> None:
         body, aggregate_id = stored_envelope(stored, self.codec)
-        headers = {POSITION_HEADER: str(stored.position), STREAM_HEADER: stored.stream}
-        await self.bus.publish_raw(
-            self.topic_for(stored), body, key=aggregate_id or stored.stream, headers=headers
-        )
+        meta = json.loads(stored.metadata)
+        headers = stored_metadata_headers(stored.event_id, stored.event_type, stored.schema_version, meta)
+        headers[POSITION_HEADER], headers[STREAM_HEADER] = str(stored.position), stored.stream
+        await self.bus.publish_raw(self.topic_for(stored), body, key=aggregate_id or stored.stream, headers=headers)
 
     async def run(self, *, stop: asyncio.Event | None = None, max_backoff: float = 10.0) -> None:
         """Relay until `stop` is set or the task is cancelled. A bus or store that is
         unreachable (or refuses a publish) is retried with back-off from the checkpoint,
         which republishes the unconfirmed batch; other errors end the loop."""
         await poll_until_stopped(
-            self.run_until_caught_up, stop=stop, interval=self.poll_interval, max_backoff=max_backoff,
-            transient=(BrokerUnavailableError, PublishError), label=f"outbox relay {self.name}",
+            self.run_until_caught_up,
+            stop=stop,
+            interval=self.poll_interval,
+            max_backoff=max_backoff,
+            transient=(BrokerUnavailableError, PublishError),
+            label=f"outbox relay {self.name}",
         )

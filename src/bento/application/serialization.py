@@ -1,6 +1,7 @@
 """JSON envelopes for messages on the wire and rows in the event store.
 
-Wire format (one JSON object, UTF-8):
+Wire format (one JSON object, UTF-8; docs/wire-format.md is the spec, which also covers
+CloudEvents and foreign payloads, decoded here too, see `decode` and application/wire.py):
 
     {"type": "order.placed", "version": 1, "message": {<every model field>}}
 
@@ -21,7 +22,9 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
+from bento.application import wire
 from bento.application.errors import DeserializationError, SerializationError, UnknownMessageTypeError
+from bento.application.wire import Transport
 from bento.domain.errors import DuplicateMessageTypeError, clipped
 from bento.domain.events import DomainEvent, concrete_event_types
 
@@ -91,6 +94,10 @@ class MessageRegistry:
         except UnknownMessageTypeError:
             return None
 
+    def registered_types(self) -> list[type[DomainEvent]]:
+        """The classes registered explicitly (or resolved so far), without the class tree."""
+        return list(self._types.values())
+
     def names(self) -> list[str]:
         if self._restricted:
             return sorted(self._types)
@@ -143,6 +150,13 @@ class JsonCodec:
         self._prefixes: dict[type[DomainEvent], bytes] = {}  # envelope head per class, built once
 
     # -- transport ------------------------------------------------------------------
+    def encode_payload(self, message: DomainEvent) -> bytes:
+        """The payload fields of `message` as JSON (CloudEvents `data`): no id, time or metadata."""
+        try:
+            return message.__pydantic_serializer__.to_json(message, exclude=_ENVELOPE_FIELDS)
+        except PydanticSerializationError as exc:
+            raise _unencodable(message, exc) from exc
+
     def encode(self, message: DomainEvent, headers: Mapping[str, str] | None = None) -> bytes:
         if headers:
             message = message.with_metadata(headers={**message.metadata.headers, **headers})
@@ -159,16 +173,33 @@ class JsonCodec:
             raise _unencodable(message, exc) from exc
         return prefix + body + b"}"
 
-    def decode(self, body: bytes | str) -> DomainEvent:
+    def decode(
+        self,
+        body: bytes | str,
+        headers: Mapping[str, Any] | None = None,
+        *,
+        transport: Transport = None,
+        message_type: type[DomainEvent] | None = None,
+    ) -> DomainEvent:
         """The message in `body`, or DeserializationError: any failure while decoding (bad
         UTF-8, bad JSON, nesting too deep for the parser, an upcaster that raised) is one, so
-        a consumer dead-letters the message instead of dying on an untyped error."""
+        a consumer dead-letters the message instead of dying on an untyped error.
+
+        Every format is accepted whatever the bus writes: a CloudEvent in binary mode (its
+        `specversion` in `headers`), Bento's envelope, a structured CloudEvent, and, when the
+        subscription names a `message_type`, a plain JSON object (wire.plain_fields)."""
         try:
+            if headers:
+                attributes = wire.binary_attributes(headers)
+                if attributes is not None:
+                    wire.require_json_data(attributes)
+                    data = json.loads(_utf8_text(body)) if body else None
+                    return self._decode_cloudevent(attributes, data, transport, message_type)
             if isinstance(body, bytes) and body.startswith(_FAST_PREFIX):
                 decoded = self._decode_fast(body)
                 if decoded is not None:
                     return decoded
-            return self._decode_general(body)
+            return self._decode_general(body, headers, transport, message_type)
         except DeserializationError:
             raise
         except RecursionError as exc:
@@ -176,7 +207,13 @@ class JsonCodec:
         except Exception as exc:
             raise DeserializationError(f"{type(exc).__name__}: {exc}") from exc
 
-    def _decode_general(self, body: bytes | str) -> DomainEvent:
+    def _decode_general(
+        self,
+        body: bytes | str,
+        headers: Mapping[str, Any] | None = None,
+        transport: Transport = None,
+        message_type: type[DomainEvent] | None = None,
+    ) -> DomainEvent:
         text = _utf8_text(body)
         try:
             envelope = json.loads(text)
@@ -186,10 +223,40 @@ class JsonCodec:
             _refuse_lone_surrogates(envelope)
         if not isinstance(envelope, dict):
             raise DeserializationError(f"envelope must be a JSON object, got {type(envelope).__name__}")
+        if "specversion" in envelope:
+            attributes = {k: v for k, v in envelope.items() if k != "data"}
+            for name in (wire.TRACEPARENT, wire.TRACESTATE):  # the W3C headers, when the event has none
+                if headers and name in headers and name not in attributes:
+                    attributes[name] = wire.text(headers[name])
+            if "data_base64" in envelope:
+                raise DeserializationError("CloudEvent carries binary data (data_base64); Bento reads JSON data only")
+            return self._decode_cloudevent(attributes, envelope.get("data"), transport, message_type)
         wire_name, version, data = envelope.get("type"), envelope.get("version", 1), envelope.get("message")
-        if not isinstance(wire_name, str) or not isinstance(data, dict) or not isinstance(version, int):
-            raise DeserializationError("envelope needs 'type' (string), 'version' (int) and 'message' (object)")
-        return self._validate(wire_name, version, data)
+        if isinstance(wire_name, str) and isinstance(data, dict) and isinstance(version, int):
+            return self._validate(wire_name, version, data)
+        if message_type is not None:
+            raw = body if isinstance(body, bytes) else text.encode()
+            fields = wire.plain_fields(envelope, raw, headers, transport)
+            return self._validate(message_type.__wire_name__, message_type.__schema_version__, fields, message_type)
+        raise DeserializationError(
+            "envelope needs 'type' (string), 'version' (int) and 'message' (object); a CloudEvent needs "
+            "'specversion'; a plain JSON payload needs a subscription with message_type="
+        )
+
+    def _decode_cloudevent(
+        self,
+        attributes: Mapping[str, Any],
+        data: object,
+        transport: Transport,
+        message_type: type[DomainEvent] | None,
+    ) -> DomainEvent:
+        wire_name = attributes.get("type")
+        if not isinstance(wire_name, str):
+            raise DeserializationError("CloudEvent needs a string 'type'")
+        wire.require_json_data(attributes)
+        fields = wire.cloudevent_fields(attributes, data, transport)
+        cls, version = wire.cloudevent_class(self.registry, wire_name, attributes, fields["message_id"], message_type)
+        return self._validate(wire_name, version, fields, cls)
 
     def _decode_fast(self, body: bytes) -> DomainEvent | None:
         """Envelopes as `encode` writes them, parsed by position: the message JSON goes
@@ -306,11 +373,14 @@ class JsonCodec:
         envelope = {"type": event_type, "version": schema_version, "message": message}
         return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
 
-    def _validate(self, wire_name: str, version: int, data: dict[str, Any]) -> DomainEvent:
+    def _validate(
+        self, wire_name: str, version: int, data: dict[str, Any], cls: type[DomainEvent] | None = None
+    ) -> DomainEvent:
         message_id = data.get("message_id") if isinstance(data.get("message_id"), str) else None
-        cls = self.registry.resolve(wire_name, message_id=message_id)
+        if cls is None:
+            cls = self.registry.resolve(wire_name, message_id=message_id)
         if version != cls.__schema_version__:
-            data = self.registry.upcast(wire_name, version, data, cls.__schema_version__)
+            data = self.registry.upcast(cls.__wire_name__, version, data, cls.__schema_version__)
         try:
             return cls.model_validate(data)
         except ValidationError as exc:

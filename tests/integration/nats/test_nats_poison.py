@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from nats.aio.client import Client
@@ -77,10 +77,10 @@ async def test_a_body_that_crashes_the_decoder_is_dead_lettered_and_the_next_is_
 class _BrokenCodec(JsonCodec):
     """A codec with a bug: anything starting with `boom` makes it raise."""
 
-    def decode(self, body: bytes | str) -> DomainEvent:
+    def decode(self, body: bytes | str, headers: Any = None, **options: Any) -> DomainEvent:
         if isinstance(body, bytes) and body.startswith(b"boom"):
             raise LookupError("codec bug")
-        return super().decode(body)
+        return super().decode(body, headers, **options)
 
 
 async def test_an_unexpected_error_while_processing_dead_letters_with_the_reason(nats_settings: Settings) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+from datetime import datetime
 
 import pytest
 
@@ -130,3 +131,28 @@ async def test_stored_events_decode_and_encode_through_the_codec() -> None:
     relayed, encoded = json.loads(stored.envelope(codec)), json.loads(codec.encode(event))
     assert relayed.keys() == encoded.keys() and relayed["message"].keys() == encoded["message"].keys()
     assert codec.decode(stored.envelope(codec)) == event
+
+
+async def test_relayed_events_carry_the_metadata_headers() -> None:
+    """docs/wire-format.md: a foreign consumer routes an outbox-relayed event by its headers."""
+    store, checkpoints = InMemoryEventStore(), InMemoryCheckpointStore()
+    async with InProcessMessageBus(InProcessSettings(max_attempts=1)) as bus:
+
+        async def refuse(event: DomainEvent) -> None:
+            raise RuntimeError("keep it as a dead letter to read its headers")
+
+        await bus.subscribe(ContractEvent.__wire_name__, refuse, group="g")
+        event = make_event(1, key="k").with_metadata(correlation_id="c-1", tenant_id="t-1")
+        await store.append("k", [event], 0)
+        await OutboxRelay(store, bus, checkpoints).run_until_caught_up()
+        for _ in range(200):
+            letters = await bus.dead_letters(ContractEvent.__wire_name__, group="g")
+            if letters:
+                break
+            await asyncio.sleep(0.005)
+        headers = letters[0].headers
+        assert headers["x-bento-message-id"] == event.message_id
+        assert headers["x-bento-type"] == ContractEvent.__wire_name__
+        assert headers["x-bento-version"] == "1"
+        assert datetime.fromisoformat(headers["x-bento-timestamp"]) == event.timestamp  # RFC 3339, Z or +00:00
+        assert (headers["x-bento-correlation-id"], headers["x-bento-tenant-id"]) == ("c-1", "t-1")

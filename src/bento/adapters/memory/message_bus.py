@@ -19,17 +19,21 @@ import time
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from bento.adapters.memory.settings import InProcessSettings
-from bento.adapters.shared.delivery import Action, handle_delivery
+from bento.adapters.shared.delivery import Action, handle_delivery, typed_handler
 from bento.adapters.shared.lifecycle import StartsAndCloses
 from bento.adapters.shared.limits import all_within_limit, within_limit
 from bento.adapters.shared.supervision import Supervisor
+from bento.adapters.shared.wire_headers import INPROCESS, WireEncoder
 from bento.application.errors import BusClosedError, SubscribeError
 from bento.application.ports.capabilities import Capabilities, HealthStatus
 from bento.application.ports.message_bus import DeadLetter, MessageHandler
 from bento.application.serialization import JsonCodec
+from bento.application.wire import TransportFacts
 from bento.domain.events import DomainEvent
+from bento.domain.metadata import utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +57,11 @@ class _Delivery:
     key: str | None
     headers: Mapping[str, str]
     attempt: int = 1
+    #: When it was published: the transport timestamp a plain foreign payload keeps on retries.
+    published_at: datetime = field(default_factory=utc_now)
+
+    def facts(self) -> TransportFacts:
+        return TransportFacts(timestamp=self.published_at)
 
 
 @dataclass(eq=False)
@@ -104,6 +113,7 @@ class InProcessMessageBus(StartsAndCloses):
     def __init__(self, settings: InProcessSettings | None = None, *, codec: JsonCodec | None = None) -> None:
         self.settings = settings or InProcessSettings()
         self.codec = codec or JsonCodec()
+        self._wire = WireEncoder(self.codec, self.settings, INPROCESS)
         self._policy = self.settings.retry_policy()
         self._groups: dict[tuple[str, str], _Group] = {}
         self._dead: dict[tuple[str, str | None], list[DeadLetter]] = {}
@@ -133,16 +143,17 @@ class InProcessMessageBus(StartsAndCloses):
         key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        body = within_limit(self.codec.encode(message, headers), self.settings.max_message_bytes, topic)
-        await self.publish_raw(topic, body, key=key or message.metadata.aggregate_id, headers=headers)
+        body, wire_headers = self._wire.encode(message, headers)
+        within_limit(body, self.settings.max_message_bytes, topic)
+        await self.publish_raw(topic, body, key=key or message.metadata.aggregate_id, headers=wire_headers)
 
     async def publish_batch(self, topic: str, messages: Sequence[DomainEvent]) -> None:
         """Encodes and checks the whole batch first: an unencodable or oversized message fails
         it with nothing delivered."""
-        bodies = [self.codec.encode(m) for m in messages]
-        all_within_limit(bodies, self.settings.max_message_bytes, topic)
-        for message, body in zip(messages, bodies, strict=True):
-            await self.publish_raw(topic, body, key=message.metadata.aggregate_id)
+        encoded = [self._wire.encode(m) for m in messages]
+        all_within_limit([body for body, _ in encoded], self.settings.max_message_bytes, topic)
+        for message, (body, headers) in zip(messages, encoded, strict=True):
+            await self.publish_raw(topic, body, key=message.metadata.aggregate_id, headers=headers)
 
     async def publish_raw(
         self, topic: str, body: bytes, *, key: str | None = None, headers: Mapping[str, str] | None = None
@@ -158,8 +169,15 @@ class InProcessMessageBus(StartsAndCloses):
 
     # -- subscribing --------------------------------------------------------------------
     async def subscribe(
-        self, topic: str, handler: MessageHandler, *, group: str | None = None, ordered: bool = False
+        self,
+        topic: str,
+        handler: MessageHandler,
+        *,
+        group: str | None = None,
+        ordered: bool = False,
+        message_type: type[DomainEvent] | None = None,
     ) -> _InProcessSubscription:
+        handler = typed_handler(handler, message_type)
         if self._closed:
             raise BusClosedError(f"cannot subscribe to {topic!r}: the in-process bus is closed")
         name = group if group is not None else f"~broadcast-{next(self._anonymous)}"
@@ -210,6 +228,8 @@ class InProcessMessageBus(StartsAndCloses):
             timeout=self.settings.handler_timeout,
             topic=delivery.topic,
             max_bytes=self.settings.max_message_bytes,
+            headers=delivery.headers,
+            transport=delivery.facts,
         )
         if verdict.action is Action.RETRY:
             delivery.attempt += 1

@@ -32,6 +32,7 @@ from bento.adapters.shared.delivery import Action, Verdict, handle_delivery
 from bento.adapters.shared.metrics import BusCounters
 from bento.application.ports.message_bus import MessageHandler
 from bento.application.serialization import JsonCodec
+from bento.application.wire import TransportFacts
 
 logger = logging.getLogger(__name__)
 
@@ -267,6 +268,8 @@ class NatsSubscription:
                 timeout=self._settings.handler_timeout,
                 topic=topic,
                 max_bytes=self._settings.max_message_bytes,
+                headers=msg.headers,
+                transport=lambda: transport_facts(msg),
             )
         except Exception as exc:  # handle_delivery does not raise; defence in depth for the pull loop
             logger.error("dead-lettering a message on %r that could not be processed", topic, exc_info=exc)
@@ -331,3 +334,11 @@ def _header_safe(value: str) -> str:
 def _log_crash(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("pull loop %s stopped on an unexpected error", task.get_name(), exc_info=task.exception())
+
+
+def transport_facts(msg: Msg) -> TransportFacts:
+    """A delivery's id (its `Nats-Msg-Id`, else the stream and sequence) and when the stream stored
+    it: the same on every redelivery, for a plain payload from a foreign producer."""
+    meta = msg.metadata
+    own = (msg.headers or {}).get("Nats-Msg-Id")
+    return TransportFacts(message_id=own or f"{meta.stream}:{meta.sequence.stream}", timestamp=meta.timestamp)

@@ -12,14 +12,14 @@ import nats.errors
 import nats.js.errors
 from nats.js import JetStreamContext
 
-from bento.adapters.nats._limits import frame_bytes
+from bento.adapters.nats._limits import fits, frame_bytes
 from bento.adapters.nats._subjects import Layout, check_topic
 from bento.adapters.nats.settings import NatsSettings
 from bento.adapters.shared.delivery import KEY_HEADER
 from bento.adapters.shared.limits import all_within_limit
 from bento.adapters.shared.metrics import BusCounters
+from bento.adapters.shared.wire_headers import WireEncoder
 from bento.application.errors import BrokerUnavailableError, PublishError
-from bento.application.serialization import JsonCodec
 from bento.domain.events import DomainEvent
 
 logger = logging.getLogger(__name__)
@@ -30,6 +30,10 @@ PUBLISH_WINDOW = 1000
 _Prepared = tuple[str, bytes, dict[str, str] | None]
 
 
+def _breaks_lines(text: str) -> bool:
+    return "\r" in text or "\n" in text
+
+
 class Publisher:
     """Stateless apart from the counters it bumps; the bus hands it a live JetStream context."""
 
@@ -38,10 +42,10 @@ class Publisher:
         settings: NatsSettings,
         layout: Layout,
         counters: BusCounters,
-        codec: JsonCodec,
+        wire: WireEncoder,
         max_payload: Callable[[], int],
     ) -> None:
-        self.settings, self._layout, self._counters, self._codec = settings, layout, counters, codec
+        self.settings, self._layout, self._counters, self._wire = settings, layout, counters, wire
         self._max_payload = max_payload
 
     async def one(
@@ -70,8 +74,9 @@ class Publisher:
     async def batch(self, js: JetStreamContext, topic: str, messages: Sequence[DomainEvent]) -> None:
         check_publish_topic(topic)
         prepared = [
-            self._prepare(topic, self._codec.encode(m), m.metadata.aggregate_id, None, None, m.message_id)
+            self._prepare(topic, body, m.metadata.aggregate_id, None, headers, m.message_id)
             for m in messages
+            for body, headers in (self._wire.encode(m),)
         ]
         all_within_limit((body for _, body, _ in prepared), self.settings.max_message_bytes, topic)
         self._check_size(topic, prepared)  # body and headers against the server's max_payload
@@ -121,7 +126,9 @@ class Publisher:
         """Subject (partition from the key, else the id or body, so a retry lands on the
         same subject) and NATS headers (user headers, made line-safe, and Nats-Msg-Id)."""
         partition = self._layout.partition_of(key or message_id or body)
-        nats_headers = {k: v.replace("\r", " ").replace("\n", " ") for k, v in headers.items()} if headers else {}
+        nats_headers = dict(headers) if headers else {}
+        if headers and _breaks_lines("".join(headers.values())):
+            nats_headers = {k: v.replace("\r", " ").replace("\n", " ") for k, v in headers.items()}
         if key_header:
             nats_headers[KEY_HEADER] = key_header
         if message_id:
@@ -133,6 +140,8 @@ class Publisher:
         (which makes nats-py close the client): body plus headers over `max_payload`."""
         limit = self._max_payload()
         for position, (_, body, headers) in enumerate(prepared):
+            if fits(body, headers, limit):
+                continue
             size = frame_bytes(body, headers)
             if size > limit:
                 self._counters.publish_errors += len(prepared)

@@ -34,10 +34,12 @@ from bento.adapters.nats._strays import sweep_unrouted
 from bento.adapters.nats._streams import read_dead_letters
 from bento.adapters.nats._subjects import Layout, check_topic
 from bento.adapters.nats.settings import NatsSettings
+from bento.adapters.shared.delivery import typed_handler
 from bento.adapters.shared.lifecycle import StartsAndCloses, opened
 from bento.adapters.shared.limits import within_limit
 from bento.adapters.shared.metrics import BusCounters, BusMetrics
 from bento.adapters.shared.reconnect import ReconnectCallback, ReconnectCallbacks
+from bento.adapters.shared.wire_headers import NATS, WireEncoder
 from bento.application.errors import (
     BrokerUnavailableError,
     BusClosedError,
@@ -61,7 +63,8 @@ class NatsMessageBus(StartsAndCloses):
         self.codec = codec or JsonCodec()
         self._layout = Layout(settings)
         self._counters = BusCounters()
-        self._publisher = Publisher(settings, self._layout, self._counters, self.codec, self._max_payload)
+        self._wire = WireEncoder(self.codec, settings, NATS)
+        self._publisher = Publisher(settings, self._layout, self._counters, self._wire, self._max_payload)
         self._subscriptions: set[NatsSubscription] = set()
         self._reconnect_callbacks = ReconnectCallbacks(self._counters)
         self._conn = Connection(settings, self._counters, self._reconnect_callbacks)
@@ -128,11 +131,12 @@ class NatsMessageBus(StartsAndCloses):
         key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        body = within_limit(self.codec.encode(message, headers), self.settings.max_message_bytes, topic)
+        body, wire_headers = self._wire.encode(message, headers)
+        within_limit(body, self.settings.max_message_bytes, topic)
         # The key travels as a header only when the body does not already imply it.
         key_header = key if key is not None and key != message.metadata.aggregate_id else None
         await self._publish_one(
-            topic, body, key or message.metadata.aggregate_id, key_header, headers, message.message_id
+            topic, body, key or message.metadata.aggregate_id, key_header, wire_headers, message.message_id
         )
 
     async def publish_raw(
@@ -161,8 +165,15 @@ class NatsMessageBus(StartsAndCloses):
 
     # -- subscribing --------------------------------------------------------------------
     async def subscribe(
-        self, topic: str, handler: MessageHandler, *, group: str | None = None, ordered: bool = False
+        self,
+        topic: str,
+        handler: MessageHandler,
+        *,
+        group: str | None = None,
+        ordered: bool = False,
+        message_type: type[DomainEvent] | None = None,
     ) -> NatsSubscription:
+        handler = typed_handler(handler, message_type)
         js = self._ready(f"subscribe to {topic!r}")
         problem = check_topic(topic, allow_wildcards=True)
         if problem is not None:

@@ -38,6 +38,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pulsar
@@ -47,6 +48,7 @@ from bento.adapters.pulsar._lanes import Lane, TimeSlice
 from bento.adapters.pulsar._runtime import Runtime
 from bento.adapters.shared.delivery import KEY_HEADER, Action, Verdict, handle_delivery
 from bento.application.ports.message_bus import MessageHandler
+from bento.application.wire import TransportFacts
 from bento.domain.errors import BentoError
 
 logger = logging.getLogger(__name__)
@@ -233,6 +235,8 @@ class PulsarSubscription:
                     timeout=timeout,
                     topic=topic,
                     max_bytes=max_bytes,
+                    headers=message.properties(),
+                    transport=functools.partial(transport_facts, message),
                 )
                 if verdict.action is _ACK:
                     acks.append(message)  # `_ack`, inlined
@@ -276,6 +280,8 @@ class PulsarSubscription:
                 timeout=rt.settings.handler_timeout,
                 topic=self._topic,
                 max_bytes=rt.settings.max_message_bytes,
+                headers=message.properties(),
+                transport=functools.partial(transport_facts, message),
             )
             if verdict.action is _ACK:
                 self._ack(message)
@@ -402,3 +408,12 @@ class PulsarSubscription:
 def nack_delay_seconds(runtime: Runtime) -> float:
     """The consumer's fixed nack delay: the first retry delay (10 ms at least)."""
     return max(runtime.policy.delay_after(1), 0.01)
+
+
+def transport_facts(message: Any) -> TransportFacts:
+    """A Pulsar message's id and publish time: the same on every redelivery."""
+    stamp = message.publish_timestamp()
+    return TransportFacts(
+        message_id=str(message.message_id()),
+        timestamp=datetime.fromtimestamp(stamp / 1000, UTC) if stamp else None,
+    )

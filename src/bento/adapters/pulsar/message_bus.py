@@ -39,11 +39,13 @@ from bento.adapters.pulsar._runtime import Runtime
 from bento.adapters.pulsar._subscription import PulsarSubscription, nack_delay_seconds
 from bento.adapters.pulsar.settings import PulsarSettings, SubscriptionKind
 from bento.adapters.shared.connecting import first_reachable, url_addresses
+from bento.adapters.shared.delivery import typed_handler
 from bento.adapters.shared.lifecycle import StartsAndCloses, opened
 from bento.adapters.shared.limits import all_within_limit, within_limit
 from bento.adapters.shared.metrics import BusCounters
 from bento.adapters.shared.reconnect import ReconnectCallback, ReconnectCallbacks
 from bento.adapters.shared.supervision import Supervisor
+from bento.adapters.shared.wire_headers import PULSAR, WireEncoder
 from bento.application.credentials import mask_credentials
 from bento.application.errors import BrokerUnavailableError, BusClosedError, ConfigurationError, SubscribeError
 from bento.application.ports.capabilities import Capabilities, HealthStatus
@@ -85,6 +87,7 @@ class PulsarMessageBus(StartsAndCloses):
             ) from exc
         self.settings = settings
         self.codec = codec or JsonCodec()
+        self._wire = WireEncoder(self.codec, self.settings, PULSAR)
         self.metrics = BusCounters()
         self.supervisor = Supervisor("Pulsar bus", self.metrics)
         self._policy = settings.retry_policy()
@@ -190,8 +193,9 @@ class PulsarMessageBus(StartsAndCloses):
         key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        body = within_limit(self.codec.encode(message, headers), self.settings.max_message_bytes, topic)
-        await self._send(topic, [(body, key or message.metadata.aggregate_id, headers)])
+        body, wire_headers = self._wire.encode(message, headers)
+        within_limit(body, self.settings.max_message_bytes, topic)
+        await self._send(topic, [(body, key or message.metadata.aggregate_id, wire_headers)])
 
     async def publish_batch(self, topic: str, messages: Sequence[DomainEvent]) -> None:
         """Pipelines the whole batch; returns when all are confirmed.
@@ -200,12 +204,14 @@ class PulsarMessageBus(StartsAndCloses):
         turn: a message that cannot be encoded fails the batch before anything went
         out, and encoding does not compete for the GIL with pulsar-client's send
         confirmations (interleaved, it cost several times its own time)."""
-        encode = self.codec.encode
+        encode = self._wire.encode
         outgoing: list[Outgoing] = []
         for start in range(0, len(messages), _ENCODE_SLICE):
             if start:
                 await asyncio.sleep(0)
-            outgoing.extend((encode(m), m.metadata.aggregate_id, None) for m in messages[start : start + _ENCODE_SLICE])
+            for m in messages[start : start + _ENCODE_SLICE]:
+                body, headers = encode(m)
+                outgoing.append((body, m.metadata.aggregate_id, headers))
         all_within_limit((body for body, _, _ in outgoing), self.settings.max_message_bytes, topic)
         await self._send(topic, outgoing)
 
@@ -226,8 +232,15 @@ class PulsarMessageBus(StartsAndCloses):
 
     # -- subscribing ------------------------------------------------------------------
     async def subscribe(
-        self, topic: str, handler: MessageHandler, *, group: str | None = None, ordered: bool = False
+        self,
+        topic: str,
+        handler: MessageHandler,
+        *,
+        group: str | None = None,
+        ordered: bool = False,
+        message_type: type[DomainEvent] | None = None,
     ) -> PulsarSubscription:
+        handler = typed_handler(handler, message_type)
         runtime = self._running("subscribe to", topic)
         if self._closing:
             raise BusClosedError(f"cannot subscribe to {topic!r}: the Pulsar bus is closing")

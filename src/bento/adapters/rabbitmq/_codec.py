@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC
 from typing import Any
 
 from pamqp.commands import Basic
@@ -17,6 +18,8 @@ from bento.adapters.shared.delivery import (
 )
 from bento.application.ports.message_bus import DeadLetter
 from bento.application.serialization import CONTENT_TYPE
+from bento.application.wire import TransportFacts
+from bento.domain.events import DomainEvent
 
 PERSISTENT = 2
 #: Headers the broker adds when it dead-letters; copying them into a republished message would
@@ -24,17 +27,42 @@ PERSISTENT = 2
 _BROKER_DEATH_HEADERS = ("x-death", "x-first-death-", "x-last-death-")
 
 
-def properties(
-    message_id: str | None, key: str | None, headers: Mapping[str, str] | None
-) -> Basic.Properties:
+def properties(message_id: str | None, key: str | None, headers: Mapping[str, str] | None) -> Basic.Properties:
     """Persistent properties; headers only when there is something to say (they cost per message)."""
     table: dict[str, Any] | None = None
     if key or headers:
         table = dict(headers) if headers else {}
         if key:
             table[KEY_HEADER] = key
+    return Basic.Properties(delivery_mode=PERSISTENT, content_type=CONTENT_TYPE, message_id=message_id, headers=table)
+
+
+def message_properties(
+    message: DomainEvent, key: str | None, headers: dict[str, Any], content_type: str
+) -> Basic.Properties:
+    """Properties of a published message (docs/wire-format.md): the AMQP message_id, type,
+    correlation_id, timestamp and content_type, and `headers` (metadata or CloudEvents
+    attributes, from WireEncoder) as the headers table."""
+    if key:
+        headers[KEY_HEADER] = key
     return Basic.Properties(
-        delivery_mode=PERSISTENT, content_type=CONTENT_TYPE, message_id=message_id, headers=table
+        delivery_mode=PERSISTENT,
+        content_type=content_type,
+        message_id=message.message_id,
+        correlation_id=message.metadata.correlation_id,
+        timestamp=message.timestamp,
+        message_type=type(message).__wire_name__,
+        headers=headers,
+    )
+
+
+def transport_facts(properties: Basic.Properties) -> TransportFacts:
+    """What AMQP itself says about a delivery (for a plain payload from a foreign producer)."""
+    stamp = properties.timestamp
+    if stamp is not None and stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return TransportFacts(
+        message_id=properties.message_id or None, timestamp=stamp, correlation_id=properties.correlation_id or None
     )
 
 
@@ -46,13 +74,25 @@ def forwardable(headers: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def republished(
-    message_id: str | None, content_type: str | None, headers: dict[str, Any]
+    message_id: str | None,
+    content_type: str | None,
+    headers: dict[str, Any],
+    original: Basic.Properties | None = None,
 ) -> Basic.Properties:
+    """Properties of a copy sent to a retry or dead-letter queue. With the `original` properties,
+    its correlation_id, type and timestamp are kept (a foreign producer's plain payload reads them)."""
+    if original is None:
+        return Basic.Properties(
+            delivery_mode=PERSISTENT, content_type=content_type or CONTENT_TYPE, message_id=message_id, headers=headers
+        )
     return Basic.Properties(
         delivery_mode=PERSISTENT,
         content_type=content_type or CONTENT_TYPE,
         message_id=message_id,
         headers=headers,
+        correlation_id=original.correlation_id,
+        message_type=original.message_type,
+        timestamp=original.timestamp,
     )
 
 
@@ -75,9 +115,7 @@ def failed_attempts(headers: Mapping[str, Any] | None) -> int:
         return 0
 
 
-def dead_letter(
-    body: bytes, headers: Mapping[str, Any] | None, group: str | None, pattern: str
-) -> DeadLetter:
+def dead_letter(body: bytes, headers: Mapping[str, Any] | None, group: str | None, pattern: str) -> DeadLetter:
     """A DLQ entry as the port's DeadLetter (the id only when the body was decodable)."""
     flat = {k: text(v) for k, v in (headers or {}).items() if not k.startswith(_BROKER_DEATH_HEADERS)}
     return DeadLetter(

@@ -30,7 +30,7 @@ from aio_pika.abc import AbstractQueue, AbstractRobustChannel
 from aiormq.abc import DeliveredMessage
 
 from bento.adapters.rabbitmq._acks import AckBatcher
-from bento.adapters.rabbitmq._codec import failed_attempts, text
+from bento.adapters.rabbitmq._codec import failed_attempts, text, transport_facts
 from bento.adapters.rabbitmq._connection import DRIVER_ERRORS
 from bento.adapters.shared.delivery import ORIGINAL_TOPIC_HEADER, Action, handle_delivery
 from bento.application.errors import BusClosedError, PublishError
@@ -163,11 +163,15 @@ class RabbitMQSubscription:
             timeout=bus.settings.handler_timeout,
             topic=topic,
             max_bytes=bus.settings.max_message_bytes,
+            headers=headers,
+            transport=lambda: transport_facts(properties),
         )
         if verdict.action is not Action.ACK:
             bus.metrics.consume_errors += 1
             if verdict.action is Action.RETRY:
-                await bus.send_retry(message.body, properties, self.queue_name, topic, attempt, verdict.delay)
+                await bus.send_retry(
+                    message.body, properties, self.queue_name, topic, attempt, verdict.delay, verdict.message
+                )
                 bus.metrics.retries += 1
             else:
                 await bus.send_dead(message.body, properties, self.dead_letter_queue, topic, attempt, verdict)

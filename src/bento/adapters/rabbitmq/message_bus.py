@@ -31,16 +31,18 @@ from bento.adapters.rabbitmq._connection import (
 from bento.adapters.rabbitmq._publisher import ConfirmedPublisher
 from bento.adapters.rabbitmq._subscription import RabbitMQSubscription
 from bento.adapters.rabbitmq.settings import RabbitMQSettings
-from bento.adapters.shared.delivery import ATTEMPTS_HEADER, ORIGINAL_TOPIC_HEADER, Verdict
+from bento.adapters.shared.delivery import ATTEMPTS_HEADER, ORIGINAL_TOPIC_HEADER, Verdict, typed_handler
 from bento.adapters.shared.lifecycle import StartsAndCloses, opened
 from bento.adapters.shared.limits import all_within_limit, within_limit
 from bento.adapters.shared.metrics import BusCounters
 from bento.adapters.shared.reconnect import ReconnectCallback, ReconnectCallbacks
 from bento.adapters.shared.supervision import Supervisor
+from bento.adapters.shared.wire_headers import AMQP, WireEncoder
 from bento.application.errors import BusClosedError, ConfigurationError, SubscribeError
 from bento.application.ports.capabilities import Capabilities, HealthStatus
 from bento.application.ports.message_bus import DeadLetter, MessageHandler
 from bento.application.serialization import JsonCodec
+from bento.application.wire import ID_HEADER, TIME_HEADER
 from bento.domain.events import DomainEvent
 
 logger = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ class RabbitMQMessageBus(StartsAndCloses):
     def __init__(self, settings: RabbitMQSettings, *, codec: JsonCodec | None = None) -> None:
         self.settings = settings
         self.codec = codec or JsonCodec()
+        self._wire = WireEncoder(self.codec, settings, AMQP)
         self.metrics = BusCounters()
         self.supervisor = Supervisor("RabbitMQ bus", self.metrics)
         self.retry_policy = settings.retry_policy()
@@ -152,14 +155,18 @@ class RabbitMQMessageBus(StartsAndCloses):
     ) -> None:
         publisher = self._live_publisher(topic)
         # The aggregate id travels in the body's metadata; only an explicit key becomes a header.
-        props = _codec.properties(message.message_id, key, headers)
-        body = within_limit(self.codec.encode(message, headers), self.settings.max_message_bytes, topic)
+        body, wire_headers = self._wire.encode(message, headers)
+        props = _codec.message_properties(message, key, wire_headers, self._wire.content_type)
+        within_limit(body, self.settings.max_message_bytes, topic)
         await publisher.send(self.settings.exchange_name, topic, [(body, props)], topic=topic)
 
     async def publish_batch(self, topic: str, messages: Sequence[DomainEvent]) -> None:
         publisher = self._live_publisher(topic)
-        encode, properties = self.codec.encode, _codec.properties
-        items = [(encode(m), properties(m.message_id, None, None)) for m in messages]
+        encode, properties, content_type = self._wire.encode, _codec.message_properties, self._wire.content_type
+        items = []
+        for message in messages:
+            body, headers = encode(message)
+            items.append((body, properties(message, None, headers, content_type)))
         all_within_limit((body for body, _ in items), self.settings.max_message_bytes, topic)
         await publisher.send(self.settings.exchange_name, topic, items, topic=topic)
 
@@ -173,8 +180,15 @@ class RabbitMQMessageBus(StartsAndCloses):
 
     # -- subscribing ------------------------------------------------------------------
     async def subscribe(
-        self, topic: str, handler: MessageHandler, *, group: str | None = None, ordered: bool = False
+        self,
+        topic: str,
+        handler: MessageHandler,
+        *,
+        group: str | None = None,
+        ordered: bool = False,
+        message_type: type[DomainEvent] | None = None,
     ) -> RabbitMQSubscription:
+        handler = typed_handler(handler, message_type)
         self._live_publisher(topic)
         assert self._connection is not None
         queue_name = _topology.subscription_queue(self.settings, topic, group)
@@ -270,13 +284,25 @@ class RabbitMQMessageBus(StartsAndCloses):
 
     # -- failure path (called by subscriptions) ---------------------------------------
     async def send_retry(
-        self, body: bytes, properties: Basic.Properties, queue: str, topic: str, attempt: int, delay: float
+        self,
+        body: bytes,
+        properties: Basic.Properties,
+        queue: str,
+        topic: str,
+        attempt: int,
+        delay: float,
+        message: DomainEvent | None = None,
     ) -> None:
-        """Park a copy in the retry queue for `delay`; it expires back into `queue`."""
+        """Park a copy in the retry queue for `delay`; it expires back into `queue`. The decoded
+        `message`'s id and timestamp go in the copy's headers, so a plain foreign payload (whose
+        id and time came from the transport) is the same message on the next attempt."""
         headers = _codec.forwardable(properties.headers)
+        if message is not None:
+            headers.setdefault(ID_HEADER, message.message_id)
+            headers.setdefault(TIME_HEADER, message.timestamp.isoformat())
         headers[ATTEMPTS_HEADER] = attempt
         headers[ORIGINAL_TOPIC_HEADER] = topic
-        props = _codec.republished(properties.message_id, properties.content_type, headers)
+        props = _codec.republished(properties.message_id, properties.content_type, headers, properties)
         exchange = "" if _topology.delay_ms(delay) == 0 else _topology.retry_name(self.settings, delay)
         if exchange and exchange not in self._retry_routes:
             await self._declare_retry_routes()
@@ -292,7 +318,7 @@ class RabbitMQMessageBus(StartsAndCloses):
         verdict: Verdict,
     ) -> None:
         headers = {**_codec.forwardable(properties.headers), **verdict.dead_letter_headers(attempt, topic)}
-        props = _codec.republished(properties.message_id, properties.content_type, headers)
+        props = _codec.republished(properties.message_id, properties.content_type, headers, properties)
         await self._internal_publisher().send("", dead_letter_queue, [(body, props)], topic=topic)
 
     def _internal_publisher(self) -> ConfirmedPublisher:

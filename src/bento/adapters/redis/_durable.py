@@ -15,15 +15,18 @@ and never allowed to raise out of the consumer loop. A dead letter of an entry w
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from bento.adapters.redis._foreign import FASTSTREAM_FIELD, faststream_message
 from bento.adapters.redis._keys import Keys
 from bento.adapters.redis.settings import RedisSettings
 from bento.adapters.shared.delivery import Action, Verdict, handle_delivery
@@ -32,6 +35,7 @@ from bento.application.errors import DeserializationError
 from bento.application.ports.message_bus import DeadLetter, MessageHandler
 from bento.application.retry import RetryPolicy
 from bento.application.serialization import JsonCodec
+from bento.application.wire import TransportFacts
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +69,21 @@ class DurableContext:
         self.idle.set()
 
     async def deliver(
-        self, handler: MessageHandler, fields: Mapping[bytes, bytes], attempt: int, topic: str
+        self,
+        handler: MessageHandler,
+        fields: Mapping[bytes, bytes],
+        attempt: int,
+        topic: str,
+        entry_id: bytes | None = None,
     ) -> Verdict:
+        """Run `handler` on one entry. Its `h` field is the transport headers, and its entry id
+        the transport id and time of a plain foreign payload (the same on every redelivery)."""
         malformed = _malformed(fields)
+        if malformed is None:
+            try:
+                body, headers = _body_and_headers(fields)
+            except DeserializationError as exc:
+                malformed = exc
         if malformed is not None:
             logger.error("dead-lettering a malformed entry on %r: %s", topic, malformed)
             return Verdict(Action.DEAD, error_type=type(malformed).__name__, error_message=str(malformed))
@@ -77,12 +93,14 @@ class DurableContext:
             return await handle_delivery(
                 self.codec,
                 handler,
-                fields.get(b"b", b""),
+                body,
                 attempt=attempt,
                 policy=self.policy,
                 timeout=self.settings.handler_timeout,
                 topic=topic,
                 max_bytes=self.settings.max_message_bytes,
+                headers=headers,
+                transport=None if entry_id is None else functools.partial(entry_facts, entry_id),
             )
         finally:
             self.in_flight -= 1
@@ -166,18 +184,30 @@ def autoclaimed(reply: object) -> tuple[bytes, list[Entry]]:
 
 
 def _malformed(fields: Mapping[bytes, bytes]) -> DeserializationError | None:
-    """Why an entry cannot be a Bento message (None when it can): no `b`, or a bad `h`."""
-    if b"b" not in fields:
+    """Why an entry cannot be a Bento message (None when it can): no `b` nor FastStream's
+    `__data__` (a bad `h` is found when `deliver` reads it)."""
+    if b"b" not in fields and FASTSTREAM_FIELD not in fields:
         names = ", ".join(repr(_quote(name)) for name in list(fields)[:8])
         return DeserializationError(
             f"the entry has no 'b' field (its fields: {names or 'none'}); Bento reads the body from 'b', "
             "so it was probably written by another library; the raw entry is kept in the dead letter"
         )
-    try:
-        _headers(fields)
-    except DeserializationError as exc:
-        return exc
     return None
+
+
+def entry_facts(entry_id: bytes) -> TransportFacts:
+    """An entry's id, and the milliseconds in it as the time Redis stored it."""
+    text = entry_id.decode("ascii", errors="replace")
+    millis = text.partition("-")[0]
+    stamp = datetime.fromtimestamp(int(millis) / 1000, UTC) if millis.isdigit() else None
+    return TransportFacts(message_id=text, timestamp=stamp)
+
+
+def _body_and_headers(fields: Mapping[bytes, bytes]) -> tuple[bytes, dict[str, str]]:
+    body = fields.get(b"b")
+    if body is None:
+        return faststream_message(fields[FASTSTREAM_FIELD])
+    return body, _headers(fields)
 
 
 def _headers(fields: Mapping[bytes, bytes]) -> dict[str, str]:

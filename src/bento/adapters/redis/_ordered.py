@@ -194,7 +194,7 @@ class OrderedSubscription:
                         error_message=f"delivered {attempt} times without an acknowledgement",
                     )
                 else:
-                    verdict = await self._ctx.deliver(self._handler, fields, attempt, self._topic)
+                    verdict = await self._ctx.deliver(self._handler, fields, attempt, self._topic, entry_id)
                 if verdict.action is Action.ACK:
                     done.append(entry_id)
                 elif verdict.action is Action.DEAD:

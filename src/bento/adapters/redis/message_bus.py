@@ -45,9 +45,11 @@ from bento.adapters.redis._ordered import OrderedSubscription
 from bento.adapters.redis._pubsub import PubSubHub
 from bento.adapters.redis._streams import StreamSubscription
 from bento.adapters.redis.settings import RedisSettings
+from bento.adapters.shared.delivery import typed_handler
 from bento.adapters.shared.lifecycle import StartsAndCloses, opened
 from bento.adapters.shared.limits import all_within_limit, within_limit
 from bento.adapters.shared.supervision import Supervisor
+from bento.adapters.shared.wire_headers import REDIS, WireEncoder
 from bento.application.errors import BusClosedError, PublishError, SubscribeError
 from bento.application.ports.capabilities import Capabilities, HealthStatus
 from bento.application.ports.message_bus import DeadLetter, MessageHandler
@@ -76,6 +78,7 @@ BROADCAST_CAPABILITIES = Capabilities(
     pattern_subscriptions=True,
     consumer_groups=False,
     broadcast=True,
+    transport_headers=False,
     mechanism="Redis pub/sub (PUBLISH/PSUBSCRIBE), at-most-once; bounded per-subscriber queues drop the oldest",
 )
 _Subscription = StreamSubscription | OrderedSubscription | BroadcastSubscription
@@ -89,6 +92,7 @@ class RedisMessageBus(StartsAndCloses):
     def __init__(self, settings: RedisSettings, *, codec: JsonCodec | None = None, client: Redis | None = None) -> None:
         self.settings = settings
         self.codec = codec or JsonCodec()
+        self._wire = WireEncoder(self.codec, settings, REDIS)
         self._keys = Keys(settings.key_prefix, settings.partitions)
         self._client, self._owns_client = client, client is None
         self._ctx: DurableContext | None = None
@@ -131,32 +135,35 @@ class RedisMessageBus(StartsAndCloses):
         key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        body = within_limit(self.codec.encode(message, headers), self.settings.max_message_bytes, topic)
-        await self._send(topic, [body], [key or message.metadata.aggregate_id or message.message_id])
+        body, wire_headers = self._wire.encode(message, headers)
+        within_limit(body, self.settings.max_message_bytes, topic)
+        await self._send(topic, [body], [key or message.metadata.aggregate_id or message.message_id], [wire_headers])
 
     async def publish_batch(self, topic: str, messages: Sequence[DomainEvent]) -> None:
         """One pipeline for the whole batch: a single round trip, returns when Redis took every entry."""
-        encode = self.codec.encode
+        encode = self._wire.encode
         keys = None if self.settings.partitions == 1 else [m.metadata.aggregate_id or m.message_id for m in messages]
-        bodies = [encode(m) for m in messages]
+        encoded = [encode(m) for m in messages]
+        bodies = [body for body, _ in encoded]
         all_within_limit(bodies, self.settings.max_message_bytes, topic)
-        await self._send(topic, bodies, keys)
+        await self._send(topic, bodies, keys, [headers for _, headers in encoded])
 
     async def publish_raw(
         self, topic: str, body: bytes, *, key: str | None = None, headers: Mapping[str, str] | None = None
     ) -> None:
         """`headers` travel in the entry's `h` field in durable mode; pub/sub carries the body only.
         The body is sent as given (no size check): consumers dead-letter what they cannot take."""
-        await self._send(topic, [body], [key], headers)
+        await self._send(topic, [body], [key], [headers])
 
     async def _send(
         self,
         topic: str,
         bodies: list[bytes],
         keys: Sequence[str | None] | None,
-        headers: Mapping[str, str] | None = None,
+        headers: Sequence[Mapping[str, str] | None] | None = None,
     ) -> None:
-        """The hot path of every publish: one pipeline, no per-message work beyond XADD."""
+        """The hot path of every publish: one pipeline, one XADD per message with the body in `b`
+        and the transport headers (docs/wire-format.md) as JSON in `h`."""
         ctx = self._context("publish to", topic)
         if is_pattern(topic):
             raise PublishError(topic, "a topic name cannot contain wildcards (*, ?, [)")
@@ -171,12 +178,15 @@ class RedisMessageBus(StartsAndCloses):
                 else:
                     if new_topic:
                         pipe.sadd(self._keys.topics, topic)
-                    extra: dict[FieldT, EncodableT] = {b"h": json.dumps(dict(headers)).encode()} if headers else {}
                     trim = {"maxlen": settings.maxlen, "approximate": True} if settings.maxlen else {}
                     single = self._keys.stream(topic) if keys is None or settings.partitions == 1 else None
                     for index, body in enumerate(bodies):
                         stream = single or self._stream(topic, keys[index] if keys else None)
-                        pipe.xadd(stream, {b"b": body, **extra}, **trim)  # type: ignore[arg-type]
+                        entry: dict[FieldT, EncodableT] = {b"b": body}
+                        entry_headers = headers[index] if headers else None
+                        if entry_headers:
+                            entry[b"h"] = json.dumps(entry_headers, separators=(",", ":")).encode()
+                        pipe.xadd(stream, entry, **trim)  # type: ignore[arg-type]
                 await pipe.execute()
         except RedisError as exc:
             raise publish_error(topic, exc) from exc
@@ -193,8 +203,15 @@ class RedisMessageBus(StartsAndCloses):
 
     # -- subscribing --------------------------------------------------------------------
     async def subscribe(
-        self, topic: str, handler: MessageHandler, *, group: str | None = None, ordered: bool = False
+        self,
+        topic: str,
+        handler: MessageHandler,
+        *,
+        group: str | None = None,
+        ordered: bool = False,
+        message_type: type[DomainEvent] | None = None,
     ) -> _Subscription:
+        handler = typed_handler(handler, message_type)
         ctx = self._context("subscribe to", topic)
         consumer = f"{self._instance}:{uuid.uuid4().hex[:6]}"
         forget = self._subscriptions.discard

@@ -16,13 +16,16 @@ from __future__ import annotations
 import enum
 import logging
 from asyncio import CancelledError, current_task
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from bento.adapters.shared.deadlines import watchdog
 from bento.application.errors import DeserializationError, MessageTooLargeError
 from bento.application.ports.message_bus import MessageHandler
 from bento.application.retry import RetryPolicy
 from bento.application.serialization import JsonCodec
+from bento.application.wire import Transport
 from bento.domain.errors import clipped, quoted
 from bento.domain.events import DomainEvent
 from bento.domain.metadata import current_message
@@ -77,18 +80,22 @@ async def handle_delivery(
     timeout: float | None = None,
     topic: str = "",
     max_bytes: int | None = None,
+    headers: Mapping[str, Any] | None = None,
+    transport: Transport = None,
 ) -> Verdict:
     """Decode `body`, run `handler`, and say what the transport must do with it.
 
     `attempt` is 1 for the first delivery. A body longer than `max_bytes` (the bus's
-    `max_message_bytes`) is dead-lettered undecoded. The handler runs with the message set
+    `max_message_bytes`) is dead-lettered undecoded. `headers` (the transport's) and `transport`
+    (its id and time) let the codec read CloudEvents in binary mode and foreign plain payloads
+    (decoded into the handler's `message_type`, see `typed_handler`). The handler runs with the message set
     as current, so messages it creates inherit correlation and causation ids."""
     if max_bytes is not None and len(body) > max_bytes:
         too_large = MessageTooLargeError(len(body), max_bytes, topic=topic)
         logger.error("dead-lettering a message on %s: %s", quoted(topic), too_large)
         return Verdict(Action.DEAD, error_type=type(too_large).__name__, error_message=str(too_large))
     try:
-        message = codec.decode(body)
+        message = codec.decode(body, headers, transport=transport, message_type=getattr(handler, "message_type", None))
     except Exception as exc:
         error = exc if isinstance(exc, DeserializationError) else DeserializationError(f"{type(exc).__name__}: {exc}")
         logger.error("dead-lettering undecodable message on %s: %s", quoted(topic), error)
@@ -140,3 +147,21 @@ async def handle_delivery(
     finally:
         current_message.reset(token)
     return _ACK
+
+
+class _TypedHandler:
+    """A subscriber's handler with the type a plain JSON payload decodes into."""
+
+    __slots__ = ("handler", "message_type")
+
+    def __init__(self, handler: MessageHandler, message_type: type[DomainEvent]) -> None:
+        self.handler, self.message_type = handler, message_type
+
+    def __call__(self, message: DomainEvent) -> Awaitable[None]:
+        return self.handler(message)
+
+
+def typed_handler(handler: MessageHandler, message_type: type[DomainEvent] | None) -> MessageHandler:
+    """`handler` as `subscribe(..., message_type=X)` hands it to the consume loop: unchanged
+    without a type, else marked so `handle_delivery` decodes plain payloads into X."""
+    return handler if message_type is None else _TypedHandler(handler, message_type)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,6 +41,20 @@ class MessageBusSettingsBase(BackendSettings):
         description="largest encoded message body: publish refuses a larger one (MessageTooLargeError) and "
         "consumers dead-letter one sent by another producer. 1 MiB fits every broker's own limit (NATS "
         "max_payload is 1 MiB by default, Pulsar's maxMessageSize 5 MB, RabbitMQ's 128 MiB)",
+    )
+
+    wire_format: Literal["bento", "cloudevents-binary", "cloudevents-structured"] = Field(
+        "bento",
+        description="how published messages look on the wire (docs/wire-format.md); consumers accept all three",
+    )
+    metadata_headers: bool = Field(
+        True,
+        description="send the metadata (id, type, version, timestamp, correlation, trace) as transport headers "
+        "in the bento format too; they cost per message (NATS: about a fifth of publish throughput in "
+        "benchmarks/nats.py), and the body carries the same facts",
+    )
+    cloudevents_source: str = Field(
+        "bento-service", min_length=1, description="the CloudEvents `source` attribute: the service's name"
     )
 
     def retry_policy(self) -> RetryPolicy:

@@ -15,8 +15,9 @@ class Capabilities:
     handled one at a time in publish order. `persistent`: published messages survive a
     broker restart. `redelivery`: a failed handler's message comes back (retry, then
     dead-letter). `pattern_subscriptions`: `subscribe` accepts `*` wildcards.
-    `consumer_groups`: a group shares work among its members. `mechanism` says in words
-    how ordering or redelivery is achieved (shown in docs and health output).
+    `consumer_groups`: a group shares work among its members. `transport_headers`: headers
+    travel beside the body (metadata headers, CloudEvents binary mode; Redis pub/sub has none).
+    `mechanism` says in words how ordering or redelivery is achieved (shown in docs and health output).
     """
 
     ordered_per_key: bool = False
@@ -26,6 +27,7 @@ class Capabilities:
     pattern_subscriptions: bool = True
     consumer_groups: bool = True
     broadcast: bool = True
+    transport_headers: bool = True
     mechanism: str = ""
 
 

@@ -48,7 +48,9 @@ class MessageBus(Protocol):
     `max_attempts` deliveries in all; then the message goes to the dead-letter path
     with the original body, the error type and message and the attempt count, and
     the subscription keeps going. A body that cannot be decoded (bad JSON, unknown
-    wire name, invalid payload) is dead-lettered at once with the reason.
+    wire name, invalid payload) is dead-lettered at once with the reason. On the wire
+    (docs/wire-format.md): Bento's envelope or a CloudEvent, per the bus's `wire_format`,
+    with the metadata also in transport headers; every bus reads all three formats.
 
     `group=None` subscribes for broadcast (every such subscriber gets every message);
     subscribers that share a group share the work, and each group gets every message.
@@ -90,8 +92,17 @@ class MessageBus(Protocol):
         ...
 
     async def subscribe(
-        self, topic: str, handler: MessageHandler, *, group: str | None = None, ordered: bool = False
-    ) -> Subscription: ...
+        self,
+        topic: str,
+        handler: MessageHandler,
+        *,
+        group: str | None = None,
+        ordered: bool = False,
+        message_type: type[DomainEvent] | None = None,
+    ) -> Subscription:
+        """`message_type` decodes a plain JSON body (a foreign producer's) into that class;
+        Bento envelopes and CloudEvents of any registered type are decoded as usual."""
+        ...
 
     async def dead_letters(self, topic: str, *, group: str | None, limit: int = 100) -> list[DeadLetter]:
         """Messages dead-lettered for `topic` and `group`, oldest first (they stay there)."""

@@ -23,10 +23,11 @@ from bento.application.ports.message_bus import DeadLetter, MessageBus
 from bento.application.serialization import JsonCodec
 from bento.domain.events import DomainEvent
 from bento.testing.collector import Collector
+from bento.testing.contracts.wire_format import WireFormatContract
 from bento.testing.events import ContractEvent, make_event
 
 
-class MessageBusContract:
+class MessageBusContract(WireFormatContract):
     """The MessageBus promises, as tests. Subclasses provide the `bus` fixture."""
 
     @pytest.fixture

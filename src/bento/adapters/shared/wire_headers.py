@@ -1,0 +1,77 @@
+"""The wire format on each broker: one encoder every MessageBus adapter (Kafka's too) calls on
+publish, and each broker's header conventions (docs/wire-format.md has the tables).
+
+An adapter builds `WireEncoder(codec, settings, STYLE)` once and calls `encode(message,
+headers)` per message: the body plus every transport header to set. The consuming side needs
+nothing per broker here: `handle_delivery(..., headers=..., transport=...)` recognises every
+format and every binding's prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from bento.adapters.shared.settings_base import MessageBusSettingsBase
+from bento.application.serialization import JsonCodec
+from bento.application.wire import (
+    JSON_CONTENT_TYPE,
+    STRUCTURED_CONTENT_TYPE,
+    HeaderStyle,
+    WireFormat,
+    encode_message,
+)
+from bento.domain.events import DomainEvent
+
+#: CloudEvents AMQP binding: `cloudEvents_` application properties (RabbitMQ headers); the
+#: content type is the AMQP `content-type` property, not a header.
+AMQP = HeaderStyle("cloudEvents_", content_type_header=None)
+#: CloudEvents Kafka binding: `ce_` headers and a `content-type` header.
+KAFKA = HeaderStyle("ce_")
+#: CloudEvents NATS binding: `ce-` headers and a `content-type` header.
+NATS = HeaderStyle("ce-")
+#: No binding exists; Bento uses Kafka's spelling in Pulsar properties and Redis entries' `h`.
+PULSAR = HeaderStyle("ce_")
+REDIS = HeaderStyle("ce_")
+INPROCESS = HeaderStyle("ce_")
+
+_CONTENT_TYPES = {
+    WireFormat.BENTO: "application/vnd.bento.envelope+json",
+    WireFormat.CLOUDEVENTS_BINARY: JSON_CONTENT_TYPE,
+    WireFormat.CLOUDEVENTS_STRUCTURED: STRUCTURED_CONTENT_TYPE,
+}
+
+
+class WireEncoder:
+    """Encodes messages as one bus's settings say (`wire_format`, `cloudevents_source`)."""
+
+    __slots__ = ("codec", "content_type", "format", "metadata_headers", "source", "style")
+
+    def __init__(self, codec: JsonCodec, settings: MessageBusSettingsBase, style: HeaderStyle) -> None:
+        self.codec, self.style = codec, style
+        self.format = WireFormat(settings.wire_format)
+        self.source = settings.cloudevents_source
+        self.metadata_headers = settings.metadata_headers
+        #: The content type of every body this encoder writes (AMQP's content-type property).
+        self.content_type = _CONTENT_TYPES[self.format]
+
+    def encode(self, message: DomainEvent, headers: Mapping[str, str] | None = None) -> tuple[bytes, dict[str, str]]:
+        """The body and every transport header of `message`: the metadata headers, or the
+        CloudEvents attributes in binary mode, the content type in the CloudEvents modes where
+        the broker has no property for it, and free headers. The `bento` format sends no
+        content-type header: its body is self-describing and every header costs per message."""
+        if self.format is WireFormat.BENTO and not self.metadata_headers:
+            return self.codec.encode(message, headers), dict(headers) if headers else {}
+        return encode_message(
+            self.codec, message, headers, wire_format=self.format, style=self.style, source=self.source
+        )
+
+
+def byte_headers(headers: Mapping[str, str]) -> list[tuple[str, bytes]]:
+    """Headers as Kafka clients take them (name, UTF-8 bytes), for the Kafka binding's `ce_` headers."""
+    return [(name, value.encode()) for name, value in headers.items()]
+
+
+def text_headers(pairs: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    """Kafka's (name, bytes) headers as the mapping `handle_delivery(headers=...)` reads (the last
+    value of a repeated name wins; a null value is an empty string)."""
+    return {name: (value or b"").decode("utf-8", errors="replace") for name, value in pairs or ()}
