@@ -43,5 +43,12 @@ class MessageBusSettingsBase(BackendSettings):
         "max_payload is 1 MiB by default, Pulsar's maxMessageSize 5 MB, RabbitMQ's 128 MiB)",
     )
 
+    request_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="seconds a remote CommandBus.dispatch or QueryBus.ask waits for the reply before raising "
+        "CommandTimeoutError (COMMAND__REQUEST_TIMEOUT; a `timeout=` argument overrides it per call)",
+    )
+
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(max_attempts=self.max_attempts, delays=tuple(self.retry_delays))
