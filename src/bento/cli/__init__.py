@@ -14,14 +14,14 @@ from bento.domain.errors import BentoError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bento.cli import config, demo, events, projections
+    from bento.cli import config, demo, events, projections, run
 
     parser = argparse.ArgumentParser(
         prog="bento", description="Bento: hexagonal DDD messaging for Python services."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (demo, config, events, projections):
+    for module in (demo, run, config, events, projections):
         module.register(sub)
     return parser
 

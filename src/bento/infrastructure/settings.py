@@ -145,6 +145,9 @@ class ServiceSettings(BaseModel):
 
     name: str = "bento-service"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    grace_period: float = Field(
+        30.0, gt=0, description="seconds `bento run` lets in-flight handlers finish after SIGTERM"
+    )
 
 
 def _default_event_instances() -> dict[str, EventBusSettings]:
