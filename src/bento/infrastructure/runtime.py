@@ -8,7 +8,8 @@ Pieces, each started only when the service has something for it:
   each in its own group, through the inbox the settings select;
 - with a broker as event bus, `EventBus.publish` forwards to it (subscribers then consume
   from the broker, with its retries and dead letters);
-- the outbox relay (event store → MessageBus) and a runner per Projection provider.
+- the outbox relay (event store → MessageBus) and a runner per Projection provider (with a
+  broker and the private memory store, projections consume the relayed events from the broker).
 
 `Runtime.start()` returns one line per piece, which `bento run` logs; `stop()` stops taking
 messages, lets in-flight handlers finish (each adapter's drain timeout), then stops loops.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -26,13 +28,15 @@ from dependency_injector import containers, providers
 
 from bento.adapters.shared.settings_base import MessageBusSettingsBase
 from bento.application.buses import CommandBus, EventBus, QueryBus
-from bento.application.consumers import bind_event_handlers
+from bento.application.consumers import bind_event_handlers, group_name
 from bento.application.outbox import OutboxRelay
+from bento.application.ports.event_store import StoredEvent
 from bento.application.ports.message_bus import MessageBus, Subscription
 from bento.application.projections import Projection, ProjectionRunner
 from bento.application.publishing import MessageBusEventPublisher
 from bento.application.remote import RemoteCommandBus, RemoteQueryBus, RequestReply
 from bento.application.serialization import JsonCodec
+from bento.domain.events import DomainEvent
 from bento.infrastructure.backends import COMMAND_BUSES
 
 logger = logging.getLogger(__name__)
@@ -108,14 +112,25 @@ class Runtime:
         self.relay = OutboxRelay(store, bus, checkpoints, name=f"{service}.outbox", codec=codec)
         self.tasks.append(asyncio.create_task(self.relay.run(stop=self._stop), name="outbox relay"))
         lines.append(f"outbox relay: {type(store).__name__} -> {type(bus).__name__} ({self.relay.name})")
+        # A memory store is private to this process: with a broker, projections hosted here
+        # read the events other processes relay to it (one group per projection and topic).
+        from_broker = settings.event_backend != "inprocess" and settings.event_store.backend == "memory"
         for provider in c.traverse(types=[providers.Factory, providers.Singleton]):
             cls = getattr(provider, "cls", None)
-            if isinstance(cls, type) and issubclass(cls, Projection):
-                projection = await resolve(provider)
-                runner = ProjectionRunner(projection, store, checkpoints, codec=codec)
-                self.runners.append(runner)
-                self.tasks.append(asyncio.create_task(runner.run(stop=self._stop), name=runner.name))
-                lines.append(f"projection: {runner.name}")
+            if not (isinstance(cls, type) and issubclass(cls, Projection)):
+                continue
+            projection = await resolve(provider)
+            if from_broker:
+                feed = BrokerProjectionFeed(projection, codec)
+                for wire_name in sorted(projection.handled_types()):
+                    group = group_name(service, f"projection.{projection.name}")
+                    self.subscriptions.append(await bus.subscribe(wire_name, feed.apply, group=group))
+                    lines.append(f"projection: {projection.name} from topic {wire_name} group {group}")
+                continue
+            runner = ProjectionRunner(projection, store, checkpoints, codec=codec)
+            self.runners.append(runner)
+            self.tasks.append(asyncio.create_task(runner.run(stop=self._stop), name=runner.name))
+            lines.append(f"projection: {runner.name} from {type(store).__name__}")
         self.started, self.lines = True, lines
         return lines
 
@@ -148,6 +163,44 @@ class Runtime:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.tasks.clear()
         self.started = False
+
+
+class BrokerProjectionFeed:
+    """Applies events from broker subscriptions to a projection. The broker's group offsets
+    are the checkpoint; positions are this process's arrival order (monotonic across restarts),
+    which is what read-model versions need. Order holds per topic only: a projection that needs
+    one global order reads a shared event store (ClickHouse) instead."""
+
+    def __init__(self, projection: Projection, codec: JsonCodec) -> None:
+        self.projection, self.codec = projection, codec
+        self._lock = asyncio.Lock()
+        self._position = 0
+
+    async def apply(self, event: DomainEvent) -> None:
+        encoded = self.codec.encode_for_store(event)
+        async with self._lock:  # the projection's buffers take one batch at a time
+            self._position = max(self._position + 1, time.time_ns() // 1000)
+            stored = StoredEvent(
+                position=self._position,
+                stream=event.metadata.aggregate_id or "",
+                version=0,
+                event_id=encoded.event_id,
+                event_type=encoded.event_type,
+                schema_version=encoded.schema_version,
+                data=encoded.data,
+                metadata=encoded.metadata,
+                recorded_at=event.timestamp,
+                aggregate_type=encoded.aggregate_type,
+                tenant_id=encoded.tenant_id,
+                correlation_id=encoded.correlation_id,
+                causation_id=encoded.causation_id,
+            )
+            try:
+                await self.projection.apply(event, stored)
+                await self.projection.commit()
+            except BaseException:
+                await self.projection.discard()
+                raise  # the broker redelivers, then dead-letters
 
 
 async def open_runtime(container: containers.Container) -> AsyncIterator[Runtime]:
