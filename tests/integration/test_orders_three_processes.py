@@ -59,7 +59,11 @@ def _env(settings: dict[str, str], service: str) -> dict[str, str]:
 def _worker(target: str, settings: dict[str, str], service: str) -> subprocess.Popen[str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "bento.cli", "run", f"examples.orders.service:{target}"],
-        cwd=ROOT, env=_env(settings, service), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        cwd=ROOT,
+        env=_env(settings, service),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
     )
     assert process.stderr is not None
     seen = []
@@ -78,8 +82,13 @@ def test_three_processes_on_one_broker(backend: str, request: pytest.FixtureRequ
         workers.append(_worker("CommandWorker", settings, "orders-commands"))
         workers.append(_worker("ReadWorker", settings, "orders-read"))
         client = subprocess.run(
-            [sys.executable, "-m", "examples.orders.client", "60"], cwd=ROOT, env=_env(settings, "orders-client"),
-            capture_output=True, text=True, timeout=180, check=False,
+            [sys.executable, "-m", "examples.orders.client", "60"],
+            cwd=ROOT,
+            env=_env(settings, "orders-client"),
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
         )
         assert client.returncode == 0, client.stderr
         result = json.loads(client.stdout.splitlines()[-1])

@@ -109,6 +109,7 @@ async def serve(container_class: Any, *, http: str | None = None) -> int:
         await _close_quietly(container)
         return 1
     await stop.wait()
+    link = container.command_link()
     grace = settings.service.grace_period
     try:
         async with asyncio.timeout(grace):
@@ -119,6 +120,8 @@ async def serve(container_class: Any, *, http: str | None = None) -> int:
     finally:
         if server is not None:
             server.close()
+    if link is not None:
+        logger.info("redeliveries absorbed by the inbox: %d", link.redeliveries_absorbed)
     logger.info("stopped")
     return 0
 
