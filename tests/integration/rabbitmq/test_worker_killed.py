@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 import types
 import uuid
 from collections import Counter
@@ -74,6 +75,11 @@ def _start(cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     raise AssertionError(f"the worker did not start ({process.wait()})")
 
 
+def _wait_for_effects(store: redis.Redis, effects: str, count: int) -> None:
+    while store.llen(effects) < count:
+        time.sleep(0.01)
+
+
 @asynccontextmanager
 async def _caller(rabbitmq_url: str) -> AsyncIterator[RemoteCommandBus]:
     @asynccontextmanager
@@ -108,8 +114,7 @@ async def test_sigkill_with_200_in_flight(tmp_path: Path, rabbitmq_url: str) -> 
     try:
         async with _caller(rabbitmq_url) as commands:
             calls = [asyncio.create_task(commands.dispatch(work(n=n))) for n in range(200)]  # type: ignore[call-arg]
-            while store.llen(effects) < 40:  # the worker is busy with the batch
-                await asyncio.sleep(0.01)
+            await asyncio.to_thread(_wait_for_effects, store, effects, 40)  # the worker is busy with the batch
             first.send_signal(signal.SIGKILL)
             first.wait()
             second = await asyncio.to_thread(_start, tmp_path, {**env, "SERVICE__NAME": "restarted"})
@@ -138,5 +143,5 @@ async def test_sigkill_with_200_in_flight(tmp_path: Path, rabbitmq_url: str) -> 
             if process is not None and process.poll() is None:
                 process.kill()
                 process.wait()
-        keys = list(store.scan_iter(match=f"bento-test:inbox:{wire}:*")) + [effects]
+        keys = [*store.scan_iter(match=f"bento-test:inbox:{wire}:*"), effects]
         store.delete(*keys)
