@@ -6,7 +6,9 @@ when its row lands) carries commands with no code of its own:
 - A command goes to the topic of its wire name (`{prefix}{wire name}`). The service that
   registers its handler consumes that topic as ONE competing group (`{prefix}bento.handlers`
   + wire name), so exactly one instance runs each command.
-- `dispatch` stamps the command with this process's reply topic (header `bento-reply-to`) and
+- Where the adapter offers its broker's own request/reply (`bus.request_reply`, the
+  RequestReplyPort: NATS core request/reply), `dispatch` and `ask` use it, one hop each way.
+- Otherwise `dispatch` stamps the command with this process's reply topic (header `bento-reply-to`) and
   waits on a future keyed by the command's message id. The reply topic is private to the
   process (a broadcast subscription, created at start); replies carry `in_reply_to`.
 - The handler's result travels as JSON; its error as a wire name (a DomainError declared with
@@ -38,6 +40,7 @@ from bento.application.errors import (
 )
 from bento.application.ports.inbox import Inbox
 from bento.application.ports.message_bus import MessageBus, Subscription
+from bento.application.ports.request_reply import RequestReplyPort
 from bento.domain.errors import DomainError, clipped, domain_error_type
 from bento.domain.events import DomainEvent
 from bento.domain.wire import WireMessage
@@ -125,6 +128,16 @@ class RequestReply:
             raise TypeError(f"{type(message).__qualname__} is abstract: brokers route by wire name")
         bus = await self.transport()
         limit = self.timeout if timeout is None else timeout
+        native = _native(bus)
+        if native is not None:
+            topic = self.topic_of(message)
+            try:
+                answer = await native.request(topic, _as_event(message), timeout=limit)
+            except TimeoutError:
+                raise CommandTimeoutError(type(message).__wire_name__, topic, limit) from None
+            if not isinstance(answer, Reply):
+                raise MalformedReplyError(type(message).__wire_name__, f"got a {type(answer).__wire_name__}")
+            return _outcome(answer, message)
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[message.message_id] = future
         topic = self.topic_of(message)
@@ -163,7 +176,13 @@ class RequestReply:
         topic = self.prefix + message_type.__wire_name__
         group = HANDLER_GROUP + message_type.__wire_name__
         server = _Server(self, bus, run, group, inbox, message_type)
-        return await bus.subscribe(topic, server.handle, group=group)
+        subscription = await bus.subscribe(topic, server.handle, group=group)
+        native = _native(bus)
+        if native is None:
+            return subscription
+        # Requests arrive natively; the durable topic still carries `send` (and callers
+        # without the native path).
+        return _Both(subscription, await native.serve(topic, server.answer, group=group))
 
 
 class _Server:
@@ -181,6 +200,23 @@ class _Server:
         self.owner, self.bus, self.run, self.group, self.inbox = owner, bus, run, group, inbox
         self.message_type = message_type
         self.redeliveries_absorbed = 0
+
+    async def answer(self, event: DomainEvent) -> DomainEvent | None:
+        """A native request: run it and return the reply (None: a redelivery already handled)."""
+        message = cast(WireMessage, event)
+        if self.inbox is not None and await self.inbox.is_processed(self.group, message.message_id):
+            self.redeliveries_absorbed += 1
+            self.owner.redeliveries_absorbed += 1
+            return None
+        if type(message) is not self.message_type:
+            return _as_event(_error_reply(message, HandlerNotFoundError(type(message)), ""))
+        try:
+            result = await self.run(message)
+            reply = Reply(in_reply_to=message.message_id, ok=True, result=to_jsonable_python(result))
+        except Exception as exc:
+            reply = _error_reply(message, exc, self.owner.service)
+        await self._mark(message)
+        return _as_event(reply)
 
     async def handle(self, event: DomainEvent) -> None:
         message = cast(WireMessage, event)
@@ -210,6 +246,31 @@ class _Server:
     async def _mark(self, message: WireMessage) -> None:
         if self.inbox is not None:
             await self.inbox.mark_processed(self.group, message.message_id)
+
+
+def _native(bus: MessageBus) -> RequestReplyPort | None:
+    """The adapter's own request/reply, when it offers one (see ports.request_reply)."""
+    native: RequestReplyPort | None = getattr(bus, "request_reply", None)
+    return native
+
+
+class _Both:
+    """The durable subscription and the native one of a served topic, cancelled together."""
+
+    def __init__(self, durable: Subscription, native: Subscription) -> None:
+        self._durable, self._native = durable, native
+
+    @property
+    def topic(self) -> str:
+        return self._durable.topic
+
+    @property
+    def group(self) -> str | None:
+        return self._durable.group
+
+    async def cancel(self) -> None:
+        await self._native.cancel()
+        await self._durable.cancel()
 
 
 def _error_reply(message: WireMessage, exc: Exception, service: str) -> Reply:

@@ -25,6 +25,7 @@ from typing import Any
 from dependency_injector import containers
 
 from bento.application.errors import ConfigurationError
+from bento.infrastructure.container import shutdown
 from bento.infrastructure.runtime import Runtime
 
 logger = logging.getLogger("bento.run")
@@ -113,7 +114,7 @@ async def serve(container_class: Any, *, http: str | None = None) -> int:
     grace = settings.service.grace_period
     try:
         async with asyncio.timeout(grace):
-            await container.shutdown_resources()
+            await shutdown(container)
     except TimeoutError:
         logger.error("handlers did not finish within the %gs grace period; exiting", grace)
         return 1
@@ -133,7 +134,7 @@ def _one_line(exc: BaseException) -> str:
 
 async def _close_quietly(container: containers.Container) -> None:
     try:
-        await container.shutdown_resources()
+        await shutdown(container)
     except Exception as exc:
         logger.debug("closing after a failed start: %s", exc)
 

@@ -28,6 +28,7 @@ import nats.js.errors
 from nats.js import JetStreamContext
 
 from bento.adapters.nats._connection import Connection
+from bento.adapters.nats.request_reply import NatsRequestReply
 from bento.adapters.nats._consumer import Consumer, NatsSubscription, consumer_config
 from bento.adapters.nats._publisher import Publisher
 from bento.adapters.nats._strays import sweep_unrouted
@@ -92,6 +93,11 @@ class NatsMessageBus(StartsAndCloses):
         return self._counters.snapshot()
 
     # -- lifecycle ----------------------------------------------------------------------
+    @property
+    def request_reply(self) -> NatsRequestReply:
+        """NATS core request/reply for a remote CommandBus's dispatch and ask (RequestReplyPort)."""
+        return NatsRequestReply(self._conn, self.settings, self.codec)
+
     async def start(self) -> None:
         """Connect and declare the streams. Idempotent; refused after close()."""
         if self._closed:
