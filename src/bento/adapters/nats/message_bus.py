@@ -28,12 +28,12 @@ import nats.js.errors
 from nats.js import JetStreamContext
 
 from bento.adapters.nats._connection import Connection
-from bento.adapters.nats.request_reply import NatsRequestReply
 from bento.adapters.nats._consumer import Consumer, NatsSubscription, consumer_config
 from bento.adapters.nats._publisher import Publisher
 from bento.adapters.nats._strays import sweep_unrouted
 from bento.adapters.nats._streams import read_dead_letters
 from bento.adapters.nats._subjects import Layout, check_topic
+from bento.adapters.nats.request_reply import NatsRequestReply
 from bento.adapters.nats.settings import NatsSettings
 from bento.adapters.shared.lifecycle import StartsAndCloses, opened
 from bento.adapters.shared.limits import within_limit
