@@ -184,11 +184,12 @@ async def _probe(path: str, runtime: Runtime | None) -> tuple[int, dict[str, Any
 
 def _reload(args: argparse.Namespace) -> int:
     try:
-        from watchfiles import run_process
+        from watchfiles import PythonFilter, run_process
     except ImportError:
         print("bento run: --reload needs watchfiles: pip install 'bento-ddd[run]'", file=sys.stderr)
         return 2
     command = [sys.executable, "-m", "bento.cli", "run", args.target] + (["--http", args.http] if args.http else [])
-    logger.info("watching %s for changes", os.getcwd())
-    run_process(os.getcwd(), target=" ".join(command), target_type="command")
+    logger.info("watching *.py under %s for changes", os.getcwd())
+    # Python files only: a log file written under the directory would restart it in a loop.
+    run_process(os.getcwd(), target=" ".join(command), target_type="command", watch_filter=PythonFilter())
     return 0
