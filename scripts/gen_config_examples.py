@@ -41,6 +41,8 @@ EVENT_INSTANCES: list[tuple[str, BaseModel]] = [
 ]
 NAMED: dict[str, list[tuple[str, BaseModel]]] = {
     "event": EVENT_INSTANCES,
+    # The remote CommandBus/QueryBus transport: in-process unless a broker is named.
+    "command": [("default", InProcessSettings())],
     "channel": [("default", ChannelSettings()), ("notification", ChannelSettings(backend="redis"))],
     "mq": [
         ("default", MQSettings()),

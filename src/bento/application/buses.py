@@ -70,6 +70,11 @@ class CommandBus(_SingleHandlerBus):
             raise HandlerNotFoundError(type(command)) from None
         return await handler(command)
 
+    async def send(self, command: Command) -> None:
+        """Run `command` for its effect, discarding the result. In-process this is `dispatch`;
+        a remote bus (`bento.application.remote`) enqueues it without waiting."""
+        await self.dispatch(command)
+
 
 class QueryBus(_SingleHandlerBus):
     """Answers a query with its one handler."""
@@ -143,6 +148,13 @@ class EventBus:
         self._by_type: dict[type[DomainEvent], tuple[Subscriber, ...]] = {}
         self._retries: set[asyncio.Task[None]] = set()
         self.failed: list[FailedDelivery] = []
+        self._forward: Callable[..., Awaitable[None]] | None = None
+
+    def forward_to(self, publish: Callable[..., Awaitable[None]] | None) -> None:
+        """Send published events to `publish` (an EventPublisherPort's, e.g. a broker's)
+        instead of running the subscribers here: they then consume from the broker, one
+        group each, with its retries and dead letters. None restores in-process delivery."""
+        self._forward = publish
 
     # -- registration ---------------------------------------------------------------------
     def subscribe(self, event_type: type[E]) -> Callable[[EventFunction[E]], EventFunction[E]]:
@@ -177,7 +189,11 @@ class EventBus:
 
     # -- publishing -----------------------------------------------------------------------
     async def publish(self, *events: DomainEvent) -> None:
-        """Run every subscriber of every event; returns when each had its first attempt."""
+        """Run every subscriber of every event; returns when each had its first attempt.
+        When forwarding (`forward_to`), returns once the broker accepted the events."""
+        if self._forward is not None:
+            await self._forward(*events)
+            return
         by_type = self._by_type
         for event in events:
             subscribers = by_type.get(type(event)) or self.subscribers_of(type(event))

@@ -198,3 +198,41 @@ class CacheValueError(BentoError, TypeError):
             f"cannot cache the value of {key[:120]!r}: {reason[:200]}; return JSON-able data or pydantic models"
         )
         self.key, self.reason = key[:120], reason[:200]
+
+
+class CommandTimeoutError(BentoError, TimeoutError):
+    """No reply came in time from a remote CommandBus or QueryBus: no service hosts the
+    handler, the worker died, or the reply was lost. The command may still run (a `send`
+    would be redelivered); callers that retry should make the command idempotent."""
+
+    def __init__(self, command: str, destination: str, timeout: float) -> None:
+        super().__init__(
+            f"no reply to {quoted(command)} from topic {quoted(destination)} within {timeout:g}s; is a service "
+            "hosting its handler running (`bento run`)? Raise the timeout with `timeout=` or COMMAND__REQUEST_TIMEOUT"
+        )
+        self.command, self.destination, self.timeout = command, destination, timeout
+
+
+class RemoteHandlerError(BentoError):
+    """A remote handler raised something other than a registered DomainError; the type, the
+    message (bounded) and the service that ran it are kept as attributes."""
+
+    def __init__(self, remote_type: str, remote_message: str, service: str, *, command: str = "") -> None:
+        what = f" handling {quoted(command)}" if command else ""
+        super().__init__(
+            f"service {quoted(service)} raised {clipped(remote_type, 200)}{what}: {clipped(remote_message, 1000)}"
+        )
+        self.remote_type, self.remote_message, self.service, self.command = (
+            remote_type,
+            remote_message,
+            service,
+            command,
+        )
+
+
+class MalformedReplyError(BentoError, ValueError):
+    """A reply reached the caller but could not be read (a foreign producer, a version skew)."""
+
+    def __init__(self, command: str, reason: str) -> None:
+        super().__init__(f"the reply to {quoted(command)} is malformed: {clipped(reason, 500)}")
+        self.command, self.reason = command, reason

@@ -1,11 +1,16 @@
-"""EventPublisherPort implementations."""
+"""MessageBusEventPublisher: the EventPublisherPort that sends events to a MessageBus.
+
+How events leave a handler: with an event store, through the store and the outbox relay; without
+one, `EventBus.publish`, which the runtime points at this publisher when the event bus is a
+broker (`EventBus.forward_to`), so subscribers consume from the broker. With no broker,
+`EventBus.publish` runs the subscribers in-process (what a separate local publisher did).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from itertools import groupby
 
-from bento.application.buses import EventBus
 from bento.application.ports.message_bus import MessageBus
 from bento.domain.events import DomainEvent
 
@@ -33,12 +38,3 @@ class MessageBusEventPublisher:
             else:
                 await self._bus.publish_batch(self._prefix + topic, batch)
 
-
-class LocalEventPublisher:
-    """Publishes straight to the in-process EventBus (single-process services, tests)."""
-
-    def __init__(self, bus: EventBus) -> None:
-        self._bus = bus
-
-    async def publish(self, *events: DomainEvent) -> None:
-        await self._bus.publish(*events)

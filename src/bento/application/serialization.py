@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
@@ -26,7 +26,8 @@ from bento.application import wire
 from bento.application.errors import DeserializationError, SerializationError, UnknownMessageTypeError
 from bento.application.wire import Transport
 from bento.domain.errors import DuplicateMessageTypeError, clipped
-from bento.domain.events import DomainEvent, concrete_event_types
+from bento.domain.events import DomainEvent
+from bento.domain.wire import concrete_message_types
 
 #: Turns the JSON dict of one schema version into the next version's dict.
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
@@ -38,9 +39,9 @@ _ENVELOPE_FIELDS = set(DomainEvent.ENVELOPE_FIELDS)
 
 
 class MessageRegistry:
-    """Wire name → DomainEvent class, plus upcasters.
+    """Wire name → message class, plus upcasters.
 
-    Every defined (non-abstract) DomainEvent subclass is known without registration:
+    Every defined (non-abstract) DomainEvent, Command or Query subclass is known without registration:
     the class tree is consulted on a miss and cached. `register` adds nothing new for
     such classes but lets a service list its types explicitly; `restrict_to` limits a
     registry to an allow-list.
@@ -78,10 +79,12 @@ class MessageRegistry:
         if cls is not None:
             return cls
         if not self._restricted:
-            for candidate in concrete_event_types():
+            # Commands, queries and replies resolve too (a remote CommandBus decodes them with
+            # the same codec); they are typed as DomainEvent only because the transport port is.
+            for candidate in concrete_message_types():
                 if candidate.__wire_name__ == wire_name:
-                    self._types[wire_name] = candidate
-                    return candidate
+                    self._types[wire_name] = cast(type[DomainEvent], candidate)
+                    return self._types[wire_name]
         raise UnknownMessageTypeError(wire_name, message_id=message_id, known=self.names())
 
     def resolve_known(self, wire_name: str) -> type[DomainEvent] | None:
@@ -101,7 +104,7 @@ class MessageRegistry:
     def names(self) -> list[str]:
         if self._restricted:
             return sorted(self._types)
-        return sorted({*self._types, *(c.__wire_name__ for c in concrete_event_types())})
+        return sorted({*self._types, *(c.__wire_name__ for c in concrete_message_types())})
 
     def upcast(self, wire_name: str, version: int, data: dict[str, Any], target: int) -> dict[str, Any]:
         while version < target:

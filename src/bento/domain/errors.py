@@ -8,7 +8,46 @@ class BentoError(Exception):
 
 
 class DomainError(BentoError):
-    """A business rule refused an operation; raised by aggregates and handlers."""
+    """A business rule refused an operation; raised by aggregates and handlers.
+
+    A subclass declared with a wire name (`class OutOfStock(DomainError, name="stock.out")`)
+    crosses a remote CommandBus as itself: the caller gets the same class with the same
+    message. DomainError itself travels as `bento.domain_error`; an unnamed subclass reaches
+    the caller as RemoteHandlerError (nothing on the caller's side could be sure to rebuild it).
+    """
+
+    __wire_name__: str | None = "bento.domain_error"
+
+    def __init_subclass__(cls, *, name: str | None = None, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.__wire_name__ = name
+        if name is not None:
+            for existing in _domain_error_types():
+                same = existing.__module__ == cls.__module__ and existing.__qualname__ == cls.__qualname__
+                if existing is not cls and existing.__wire_name__ == name and not same:
+                    raise DuplicateMessageTypeError(
+                        name, f"{existing.__module__}.{existing.__qualname__}", f"{cls.__module__}.{cls.__qualname__}"
+                    )
+
+
+def _domain_error_types() -> list[type[DomainError]]:
+    found: list[type[DomainError]] = []
+    stack = list(DomainError.__subclasses__())
+    while stack:
+        klass = stack.pop()
+        found.append(klass)
+        stack.extend(klass.__subclasses__())
+    return found
+
+
+def domain_error_type(wire_name: str) -> type[DomainError] | None:
+    """The DomainError class declared with `wire_name` (the class tree is the registry)."""
+    if wire_name == DomainError.__wire_name__:
+        return DomainError
+    for klass in _domain_error_types():
+        if klass.__wire_name__ == wire_name:
+            return klass
+    return None
 
 
 class DuplicateMessageTypeError(BentoError, TypeError):

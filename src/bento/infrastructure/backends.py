@@ -228,6 +228,12 @@ MESSAGE_BUSES = Catalogue(
     contract="MessageBusContract",
 )
 
+#: Remote CommandBus/QueryBus transports (`COMMAND__BACKEND`): request/reply is built on the
+#: MessageBus port (`bento.application.remote`), so every message-bus row is a command-bus row
+#: too (a new transport, Kafka say, carries commands with no code of its own). `inprocess`
+#: keeps the plain in-process buses.
+COMMAND_BUSES = Catalogue("command bus", MESSAGE_BUSES.rows, default="inprocess", contract="CommandBusContract")
+
 EVENT_STORES = Catalogue(
     "event store",
     [
@@ -448,6 +454,7 @@ CACHES = Catalogue(
 #: Every port's catalogue, by the settings section that selects its backend.
 CATALOGUES: dict[str, Catalogue] = {
     "event": MESSAGE_BUSES,
+    "command": COMMAND_BUSES,
     "event_store": EVENT_STORES,
     "stream_lock": STREAM_LOCKS,
     "read_model": READ_MODELS,

@@ -13,14 +13,16 @@ provider on its bus (see src/bento/examples/orders/container.py).
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
 from dependency_injector import containers, providers
 
 from bento.application.buses import CommandBus, EventBus, QueryBus
 from bento.application.handlers import CommandHandler, EventHandler, QueryHandler
+from bento.application.remote import RequestReply
 from bento.application.serialization import JsonCodec, MessageRegistry
-from bento.infrastructure import backends, builders
+from bento.infrastructure import backends, builders, runtime
 from bento.infrastructure.named_buses import named_message_buses
 from bento.infrastructure.settings import load_settings
 
@@ -32,6 +34,8 @@ class BentoContainer(containers.DeclarativeContainer):
     keyed by that port's own `backend` setting; every branch is a Resource, so only the
     selected backend is opened."""
 
+    #: This container itself (set in __new__; providers.Self misses subclasses' providers).
+    host: providers.Object[Any] = providers.Object(None)
     settings = providers.Singleton(load_settings)
 
     registry = providers.Singleton(MessageRegistry)
@@ -43,9 +47,13 @@ class BentoContainer(containers.DeclarativeContainer):
     )
     message_buses = providers.Resource(named_message_buses, settings.provided.event, codec)
 
-    # In-process application buses.
-    command_bus = providers.Singleton(CommandBus)
-    query_bus = providers.Singleton(QueryBus)
+    # Application buses: in-process unless COMMAND__BACKEND names a broker; then commands and
+    # queries without a local handler go to the service hosting theirs (request/reply).
+    command_link = providers.Singleton(
+        runtime.request_reply, settings.provided.default_command, codec, settings.provided.service.name
+    )
+    command_bus = providers.Singleton(runtime.command_bus, command_link)
+    query_bus = providers.Singleton(runtime.query_bus, command_link)
     event_bus = providers.Singleton(EventBus)
 
     # Storage. The ClickHouse engine is shared by every ClickHouse store and opened only
@@ -71,6 +79,20 @@ class BentoContainer(containers.DeclarativeContainer):
         settings.provided.read_model.backend, settings.provided.read_model, engine=clickhouse_engine
     )
     inbox = backends.INBOXES.selector(settings.provided.inbox.backend, settings.provided.inbox)
+
+    # Everything the service hosts (consumers, subscriptions, relay, projections), started
+    # and stopped as one Resource: `await container.runtime()`; `bento run` does it.
+    runtime = providers.Resource(runtime.open_runtime, host)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        container = super().__new__(cls, *args, **kwargs)
+        container.host.override(providers.Object(container))
+        close = container.shutdown_resources
+        # dependency-injector returns None when no async Resource was opened, which
+        # `await container.shutdown_resources()` cannot await; always return an awaitable,
+        # which also closes the command transport (opened on first use, not a Resource).
+        container.shutdown_resources = lambda: _Shutdown(close(), container)  # type: ignore[method-assign,assignment,misc]
+        return container
 
 
 async def resolve(provider: Any) -> Any:
@@ -105,7 +127,27 @@ async def register_handlers(container: containers.Container) -> list[object]:
 
 
 async def shutdown(container: containers.Container) -> None:
-    """Close every Resource the container opened (`shutdown_resources`, awaited)."""
+    """Close every Resource the container opened (`shutdown_resources`, awaited), whether or
+    not an async one was opened, on any container."""
     result = container.shutdown_resources()
     if result is not None:
         await result
+
+
+class _Shutdown:
+    """What BentoContainer.shutdown_resources returns: awaitable in every case. The sync
+    Resources are already closed when it is created; awaiting it finishes the async ones and
+    closes the command transport. Never awaited, it leaves no 'never awaited' warning."""
+
+    def __init__(self, pending: Any, container: Any) -> None:
+        self.pending, self.container = pending, container
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self._finish().__await__()
+
+    async def _finish(self) -> None:
+        if self.pending is not None:
+            await self.pending
+        link = self.container.command_link()
+        if isinstance(link, RequestReply):
+            await link.close()

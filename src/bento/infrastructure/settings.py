@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from bento.adapters.shared.settings_base import BackendSettings, MessageBusSettingsBase
 
 #: Sections holding named instances (`{PREFIX}__{INSTANCE}__{FIELD}`).
-NAMED_SECTIONS = ("event", "channel", "mq", "cache")
+NAMED_SECTIONS = ("event", "command", "channel", "mq", "cache")
 
 if TYPE_CHECKING:
     # What code may rely on for any member: its `backend`, the catalogue row's name.
@@ -163,6 +163,9 @@ class ServiceSettings(BaseModel):
 
     name: str = "bento-service"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    grace_period: float = Field(
+        30.0, gt=0, description="seconds `bento run` lets in-flight handlers finish after SIGTERM"
+    )
 
 
 def _default_event_instances() -> dict[str, EventBusSettings]:
@@ -183,6 +186,7 @@ class BentoSettings(BaseSettings):
 
     service: ServiceSettings = ServiceSettings()
     event: dict[str, EventBusSettings] = Field(default_factory=lambda: _default_event_instances())
+    command: dict[str, EventBusSettings] = Field(default_factory=lambda: _default_event_instances())
     event_store: EventStoreSettings = MemoryEventStoreSettings()
     stream_lock: StreamLockSettings = InProcessStreamLockSettings()
     read_model: ReadModelSettings = MemoryReadModelSettings()
@@ -230,7 +234,7 @@ class BentoSettings(BaseSettings):
 
     # -- named instances ------------------------------------------------------------------
     def get_instances(self, section: str) -> dict[str, Any]:
-        """All instances of a named section (`event`, `channel`, `mq`, `cache`)."""
+        """All instances of a named section (`event`, `command`, `channel`, `mq`, `cache`)."""
         value = getattr(self, section, None)
         if not isinstance(value, dict):
             raise KeyError(f"{section!r} has no named instances (choose from event, channel, mq, cache)")
@@ -255,6 +259,16 @@ class BentoSettings(BaseSettings):
     def event_backend(self) -> str:
         """The default event bus's backend (aliases were resolved when the settings were read)."""
         return self.default_event.backend
+
+    @property
+    def default_command(self) -> EventBusSettings:
+        """The transport of the remote CommandBus/QueryBus (`COMMAND__…`; in-process by default)."""
+        try:
+            return self.command[DEFAULT_INSTANCE]
+        except KeyError:
+            raise ConfigurationError(
+                [f"no command bus instance; set COMMAND__BACKEND (have: {sorted(self.command)})"]
+            ) from None
 
     def masked(self) -> dict[str, Any]:
         """Effective settings as JSON-able data, secrets shown as '**********'."""

@@ -33,6 +33,7 @@ from bento.adapters.nats._publisher import Publisher
 from bento.adapters.nats._strays import sweep_unrouted
 from bento.adapters.nats._streams import read_dead_letters
 from bento.adapters.nats._subjects import Layout, check_topic
+from bento.adapters.nats.request_reply import NatsRequestReply
 from bento.adapters.nats.settings import NatsSettings
 from bento.adapters.shared.delivery import typed_handler
 from bento.adapters.shared.lifecycle import StartsAndCloses, opened
@@ -95,6 +96,11 @@ class NatsMessageBus(StartsAndCloses):
         return self._counters.snapshot()
 
     # -- lifecycle ----------------------------------------------------------------------
+    @property
+    def request_reply(self) -> NatsRequestReply:
+        """NATS core request/reply for a remote CommandBus's dispatch and ask (RequestReplyPort)."""
+        return NatsRequestReply(self._conn, self.settings, self.codec)
+
     async def start(self) -> None:
         """Connect and declare the streams. Idempotent; refused after close()."""
         if self._closed:

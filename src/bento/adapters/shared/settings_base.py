@@ -56,6 +56,12 @@ class MessageBusSettingsBase(BackendSettings):
     cloudevents_source: str = Field(
         "bento-service", min_length=1, description="the CloudEvents `source` attribute: the service's name"
     )
+    request_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="seconds a remote CommandBus.dispatch or QueryBus.ask waits for the reply before raising "
+        "CommandTimeoutError (COMMAND__REQUEST_TIMEOUT; a `timeout=` argument overrides it per call)",
+    )
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(max_attempts=self.max_attempts, delays=tuple(self.retry_delays))

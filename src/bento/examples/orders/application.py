@@ -13,7 +13,7 @@ from bento.examples.orders.domain import Order, OrderPaid, OrderPlaced, Product,
 
 
 # -- commands and queries -----------------------------------------------------------------
-class PlaceOrder(Command):
+class PlaceOrder(Command, name="orders.place_order"):
     order_id: str
     customer: str
     sku: str
@@ -21,27 +21,27 @@ class PlaceOrder(Command):
     unit_price: float
 
 
-class PayOrder(Command):
+class PayOrder(Command, name="orders.pay_order"):
     order_id: str
     amount: float
 
 
-class RestockProduct(Command):
+class RestockProduct(Command, name="inventory.restock"):
     sku: str
     quantity: int
 
 
-class ReserveStock(Command):
+class ReserveStock(Command, name="inventory.reserve_stock"):
     sku: str
     order_id: str
     quantity: int
 
 
-class GetOrder(Query):
+class GetOrder(Query, name="orders.get_order"):
     order_id: str
 
 
-class ListOrders(Query):
+class ListOrders(Query, name="orders.list_orders"):
     status: str | None = None
 
 
@@ -160,6 +160,11 @@ class OrderSummaryProjection(Projection, name="order_summary"):
         current = await self.summaries.get(order_id)
         if current is not None:
             await self.summaries.upsert(current.model_copy(update=changes), version=position)
+
+
+# What a remote QueryBus rebuilds the JSON reply into (in-process, the handler's value is returned).
+GetOrder.__result_type__ = OrderSummary | None  # type: ignore[attr-defined]
+ListOrders.__result_type__ = list[OrderSummary]  # type: ignore[attr-defined]
 
 
 class GetOrderHandler(QueryHandler[GetOrder, OrderSummary | None]):

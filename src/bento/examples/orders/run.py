@@ -139,7 +139,7 @@ async def run_demo(settings: BentoSettings | None = None, say: Callable[[str], A
         bus: MessageBus = await container.message_bus()
         store: EventStore = await container.event_store()
         checkpoints: CheckpointStore = await container.checkpoint_store()
-        projection = await container.summary_projection()  # type: ignore[misc]  # async: it needs a Resource
+        projection = await container.summary_projection()  # async: it needs a Resource
         report.run = run = await _run_number(store)
         say(f"Bento demo, run {run}: bus={type(bus).__name__}, store={type(store).__name__}")
 

@@ -1,0 +1,195 @@
+"""`bento run module:Container`: host a service's runtime (what `faststream run` is to FastStream).
+
+Opens the container, starts everything it hosts (`container.runtime()`: command and query
+consumers, subscriptions, the outbox relay, projections) and logs one line per piece. With
+`--http HOST:PORT` it serves `/livez` (the process is alive) and `/readyz` (200 once the runtime
+started and every projection and the relay caught up, 503 before; the body reports the lag).
+SIGTERM or SIGINT stops taking messages, lets in-flight handlers finish within the grace period
+(`SERVICE__GRACE_PERIOD`), flushes the relay, closes connections and exits 0; a second signal
+exits at once. A start-up failure is one line on stderr and exit code 1. `--reload` restarts
+the process when a source file under the current directory changes (watchfiles).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+from dependency_injector import containers
+
+from bento.application.errors import ConfigurationError
+from bento.infrastructure.container import shutdown
+from bento.infrastructure.runtime import Runtime
+
+logger = logging.getLogger("bento.run")
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("run", help="host a service: bento run module:Container")
+    parser.add_argument("target", help="the container class, as module:Class (the current directory is importable)")
+    parser.add_argument("--http", metavar="HOST:PORT", help="serve /livez and /readyz on this address")
+    parser.add_argument("--reload", action="store_true", help="restart when a source file changes (development)")
+    parser.set_defaults(func=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    _log_to_stderr()
+    if args.reload:
+        return _reload(args)
+    try:
+        container_class = load_target(args.target)
+    except ConfigurationError as exc:
+        print(f"bento run: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(serve(container_class, http=args.http))
+
+
+def _log_to_stderr() -> None:
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s bento run: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def load_target(target: str) -> Any:
+    """The container class (or instance) `module:Name` names, the current directory first on sys.path."""
+    module_name, sep, attribute = target.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ConfigurationError([f"target {target!r} must be module:Container"])
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError([f"cannot import {module_name!r}: {exc}"]) from exc
+    found = getattr(module, attribute, None)
+    if found is None:
+        raise ConfigurationError([f"module {module_name!r} has no {attribute!r}"])
+    return found
+
+
+async def serve(container_class: Any, *, http: str | None = None) -> int:
+    """Run until a signal; returns the exit code."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = 0
+
+    def on_signal(number: int) -> None:
+        nonlocal signals
+        signals += 1
+        if signals > 1:
+            logger.info("second %s: exiting now", signal.Signals(number).name)
+            os._exit(130)
+        logger.info("%s: stopping (a second signal exits at once)", signal.Signals(number).name)
+        stop.set()
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(number, on_signal, number)
+    container = container_class() if isinstance(container_class, type) else container_class
+    state: dict[str, Any] = {"runtime": None}
+    server = await _http_server(http, state) if http else None
+    try:
+        settings = container.settings()
+        logger.info("service %s: starting", settings.service.name)
+        runtime: Runtime = await container.runtime()
+        state["runtime"] = runtime
+        for line in runtime.lines:
+            logger.info(line)
+        logger.info("ready: %d piece(s) running; SIGTERM or Ctrl-C stops", len(runtime.lines))
+    except Exception as exc:
+        print(f"bento run: cannot start: {_one_line(exc)}", file=sys.stderr)
+        await _close_quietly(container)
+        return 1
+    await stop.wait()
+    link = container.command_link()
+    grace = settings.service.grace_period
+    try:
+        async with asyncio.timeout(grace):
+            await shutdown(container)
+    except TimeoutError:
+        logger.error("handlers did not finish within the %gs grace period; exiting", grace)
+        return 1
+    finally:
+        if server is not None:
+            server.close()
+    if link is not None:
+        logger.info("redeliveries absorbed by the inbox: %d", link.redeliveries_absorbed)
+    logger.info("stopped")
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 500 else text[:500] + "…"
+
+
+async def _close_quietly(container: containers.Container) -> None:
+    try:
+        await shutdown(container)
+    except Exception as exc:
+        logger.debug("closing after a failed start: %s", exc)
+
+
+async def _http_server(address: str, state: dict[str, Any]) -> asyncio.Server:
+    host, _, port = address.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        raise ConfigurationError([f"--http {address!r} must be HOST:PORT"]) from None
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readline(), 5.0)
+            path = request.split(b" ")[1].decode() if request.count(b" ") >= 2 else "/"
+            status, body = await _probe(path, state.get("runtime"))
+            payload = json.dumps(body).encode()
+            reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
+            writer.write(
+                f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+                + payload
+            )
+            await writer.drain()
+        except Exception as exc:  # a bad probe must not touch the service
+            logger.debug("health request failed: %s", exc)
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(answer, host or "0.0.0.0", number)
+
+
+async def _probe(path: str, runtime: Runtime | None) -> tuple[int, dict[str, Any]]:
+    if path == "/livez":
+        return 200, {"alive": True}
+    if path != "/readyz":
+        return 404, {"error": "try /livez or /readyz"}
+    if runtime is None or not runtime.started:
+        return 503, {"ready": False, "reason": "starting"}
+    try:
+        lag = await runtime.lag()
+    except Exception as exc:
+        return 503, {"ready": False, "reason": _one_line(exc)}
+    ready = not any(lag.values())
+    return (200 if ready else 503), {"ready": ready, "lag": lag}
+
+
+def _reload(args: argparse.Namespace) -> int:
+    try:
+        from watchfiles import PythonFilter, run_process
+    except ImportError:
+        print("bento run: --reload needs watchfiles: pip install 'bento-ddd[run]'", file=sys.stderr)
+        return 2
+    command = [sys.executable, "-m", "bento.cli", "run", args.target] + (["--http", args.http] if args.http else [])
+    logger.info("watching *.py under %s for changes", os.getcwd())
+    # Python files only: a log file written under the directory would restart it in a loop.
+    run_process(os.getcwd(), target=" ".join(command), target_type="command", watch_filter=PythonFilter())
+    return 0

@@ -1,0 +1,195 @@
+"""`bento run` as an operator uses it: real OS processes on RabbitMQ."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import types
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bento import Command
+from bento.adapters.rabbitmq import RabbitMQMessageBus, RabbitMQSettings
+from bento.application.ports.message_bus import MessageBus
+from bento.application.remote import RemoteCommandBus, RequestReply
+from bento.testing.services import free_port
+
+ROOT = Path(__file__).resolve().parents[3]
+
+SERVICE = """
+import asyncio
+from dependency_injector import providers
+from bento import Command, CommandHandler, DomainEvent
+from bento.application.projections import Projection, handles
+from bento.infrastructure.container import BentoContainer
+
+
+class Slow(Command, name="{wire}.slow"):
+    n: int
+
+
+class Ticked(DomainEvent, name="{wire}.ticked"):
+    n: int
+
+
+class SlowHandler(CommandHandler[Slow, int]):
+    async def handle(self, command: Slow) -> int:
+        await asyncio.sleep(0.5)
+        return command.n
+
+
+async def seeded(store):
+    for n in range({seed}):
+        await store.append(f"t-{{n}}", [Ticked(n=n)], 0)
+    yield store
+
+
+class SlowProjection(Projection, name="{wire}.slow_projection"):
+    def __init__(self, store: object) -> None:
+        self.store = store
+
+    @handles(Ticked)
+    async def ticked(self, event: Ticked, stored: object) -> None:
+        await asyncio.sleep(0.05)
+
+
+class Worker(BentoContainer):
+    slow = providers.Singleton(SlowHandler)
+
+
+class Reader(BentoContainer):
+    store = providers.Resource(seeded, BentoContainer.event_store)
+    projection = providers.Singleton(SlowProjection, store)
+"""
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    wire = f"run{uuid.uuid4().hex[:10]}"
+    (tmp_path / "svc.py").write_text(textwrap.dedent(SERVICE.format(wire=wire, seed=40)))
+    yield tmp_path, wire
+
+
+def _start(cwd: Path, target: str, rabbitmq_url: str, *extra: str, **env: str) -> subprocess.Popen[str]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("EVENT", "COMMAND", "SERVICE"))}
+    full.update(PYTHONPATH=str(ROOT / "src"), COMMAND__URL=rabbitmq_url, **env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bento.cli", "run", target, *extra],
+        cwd=cwd,
+        env=full,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_ready(process: subprocess.Popen[str], timeout: float = 30.0) -> list[str]:
+    assert process.stderr is not None
+    lines: list[str] = []
+    os.set_blocking(process.stderr.fileno(), True)
+    while True:
+        line = process.stderr.readline()
+        if not line:
+            raise AssertionError(f"bento run exited ({process.poll()}): {''.join(lines)}")
+        lines.append(line)
+        if " ready: " in line:
+            return lines
+
+
+def _slow(wire: str) -> type[Command]:
+    return types.new_class(
+        "Slow", (Command,), {"name": f"{wire}.slow"}, lambda ns: ns.update({"__annotations__": {"n": int}})
+    )
+
+
+@asynccontextmanager
+async def _caller(rabbitmq_url: str) -> AsyncIterator[RemoteCommandBus]:
+    settings = RabbitMQSettings(url=rabbitmq_url)
+
+    @asynccontextmanager
+    async def connect() -> AsyncIterator[MessageBus]:
+        async with RabbitMQMessageBus(settings) as bus:
+            yield bus
+
+    link = RequestReply(connect, service="test-caller", timeout=30.0)
+    try:
+        yield RemoteCommandBus(link)
+    finally:
+        await link.close()
+
+
+async def test_sigterm_with_50_in_flight_loses_none(service: tuple[Path, str], rabbitmq_url: str) -> None:
+    cwd, wire = service
+    first = _start(cwd, "svc:Worker", rabbitmq_url, SERVICE__NAME="first", SERVICE__GRACE_PERIOD="20")
+    second: subprocess.Popen[str] | None = None
+    try:
+        lines = await asyncio.to_thread(_wait_ready, first)
+        assert any(f"command handler: topic {wire}.slow group bento.handlers.{wire}.slow" in line for line in lines)
+        slow = _slow(wire)
+        async with _caller(rabbitmq_url) as commands:
+            calls = [asyncio.create_task(commands.dispatch(slow(n=n))) for n in range(50)]  # type: ignore[call-arg]
+            await asyncio.sleep(0.3)  # the first handlers are running
+            first.send_signal(signal.SIGTERM)
+            second = _start(cwd, "svc:Worker", rabbitmq_url, SERVICE__NAME="second")
+            results = await asyncio.wait_for(asyncio.gather(*calls), 60)
+        assert results == list(range(50))  # each completed in the first or was redelivered to the second
+        assert await asyncio.to_thread(first.wait, 30) == 0
+        assert "stopped" in (first.stderr.read() if first.stderr else "")
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def _get(url: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+    except OSError:
+        return 0, {}
+
+
+async def test_readyz_is_503_until_the_projection_caught_up(service: tuple[Path, str], rabbitmq_url: str) -> None:
+    cwd, _ = service
+    port = free_port()
+    reader = _start(cwd, "svc:Reader", rabbitmq_url, "--http", f"127.0.0.1:{port}", SERVICE__NAME="reader")
+    try:
+        seen: list[int] = []
+        bodies: list[dict[str, Any]] = []
+        async with asyncio.timeout(30):
+            while not seen or seen[-1] != 200:
+                status, body = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/readyz")
+                if status:
+                    seen.append(status)
+                    bodies.append(body)
+                await asyncio.sleep(0.05)
+        assert seen[0] == 503 and seen[-1] == 200
+        lagging = [b for b in bodies if b.get("lag")]
+        assert lagging and any(v > 0 for v in lagging[0]["lag"].values())
+        assert (await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/livez"))[0] == 200
+    finally:
+        reader.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(reader.wait, 30) == 0
+
+
+def test_a_bad_setting_exits_non_zero_with_one_line(service: tuple[Path, str], rabbitmq_url: str) -> None:
+    cwd, _ = service
+    process = _start(cwd, "svc:Worker", rabbitmq_url, COMMAND__BACKEND="carrier-pigeon")
+    _, err = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert len(err.strip().splitlines()) == 1 and "COMMAND__" in err and "carrier-pigeon" in err

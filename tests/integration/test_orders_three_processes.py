@@ -1,0 +1,103 @@
+"""The orders service split across three OS processes, on each broker, with only settings changed:
+commands dispatched by the client run in CommandWorker, their events reach ReadWorker's subscribers
+(one of which dispatches a command back to CommandWorker) and projection, and the client's query is
+answered from ReadWorker's read model through the remote QueryBus."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bento.testing.services import require_tcp
+from bento.testing.services.pulsar_lite import PulsarLite
+
+ROOT = Path(__file__).resolve().parents[2]
+BROKERS = {
+    "rabbitmq": ("RabbitMQ", 5672, "rabbitmq-server -detached"),
+    "redis": ("Redis", 6379, "redis-server --port 6379 --save ''"),
+    "nats": ("NATS", 4222, "nats-server -js -p 4222"),
+}
+
+
+@pytest.fixture(scope="module")
+def pulsar_url() -> Iterator[str]:
+    with PulsarLite() as broker:
+        yield broker.url
+
+
+def broker_settings(backend: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    run = uuid.uuid4().hex[:8]
+    per_bus = {
+        "rabbitmq": {"EXCHANGE_NAME": f"orders.{run}"},
+        "redis": {"KEY_PREFIX": f"orders:{run}:"},
+        "nats": {"STREAM_NAME": f"ORDERS_{run}", "SUBJECT_PREFIX": f"orders{run}"},
+        "pulsar": {"SERVICE_URL": request.getfixturevalue("pulsar_url") if backend == "pulsar" else ""},
+    }[backend]
+    if backend in BROKERS:
+        name, port, start = BROKERS[backend]
+        require_tcp(name, "127.0.0.1", port, start)
+    env = {"EVENT__BACKEND": backend, "COMMAND__BACKEND": backend, "EVENT__RETRY_DELAYS": "[0.1, 0.2]"}
+    for section in ("EVENT", "COMMAND"):
+        env.update({f"{section}__{key}": value for key, value in per_bus.items()})
+    return env
+
+
+def _env(settings: dict[str, str], service: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EVENT", "COMMAND", "SERVICE"))}
+    env.update(settings, SERVICE__NAME=service, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]))
+    return env
+
+
+def _worker(target: str, settings: dict[str, str], service: str) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bento.cli", "run", f"bento.examples.orders.service:{target}"],
+        cwd=ROOT,
+        env=_env(settings, service),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stderr is not None
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if " ready: " in line:
+            return process
+    raise AssertionError(f"{target} did not start ({process.wait()}): {''.join(seen)}")
+
+
+@pytest.mark.parametrize("backend", [*BROKERS, "pulsar"])
+def test_three_processes_on_one_broker(backend: str, request: pytest.FixtureRequest) -> None:
+    settings = broker_settings(backend, request)
+    workers = []
+    try:
+        workers.append(_worker("CommandWorker", settings, "orders-commands"))
+        workers.append(_worker("ReadWorker", settings, "orders-read"))
+        client = subprocess.run(
+            [sys.executable, "-m", "bento.examples.orders.client", "60"],
+            cwd=ROOT,
+            env=_env(settings, "orders-client"),
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        assert client.returncode == 0, client.stderr
+        result = json.loads(client.stdout.splitlines()[-1])
+        assert result["restocked"] == 10 and result["placed"].startswith("o-")
+        assert "is paid; only placed orders can be paid" in result["refused"]
+        summary = result["summary"]
+        assert (summary["status"], summary["stock_reserved"], summary["amount"]) == ("paid", True, 13.5)
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        codes = [worker.wait(timeout=60) for worker in workers]
+    assert codes == [0, 0]
