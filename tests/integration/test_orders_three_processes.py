@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from bento.testing.services import require_tcp
-from bento.testing.services.pulsar_lite import PulsarLite
+from servers import require_tcp
+from servers.pulsar_lite import PulsarLite
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKERS = {

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bento.testing.services import require_tcp
+from servers import require_tcp
 
 ROOT = Path(__file__).resolve().parents[2]
 

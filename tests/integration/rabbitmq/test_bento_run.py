@@ -24,7 +24,7 @@ from bento import Command
 from bento.adapters.rabbitmq import RabbitMQMessageBus, RabbitMQSettings
 from bento.application.ports.message_bus import MessageBus
 from bento.application.remote import RemoteCommandBus, RequestReply
-from bento.testing.services import free_port
+from servers import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 
