@@ -38,6 +38,7 @@ class Job:
     body: bytes
     headers: Sequence[tuple[str, bytes]]
     offsets: PartitionOffsets
+    timestamp: int = -1  # the record's, in ms since the epoch (-1: none)
     attempt: int = 1
     dead: Verdict | None = field(default=None)
 

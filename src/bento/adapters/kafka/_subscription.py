@@ -6,9 +6,14 @@
 - Received records go to `Lanes` (per-key parallelism); each settled record (handled, or
   dead-lettered) is noted in its partition's `PartitionOffsets`, and a commit every
   `commit_interval` moves each partition's offset to the end of its contiguous settled run.
+- Each record reaches `handle_delivery` with its headers as text and its transport facts
+  (id `{kafka topic}/{partition}/{offset}`, the record's timestamp), so CloudEvents in binary
+  mode and foreign plain JSON decode as docs/wire-format.md says.
 - Failures follow `handle_delivery`: RETRY holds the key's lane for the back-off (other
   keys flow on); DEAD sends the record to `<topic>.<group>.dlq` with the error headers,
-  and only then counts as settled (if that send fails it is tried again later).
+  and only then counts as settled (if that send fails it is tried again later). The letter
+  keeps the record's headers and adds the decoded message's id and time, so a plain
+  payload read back from there is still the same message.
 - On a rebalance the revoked partitions' waiting messages are dropped (uncommitted, so the
   next owner gets them), running handlers are awaited, and the offsets committed before
   the partitions go; `cancel` does the same for every partition, then leaves the group.
@@ -18,9 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -32,8 +39,10 @@ from bento.adapters.kafka.settings import KafkaSettings
 from bento.adapters.shared.delivery import KEY_HEADER, Action, Verdict, handle_delivery
 from bento.adapters.shared.metrics import BusCounters
 from bento.adapters.shared.supervision import Supervisor
+from bento.adapters.shared.wire_headers import text_headers
 from bento.application.ports.message_bus import MessageHandler
 from bento.application.serialization import JsonCodec
+from bento.application.wire import TIME_HEADER, TransportFacts
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +176,7 @@ class KafkaSubscription:
                             record.value if record.value is not None else b"",
                             record.headers,
                             offsets,
+                            record.timestamp,
                         )
                     )
             self._backpressure()
@@ -198,6 +208,8 @@ class KafkaSubscription:
                     timeout=self._settings.handler_timeout,
                     topic=self._topic,
                     max_bytes=self._settings.max_message_bytes,
+                    headers=text_headers(job.headers) if job.headers else None,
+                    transport=functools.partial(transport_facts, job),
                 )
             except Exception as exc:  # handle_delivery does not raise; defence in depth for the lane
                 logger.error("dead-lettering a record on %r that could not be processed", self._topic, exc_info=exc)
@@ -231,6 +243,10 @@ class KafkaSubscription:
     def _dead_letter_headers(self, job: Job) -> list[tuple[str, bytes]]:
         assert job.dead is not None
         ours = job.dead.dead_letter_headers(job.attempt, self._topic)
+        # The decoded id is in `ours` already; a plain payload's time came from this record.
+        message = job.dead.message
+        if message is not None and not any(name == TIME_HEADER for name, _ in job.headers):
+            ours[TIME_HEADER] = message.timestamp.isoformat()
         ours[GROUP_HEADER] = self._group or ""
         ours[PARTITION_HEADER] = str(job.partition.partition)
         ours[OFFSET_HEADER] = str(job.offset)
@@ -305,3 +321,13 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         self._subscription.assigned(set(assigned))
+
+
+def transport_facts(job: Job) -> TransportFacts:
+    """A record's id (`{kafka topic}/{partition}/{offset}`) and timestamp: the same on every
+    attempt, for a plain payload from a foreign producer."""
+    stamp = job.timestamp
+    return TransportFacts(
+        message_id=f"{job.partition.topic}/{job.partition.partition}/{job.offset}",
+        timestamp=datetime.fromtimestamp(stamp / 1000, UTC) if stamp >= 0 else None,
+    )

@@ -12,6 +12,9 @@
 - Failures follow `handle_delivery`: retried in the consumer after the back-off while
   other keys flow on, then sent to `<topic>.<group>.dlq` with the error headers;
   undecodable records are dead-lettered at once with the reason.
+- Records carry the wire format of docs/wire-format.md through the shared `WireEncoder`
+  (CloudEvents Kafka binding: `ce_` headers and a `content-type` header in binary mode, the
+  metadata headers otherwise); a foreign plain record's id is `{kafka topic}/{partition}/{offset}`.
 - `publish` waits for the broker's acks (`acks`, 'all' by default); `publish_batch`
   hands every record to the producer before awaiting any ack.
 - A probe every `connection_check_interval` notices a lost broker and, once it answers
@@ -33,11 +36,13 @@ from bento.adapters.kafka._connection import Topics, client_options, topic_probl
 from bento.adapters.kafka._dead_letters import read_dead_letters
 from bento.adapters.kafka._subscription import KafkaSubscription
 from bento.adapters.kafka.settings import KafkaSettings
+from bento.adapters.shared.delivery import typed_handler
 from bento.adapters.shared.lifecycle import StartsAndCloses, opened
 from bento.adapters.shared.limits import all_within_limit, within_limit
 from bento.adapters.shared.metrics import BusCounters, BusMetrics
 from bento.adapters.shared.reconnect import ReconnectCallback, ReconnectCallbacks
 from bento.adapters.shared.supervision import Supervisor
+from bento.adapters.shared.wire_headers import KAFKA, WireEncoder, byte_headers
 from bento.application.credentials import mask_credentials
 from bento.application.errors import BrokerUnavailableError, BusClosedError, PublishError, SubscribeError
 from bento.application.ports.capabilities import Capabilities, HealthStatus
@@ -56,6 +61,7 @@ class KafkaMessageBus(StartsAndCloses):
     def __init__(self, settings: KafkaSettings, *, codec: JsonCodec | None = None) -> None:
         self.settings = settings
         self.codec = codec or JsonCodec()
+        self._wire = WireEncoder(self.codec, settings, KAFKA)
         self._counters = BusCounters()
         self.supervisor = Supervisor("Kafka bus", self._counters)
         self._reconnect_callbacks = ReconnectCallbacks(self._counters)
@@ -153,8 +159,9 @@ class KafkaMessageBus(StartsAndCloses):
         key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        body = within_limit(self.codec.encode(message, headers), self.settings.max_message_bytes, topic)
-        await self._send(topic, body, key or message.metadata.aggregate_id or None, headers)
+        body, wire_headers = self._wire.encode(message, headers)
+        within_limit(body, self.settings.max_message_bytes, topic)
+        await self._send(topic, body, key or message.metadata.aggregate_id or None, wire_headers)
 
     async def publish_raw(
         self, topic: str, body: bytes, *, key: str | None = None, headers: Mapping[str, str] | None = None
@@ -168,13 +175,16 @@ class KafkaMessageBus(StartsAndCloses):
         producer = opened(_WHAT, f"publish to {topic!r}", self._producer, closed=self._closed)
         name = await self._publish_topic(topic)
         # Encoded and checked whole first: an oversized message fails the batch with nothing sent.
-        bodies = [self.codec.encode(message) for message in messages]
-        all_within_limit(bodies, self.settings.max_message_bytes, topic)
+        encoded = [self._wire.encode(message) for message in messages]
+        all_within_limit((body for body, _ in encoded), self.settings.max_message_bytes, topic)
         futures: list[asyncio.Future[Any]] = []
         try:
-            for message, body in zip(messages, bodies, strict=True):
+            for message, (body, headers) in zip(messages, encoded, strict=True):
                 key = message.metadata.aggregate_id
-                futures.append(await producer.send(name, body, key=key.encode() if key else None))
+                record_headers = byte_headers(headers) if headers else None
+                futures.append(
+                    await producer.send(name, body, key=key.encode() if key else None, headers=record_headers)
+                )
         except KafkaError as exc:
             self._counters.publish_errors += len(messages) - len(futures)
             await asyncio.gather(*futures, return_exceptions=True)
@@ -194,7 +204,7 @@ class KafkaMessageBus(StartsAndCloses):
     async def _send(self, topic: str, body: bytes, key: str | None, headers: Mapping[str, str] | None) -> None:
         producer = opened(_WHAT, f"publish to {topic!r}", self._producer, closed=self._closed)
         name = await self._publish_topic(topic)
-        record_headers = [(k, v.encode()) for k, v in headers.items()] if headers else None
+        record_headers = byte_headers(headers) if headers else None
         record_key = key.encode() if key else None
         retries = self.settings.publish_retries
         for attempt in range(retries + 1):
@@ -232,9 +242,17 @@ class KafkaMessageBus(StartsAndCloses):
 
     # -- subscribing --------------------------------------------------------------------
     async def subscribe(
-        self, topic: str, handler: MessageHandler, *, group: str | None = None, ordered: bool = False
+        self,
+        topic: str,
+        handler: MessageHandler,
+        *,
+        group: str | None = None,
+        ordered: bool = False,
+        message_type: type[DomainEvent] | None = None,
     ) -> KafkaSubscription:
-        """Every subscriber keeps per-key order (`ordered` asks for nothing more here)."""
+        """Every subscriber keeps per-key order (`ordered` asks for nothing more here).
+        `message_type` decodes a foreign producer's plain JSON records into that class."""
+        handler = typed_handler(handler, message_type)
         opened(_WHAT, f"subscribe to {topic!r}", self._producer, closed=self._closed)
         name = self._topics.name(topic)
         problem = topic_problem(name) or ("*" in topic and "pattern subscriptions are not supported") or None
