@@ -198,6 +198,8 @@ class KafkaSubscription:
                     timeout=self._settings.handler_timeout,
                     topic=self._topic,
                     max_bytes=self._settings.max_message_bytes,
+                    system="kafka",
+                    group=self._group,
                 )
             except Exception as exc:  # handle_delivery does not raise; defence in depth for the lane
                 logger.error("dead-lettering a record on %r that could not be processed", self._topic, exc_info=exc)
