@@ -16,11 +16,47 @@ span link to the context stored with the event (the relay runs later, in another
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 #: The OpenTelemetry tracer once `enable_tracing()` ran, else None (tracing off).
 tracer: Any = None
 _propagator: Any = None
+
+
+class MessagingMetrics(Protocol):
+    """What every bus reports per message (bento.application.telemetry.metrics).
+
+    `sent` once per message a bus encodes for publishing; `processed` once per delivery that
+    reached a handler (`outcome` ack, retry or dead; `error_type` the exception's class name
+    when it failed); `dead_lettered` for a delivery dead-lettered before any handler ran
+    (undecodable or too large)."""
+
+    def sent(self, system: str, topic: str) -> None: ...
+
+    def processed(
+        self,
+        system: str,
+        topic: str,
+        group: str | None,
+        message_type: str,
+        outcome: str,
+        seconds: float,
+        error_type: str,
+    ) -> None: ...
+
+    def dead_lettered(self, system: str, topic: str, group: str | None, error_type: str) -> None: ...
+
+
+#: Where the buses report counts and durations once `enable_metrics()` ran, else None.
+metrics: MessagingMetrics | None = None
+
+#: Instrument names: the messaging semantic conventions', then Bento's own.
+SENT_MESSAGES = "messaging.client.sent.messages"
+CONSUMED_MESSAGES = "messaging.client.consumed.messages"
+PROCESS_DURATION = "messaging.process.duration"
+HANDLER_DURATION = "bento.handler.duration"
+RETRIES = "bento.messaging.retries"
+DEAD_LETTERS = "bento.messaging.dead_letters"
 
 SYSTEM = "messaging.system"
 DESTINATION = "messaging.destination.name"
@@ -104,3 +140,61 @@ def span(name: str, kind: str, attributes: Mapping[str, Any], links: list[Any] |
 
     started = tracer.start_span(name, kind=SpanKind[kind], attributes=attributes, links=links)
     return trace.use_span(started, end_on_exit=True, record_exception=True, set_status_on_exception=True)
+
+
+def enable_metrics(recorder: MessagingMetrics | None = None, *, meter_provider: Any = None) -> MessagingMetrics:
+    """Report every bus's counts and durations to `recorder`, or by default to OpenTelemetry
+    instruments from `meter_provider` (the global one when None). Returns the recorder."""
+    global metrics
+    metrics = recorder if recorder is not None else OpenTelemetryMetrics(meter_provider)
+    return metrics
+
+
+def disable_metrics() -> None:
+    global metrics
+    metrics = None
+
+
+class OpenTelemetryMetrics:
+    """`MessagingMetrics` as OpenTelemetry instruments (API only; the SDK exports them)."""
+
+    def __init__(self, meter_provider: Any = None) -> None:
+        try:
+            from opentelemetry import metrics as otel_metrics
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("metrics need OpenTelemetry: pip install 'bento-ddd[otel]'") from exc
+        meter = otel_metrics.get_meter("bento", _version() or "", meter_provider=meter_provider)
+        self._sent = meter.create_counter(SENT_MESSAGES, unit="{message}", description="Messages a bus published")
+        self._consumed = meter.create_counter(
+            CONSUMED_MESSAGES, unit="{message}", description="Messages delivered to a handler"
+        )
+        self._process = meter.create_histogram(PROCESS_DURATION, unit="s", description="Delivery processing time")
+        self._handler = meter.create_histogram(HANDLER_DURATION, unit="s", description="Handler time by message type")
+        self._retries = meter.create_counter(RETRIES, unit="{message}", description="Deliveries to be retried")
+        self._dead = meter.create_counter(DEAD_LETTERS, unit="{message}", description="Messages dead-lettered")
+
+    def sent(self, system: str, topic: str) -> None:
+        self._sent.add(1, {SYSTEM: system, DESTINATION: topic})
+
+    def processed(
+        self,
+        system: str,
+        topic: str,
+        group: str | None,
+        message_type: str,
+        outcome: str,
+        seconds: float,
+        error_type: str,
+    ) -> None:
+        attributes = {SYSTEM: system, DESTINATION: topic, CONSUMER_GROUP: group or ""}
+        self._consumed.add(1, attributes)
+        failed = {**attributes, "error.type": error_type} if error_type else attributes
+        self._process.record(seconds, failed)
+        self._handler.record(seconds, {"bento.message.type": message_type, "bento.outcome": outcome})
+        if outcome == "retry":
+            self._retries.add(1, failed)
+        elif outcome == "dead":
+            self._dead.add(1, failed)
+
+    def dead_lettered(self, system: str, topic: str, group: str | None, error_type: str) -> None:
+        self._dead.add(1, {SYSTEM: system, DESTINATION: topic, CONSUMER_GROUP: group or "", "error.type": error_type})

@@ -18,6 +18,7 @@ import logging
 from asyncio import CancelledError, current_task
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 from bento.adapters.shared.deadlines import watchdog
@@ -99,16 +100,19 @@ async def handle_delivery(
     if max_bytes is not None and len(body) > max_bytes:
         too_large = MessageTooLargeError(len(body), max_bytes, topic=topic)
         logger.error("dead-lettering a message on %s: %s", quoted(topic), too_large)
+        if telemetry.metrics is not None:
+            telemetry.metrics.dead_lettered(system, topic, group, type(too_large).__name__)
         return Verdict(Action.DEAD, error_type=type(too_large).__name__, error_message=str(too_large))
     try:
         message = codec.decode(body, headers, transport=transport, message_type=getattr(handler, "message_type", None))
     except Exception as exc:
         error = exc if isinstance(exc, DeserializationError) else DeserializationError(f"{type(exc).__name__}: {exc}")
         logger.error("dead-lettering undecodable message on %s: %s", quoted(topic), error)
+        if telemetry.metrics is not None:
+            telemetry.metrics.dead_lettered(system, topic, group, type(error).__name__)
         return Verdict(Action.DEAD, error_type=type(error).__name__, error_message=str(error))
-    if telemetry.tracer is not None:
-        return await _traced(
-            codec,
+    if telemetry.tracer is not None or telemetry.metrics is not None:
+        return await _observed(
             handler,
             message,
             len(body),
@@ -122,8 +126,49 @@ async def handle_delivery(
     return await _run(handler, message, attempt=attempt, policy=policy, timeout=timeout, topic=topic)
 
 
+async def _observed(
+    handler: MessageHandler,
+    message: DomainEvent,
+    size: int,
+    *,
+    attempt: int,
+    policy: RetryPolicy,
+    timeout: float | None,
+    topic: str,
+    system: str,
+    group: str | None,
+) -> Verdict:
+    """`_run` measured (telemetry.metrics) and inside a CONSUMER span (telemetry.tracer)."""
+    started = perf_counter()
+    if telemetry.tracer is None:
+        verdict = await _run(handler, message, attempt=attempt, policy=policy, timeout=timeout, topic=topic)
+    else:
+        verdict = await _traced(
+            handler,
+            message,
+            size,
+            attempt=attempt,
+            policy=policy,
+            timeout=timeout,
+            topic=topic,
+            system=system,
+            group=group,
+        )
+    recorder = telemetry.metrics
+    if recorder is not None:
+        recorder.processed(
+            system,
+            topic,
+            group,
+            type(message).__wire_name__,
+            verdict.action.value,
+            perf_counter() - started,
+            verdict.error_type,
+        )
+    return verdict
+
+
 async def _traced(
-    codec: JsonCodec,
     handler: MessageHandler,
     message: DomainEvent,
     size: int,

@@ -71,6 +71,8 @@ class WireEncoder:
         replaces the message's `trace_context`, so it travels in the body and the headers."""
         if telemetry.tracer is not None:
             message = self._traced(message, topic)
+        if telemetry.metrics is not None:
+            telemetry.metrics.sent(self.system, topic)
         if self.format is WireFormat.BENTO and not self.metadata_headers:
             return self.codec.encode(message, headers), dict(headers) if headers else {}
         return encode_message(
