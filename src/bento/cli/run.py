@@ -29,6 +29,7 @@ from dependency_injector import containers
 from bento.application.errors import ConfigurationError
 from bento.infrastructure import prometheus
 from bento.infrastructure.container import shutdown
+from bento.infrastructure.logging import configure_logging
 from bento.infrastructure.runtime import Runtime
 
 logger = logging.getLogger("bento.run")
@@ -54,13 +55,11 @@ def run_command(args: argparse.Namespace) -> int:
     return asyncio.run(serve(container_class, http=args.http))
 
 
-def _log_to_stderr() -> None:
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s bento run: %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
+def _log_to_stderr(level: str = "INFO") -> None:
+    """stderr logging at `level` (`service.log_level` once the settings are read), text or JSON
+    (`BENTO_LOG_FORMAT`); `bento run`'s own lines (starting, ready, stopped) stay at INFO."""
+    configure_logging(level)
+    logger.setLevel(logging.INFO)
 
 
 def load_target(target: str) -> Any:
@@ -102,6 +101,7 @@ async def serve(container_class: Any, *, http: str | None = None) -> int:
     server = await _http_server(http, state) if http else None
     try:
         settings = container.settings()
+        _log_to_stderr(settings.service.log_level)
         logger.info("service %s: starting", settings.service.name)
         runtime: Runtime = await container.runtime()
         state["runtime"] = runtime

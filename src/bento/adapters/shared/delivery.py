@@ -99,7 +99,12 @@ async def handle_delivery(
     in that span."""
     if max_bytes is not None and len(body) > max_bytes:
         too_large = MessageTooLargeError(len(body), max_bytes, topic=topic)
-        logger.error("dead-lettering a message on %s: %s", quoted(topic), too_large)
+        logger.error(
+            "dead-lettering a message on %s: %s",
+            quoted(topic),
+            too_large,
+            extra={"topic": topic, "group": group, "attempt": attempt},
+        )
         if telemetry.metrics is not None:
             telemetry.metrics.dead_lettered(system, topic, group, type(too_large).__name__)
         return Verdict(Action.DEAD, error_type=type(too_large).__name__, error_message=str(too_large))
@@ -107,7 +112,12 @@ async def handle_delivery(
         message = codec.decode(body, headers, transport=transport, message_type=getattr(handler, "message_type", None))
     except Exception as exc:
         error = exc if isinstance(exc, DeserializationError) else DeserializationError(f"{type(exc).__name__}: {exc}")
-        logger.error("dead-lettering undecodable message on %s: %s", quoted(topic), error)
+        logger.error(
+            "dead-lettering undecodable message on %s: %s",
+            quoted(topic),
+            error,
+            extra={"topic": topic, "group": group, "attempt": attempt},
+        )
         if telemetry.metrics is not None:
             telemetry.metrics.dead_lettered(system, topic, group, type(error).__name__)
         return Verdict(Action.DEAD, error_type=type(error).__name__, error_message=str(error))
@@ -123,7 +133,7 @@ async def handle_delivery(
             system=system,
             group=group,
         )
-    return await _run(handler, message, attempt=attempt, policy=policy, timeout=timeout, topic=topic)
+    return await _run(handler, message, attempt=attempt, policy=policy, timeout=timeout, topic=topic, group=group)
 
 
 async def _observed(
@@ -141,7 +151,9 @@ async def _observed(
     """`_run` measured (telemetry.metrics) and inside a CONSUMER span (telemetry.tracer)."""
     started = perf_counter()
     if telemetry.tracer is None:
-        verdict = await _run(handler, message, attempt=attempt, policy=policy, timeout=timeout, topic=topic)
+        verdict = await _run(
+            handler, message, attempt=attempt, policy=policy, timeout=timeout, topic=topic, group=group
+        )
     else:
         verdict = await _traced(
             handler,
@@ -204,7 +216,7 @@ async def _traced(
     )
     with trace.use_span(span, end_on_exit=True):
         traced = message.with_metadata(trace_context=telemetry.inject())
-        verdict = await _run(handler, traced, attempt=attempt, policy=policy, timeout=timeout, topic=topic)
+        verdict = await _run(handler, traced, attempt=attempt, policy=policy, timeout=timeout, topic=topic, group=group)
         if verdict.action is not Action.ACK:
             span.set_status(Status(StatusCode.ERROR, verdict.error_message[:200]))
             span.set_attribute("error.type", verdict.error_type)
@@ -220,6 +232,7 @@ async def _run(
     policy: RetryPolicy,
     timeout: float | None,
     topic: str,
+    group: str | None = None,
 ) -> Verdict:
     token = current_message.set(message)
     try:
@@ -240,6 +253,14 @@ async def _run(
                 dog.leave(task, previous)
     except Exception as exc:
         error_type, error_message = type(exc).__name__, clipped(str(exc) or repr(exc), 2000)
+        extra = {
+            "message_id": message.message_id,
+            "topic": topic,
+            "group": group,
+            "attempt": attempt,
+            "correlation_id": message.correlation_id,
+            "error_type": error_type,
+        }
         if policy.gives_up_after(attempt):
             logger.error(
                 "handler failed on %s for message %s (attempt %d of %d), dead-lettering: %s",
@@ -248,6 +269,7 @@ async def _run(
                 attempt,
                 policy.max_attempts,
                 error_message,
+                extra=extra,
             )
             return Verdict(Action.DEAD, error_type=error_type, error_message=error_message, message=message)
         logger.warning(
@@ -257,6 +279,7 @@ async def _run(
             attempt,
             policy.max_attempts,
             error_message,
+            extra=extra,
         )
         return Verdict(
             Action.RETRY,
