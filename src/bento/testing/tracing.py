@@ -96,9 +96,9 @@ async def run_traced_flow(
         async def note(message: DomainEvent) -> None:
             children.append(message)
 
-        await bus.subscribe(incoming, handle, group="shelves", message_type=RestockRequested)
-        await bus.subscribe(relayed, project, group="projection", message_type=Restocked)
-        await bus.subscribe(child_topic, note, group="notes", message_type=RestockNoted)
+        await bus.subscribe(incoming, handle, group="shelves")
+        await bus.subscribe(relayed, project, group="projection")
+        await bus.subscribe(child_topic, note, group="notes")
         await asyncio.sleep(settle)
         await bus.publish(incoming, RestockRequested(sku=f"sku-{suffix}", quantity=3))
         await _wait(lambda: len(children) == 1)

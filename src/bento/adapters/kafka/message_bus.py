@@ -38,6 +38,8 @@ from bento.adapters.shared.limits import all_within_limit, within_limit
 from bento.adapters.shared.metrics import BusCounters, BusMetrics
 from bento.adapters.shared.reconnect import ReconnectCallback, ReconnectCallbacks
 from bento.adapters.shared.supervision import Supervisor
+from bento.adapters.shared.wire_headers import observed_publish
+from bento.application import telemetry
 from bento.application.credentials import mask_credentials
 from bento.application.errors import BrokerUnavailableError, BusClosedError, PublishError, SubscribeError
 from bento.application.ports.capabilities import Capabilities, HealthStatus
@@ -153,6 +155,8 @@ class KafkaMessageBus(StartsAndCloses):
         key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
+        if telemetry.tracer is not None or telemetry.metrics is not None:
+            message = observed_publish(message, topic, "kafka")
         body = within_limit(self.codec.encode(message, headers), self.settings.max_message_bytes, topic)
         await self._send(topic, body, key or message.metadata.aggregate_id or None, headers)
 
@@ -168,6 +172,8 @@ class KafkaMessageBus(StartsAndCloses):
         producer = opened(_WHAT, f"publish to {topic!r}", self._producer, closed=self._closed)
         name = await self._publish_topic(topic)
         # Encoded and checked whole first: an oversized message fails the batch with nothing sent.
+        if telemetry.tracer is not None or telemetry.metrics is not None:
+            messages = [observed_publish(message, topic, "kafka") for message in messages]
         bodies = [self.codec.encode(message) for message in messages]
         all_within_limit(bodies, self.settings.max_message_bytes, topic)
         futures: list[asyncio.Future[Any]] = []

@@ -69,37 +69,43 @@ class WireEncoder:
 
         With tracing on, a PRODUCER `create <topic>` span is recorded and its W3C context
         replaces the message's `trace_context`, so it travels in the body and the headers."""
-        if telemetry.tracer is not None:
-            message = self._traced(message, topic)
-        if telemetry.metrics is not None:
-            telemetry.metrics.sent(self.system, topic)
+        if telemetry.tracer is not None or telemetry.metrics is not None:
+            message = observed_publish(message, topic, self.system)
         if self.format is WireFormat.BENTO and not self.metadata_headers:
             return self.codec.encode(message, headers), dict(headers) if headers else {}
         return encode_message(
             self.codec, message, headers, wire_format=self.format, style=self.style, source=self.source
         )
 
-    def _traced(self, message: DomainEvent, topic: str) -> DomainEvent:
-        trace_context = message.metadata.trace_context
-        span = telemetry.tracer.start_span(
-            f"create {topic}",
-            context=telemetry.parent_of(trace_context),
-            kind=_PRODUCER(),
-            attributes={
-                telemetry.SYSTEM: self.system,
-                telemetry.DESTINATION: topic,
-                telemetry.OPERATION_TYPE: "create",
-                telemetry.OPERATION_NAME: "publish",
-                telemetry.MESSAGE_ID: message.message_id,
-                telemetry.CONVERSATION_ID: message.correlation_id,
-            },
-        )
-        try:
-            from opentelemetry import trace
 
-            return message.with_metadata(trace_context=telemetry.inject(trace.set_span_in_context(span)))
-        finally:
-            span.end()
+def observed_publish(message: DomainEvent, topic: str, system: str) -> DomainEvent:
+    """`message` as published with tracing or metrics on: counted as sent, and (tracing) with
+    the W3C context of a new PRODUCER `create <topic>` span as its `trace_context`. Every bus
+    calls it through `WireEncoder.encode`, Kafka (which encodes with the codec) directly; call
+    it only when `telemetry.tracer` or `telemetry.metrics` is set."""
+    if telemetry.metrics is not None:
+        telemetry.metrics.sent(system, topic)
+    if telemetry.tracer is None:
+        return message
+    span = telemetry.tracer.start_span(
+        f"create {topic}",
+        context=telemetry.parent_of(message.metadata.trace_context),
+        kind=_PRODUCER(),
+        attributes={
+            telemetry.SYSTEM: system,
+            telemetry.DESTINATION: topic,
+            telemetry.OPERATION_TYPE: "create",
+            telemetry.OPERATION_NAME: "publish",
+            telemetry.MESSAGE_ID: message.message_id,
+            telemetry.CONVERSATION_ID: message.correlation_id,
+        },
+    )
+    try:
+        from opentelemetry import trace
+
+        return message.with_metadata(trace_context=telemetry.inject(trace.set_span_in_context(span)))
+    finally:
+        span.end()
 
 
 def _PRODUCER() -> object:
