@@ -25,6 +25,7 @@ import json
 import logging
 from collections.abc import Callable
 
+from bento.application import telemetry
 from bento.application.errors import BrokerUnavailableError, PublishError
 from bento.application.polling import poll_until_stopped
 from bento.application.ports.checkpoint_store import CheckpointStore
@@ -113,7 +114,24 @@ class OutboxRelay:
         meta = json.loads(stored.metadata)
         headers = stored_metadata_headers(stored.event_id, stored.event_type, stored.schema_version, meta)
         headers[POSITION_HEADER], headers[STREAM_HEADER] = str(stored.position), stored.stream
-        await self.bus.publish_raw(self.topic_for(stored), body, key=aggregate_id or stored.stream, headers=headers)
+        topic, key = self.topic_for(stored), aggregate_id or stored.stream
+        if telemetry.tracer is None:
+            await self.bus.publish_raw(topic, body, key=key, headers=headers)
+            return
+        # The relay runs later than the append, often in another process: its span links to
+        # the context stored with the event; the message keeps that context, so the subscriber's
+        # span joins the trace that produced the event.
+        trace_context = meta.get("trace_context")
+        links = telemetry.link_to(trace_context) if isinstance(trace_context, dict) else []
+        attributes = {
+            telemetry.DESTINATION: topic,
+            telemetry.OPERATION_TYPE: "send",
+            telemetry.OPERATION_NAME: "relay",
+            telemetry.MESSAGE_ID: stored.event_id,
+            "bento.outbox.position": stored.position,
+        }
+        with telemetry.span(f"send {topic}", "PRODUCER", attributes, links=links):
+            await self.bus.publish_raw(topic, body, key=key, headers=headers)
 
     async def run(self, *, stop: asyncio.Event | None = None, max_backoff: float = 10.0) -> None:
         """Relay until `stop` is set or the task is cancelled. A bus or store that is

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
+from bento.application import telemetry
 from bento.application.errors import ConcurrencyError
 from bento.application.ports.event_store import EventStore, StoredEvent
 from bento.application.ports.snapshot_store import Snapshot, SnapshotStore
@@ -111,8 +112,12 @@ class EventSourcedRepository(Generic[A]):
         start = snapshot.version if snapshot is not None else 0
         if snapshot is not None and await self.store.known_version(stream) == start:
             stored: list[StoredEvent] = []  # the snapshot is at the stream's proven head
-        else:
+        elif telemetry.tracer is None:
             stored = await self.store.read_stream(stream, from_version=start)
+        else:
+            with telemetry.span(f"read {stream}", "CLIENT", self._span_attributes("read", stream)) as span:
+                stored = await self.store.read_stream(stream, from_version=start)
+                span.set_attribute("bento.event_store.events", len(stored))
         if snapshot is None and not stored:
             return None
         aggregate = self.aggregate.from_history(id, ())
@@ -182,7 +187,14 @@ class EventSourcedRepository(Generic[A]):
         expected = aggregate.version - len(pending)
         stream = self.stream_for(aggregate.id)
         try:
-            version = await self.store.append(stream, pending, expected, aggregate_type=aggregate.aggregate_type)
+            if telemetry.tracer is None:
+                version = await self.store.append(stream, pending, expected, aggregate_type=aggregate.aggregate_type)
+            else:
+                attributes = {**self._span_attributes("append", stream), "bento.event_store.events": len(pending)}
+                with telemetry.span(f"append {stream}", "CLIENT", attributes):
+                    version = await self.store.append(
+                        stream, pending, expected, aggregate_type=aggregate.aggregate_type
+                    )
         except ConcurrencyError:
             self._cache.pop(stream, None)
             raise
@@ -192,6 +204,14 @@ class EventSourcedRepository(Generic[A]):
         if self.snapshot_every and version // self.snapshot_every > expected // self.snapshot_every:
             await self._take_snapshot(stream, aggregate)
         return version
+
+    def _span_attributes(self, operation: str, stream: str) -> dict[str, str]:
+        return {
+            "db.system.name": "bento.event_store",
+            "db.operation.name": operation,
+            "db.collection.name": stream,
+            "bento.event_store.adapter": type(self.store).__name__,
+        }
 
     async def _take_snapshot(self, stream: str, aggregate: A) -> None:
         assert self.snapshots is not None  # guaranteed by __init__ when snapshot_every > 0

@@ -2,8 +2,10 @@
 
 Opens the container, starts everything it hosts (`container.runtime()`: command and query
 consumers, subscriptions, the outbox relay, projections) and logs one line per piece. With
-`--http HOST:PORT` it serves `/livez` (the process is alive) and `/readyz` (200 once the runtime
-started and every projection and the relay caught up, 503 before; the body reports the lag).
+`--http HOST:PORT` it serves `/livez` (the process is alive), `/readyz` (200 once the runtime
+started and every projection and the relay caught up, 503 before; the body reports the lag) and,
+with prometheus-client installed (`bento[prometheus]`), `/metrics`: every bus's messaging
+metrics in the Prometheus text format (bento.infrastructure.prometheus).
 SIGTERM or SIGINT stops taking messages, lets in-flight handlers finish within the grace period
 (`SERVICE__GRACE_PERIOD`), flushes the relay, closes connections and exits 0; a second signal
 exits at once. A start-up failure is one line on stderr and exit code 1. `--reload` restarts
@@ -25,7 +27,9 @@ from typing import Any
 from dependency_injector import containers
 
 from bento.application.errors import ConfigurationError
+from bento.infrastructure import prometheus
 from bento.infrastructure.container import shutdown
+from bento.infrastructure.logging import configure_logging
 from bento.infrastructure.runtime import Runtime
 
 logger = logging.getLogger("bento.run")
@@ -51,13 +55,11 @@ def run_command(args: argparse.Namespace) -> int:
     return asyncio.run(serve(container_class, http=args.http))
 
 
-def _log_to_stderr() -> None:
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s bento run: %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
+def _log_to_stderr(level: str = "INFO") -> None:
+    """stderr logging at `level` (`service.log_level` once the settings are read), text or JSON
+    (`BENTO_LOG_FORMAT`); `bento run`'s own lines (starting, ready, stopped) stay at INFO."""
+    configure_logging(level)
+    logger.setLevel(logging.INFO)
 
 
 def load_target(target: str) -> Any:
@@ -95,10 +97,11 @@ async def serve(container_class: Any, *, http: str | None = None) -> int:
     for number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(number, on_signal, number)
     container = container_class() if isinstance(container_class, type) else container_class
-    state: dict[str, Any] = {"runtime": None}
+    state: dict[str, Any] = {"runtime": None, "metrics": _metrics() if http else None}
     server = await _http_server(http, state) if http else None
     try:
         settings = container.settings()
+        _log_to_stderr(settings.service.log_level)
         logger.info("service %s: starting", settings.service.name)
         runtime: Runtime = await container.runtime()
         state["runtime"] = runtime
@@ -150,11 +153,15 @@ async def _http_server(address: str, state: dict[str, Any]) -> asyncio.Server:
         try:
             request = await asyncio.wait_for(reader.readline(), 5.0)
             path = request.split(b" ")[1].decode() if request.count(b" ") >= 2 else "/"
-            status, body = await _probe(path, state.get("runtime"))
-            payload = json.dumps(body).encode()
+            content_type = "application/json"
+            if path == "/metrics" and state.get("metrics") is not None:
+                status, payload, content_type = 200, state["metrics"].exposition(), prometheus.CONTENT_TYPE
+            else:
+                status, body = await _probe(path, state.get("runtime"))
+                payload = json.dumps(body).encode()
             reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
             writer.write(
-                f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+                f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
                 f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
                 + payload
             )
@@ -167,11 +174,21 @@ async def _http_server(address: str, state: dict[str, Any]) -> asyncio.Server:
     return await asyncio.start_server(answer, host or "0.0.0.0", number)
 
 
+def _metrics() -> prometheus.PrometheusMetrics | None:
+    try:
+        return prometheus.install()
+    except ImportError as exc:
+        logger.info("no /metrics: %s", exc)
+        return None
+
+
 async def _probe(path: str, runtime: Runtime | None) -> tuple[int, dict[str, Any]]:
     if path == "/livez":
         return 200, {"alive": True}
+    if path == "/metrics":
+        return 404, {"error": "/metrics needs prometheus-client: pip install 'bento-ddd[prometheus]'"}
     if path != "/readyz":
-        return 404, {"error": "try /livez or /readyz"}
+        return 404, {"error": "try /livez, /readyz or /metrics"}
     if runtime is None or not runtime.started:
         return 503, {"ready": False, "reason": "starting"}
     try:

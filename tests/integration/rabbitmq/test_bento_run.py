@@ -193,3 +193,45 @@ def test_a_bad_setting_exits_non_zero_with_one_line(service: tuple[Path, str], r
     _, err = process.communicate(timeout=60)
     assert process.returncode != 0
     assert len(err.strip().splitlines()) == 1 and "COMMAND__" in err and "carrier-pigeon" in err
+
+
+def _scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url, timeout=5) as response:
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+async def test_metrics_show_the_counts_of_a_known_workload(service: tuple[Path, str], rabbitmq_url: str) -> None:
+    cwd, wire = service
+    port = free_port()
+    worker = _start(cwd, "svc:Worker", rabbitmq_url, "--http", f"127.0.0.1:{port}", SERVICE__NAME="metered")
+    try:
+        await asyncio.to_thread(_wait_ready, worker)
+        slow = _slow(wire)
+        async with _caller(rabbitmq_url) as commands:
+            results = await asyncio.gather(*(commands.dispatch(slow(n=n)) for n in range(12)))  # type: ignore[call-arg]
+        assert sorted(results) == list(range(12))
+        samples = await asyncio.to_thread(_scrape, f"http://127.0.0.1:{port}/metrics")
+        labels = (
+            ("messaging_consumer_group_name", f"bento.handlers.{wire}.slow"),
+            ("messaging_destination_name", f"{wire}.slow"),
+            ("messaging_system", "rabbitmq"),
+        )
+        assert samples[("messaging_client_consumed_messages_total", labels)] == 12
+        timed = (*labels[:2], ("error_type", ""), labels[2])
+        assert samples[("messaging_process_duration_seconds_count", tuple(sorted(timed)))] == 12
+        assert samples[("messaging_process_duration_seconds_sum", tuple(sorted(timed)))] >= 12 * 0.5
+        handler = (("bento_message_type", f"{wire}.slow"), ("bento_outcome", "ack"))
+        assert samples[("bento_handler_duration_seconds_count", handler)] == 12
+        replies = [v for (name, _), v in samples.items() if name == "messaging_client_sent_messages_total"]
+        assert sum(replies) >= 12  # one reply per command
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(worker.wait, 30) == 0

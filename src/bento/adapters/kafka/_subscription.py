@@ -210,6 +210,8 @@ class KafkaSubscription:
                     max_bytes=self._settings.max_message_bytes,
                     headers=text_headers(job.headers) if job.headers else None,
                     transport=functools.partial(transport_facts, job),
+                    system="kafka",
+                    group=self._group,
                 )
             except Exception as exc:  # handle_delivery does not raise; defence in depth for the lane
                 logger.error("dead-lettering a record on %r that could not be processed", self._topic, exc_info=exc)

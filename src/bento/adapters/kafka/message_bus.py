@@ -61,7 +61,7 @@ class KafkaMessageBus(StartsAndCloses):
     def __init__(self, settings: KafkaSettings, *, codec: JsonCodec | None = None) -> None:
         self.settings = settings
         self.codec = codec or JsonCodec()
-        self._wire = WireEncoder(self.codec, settings, KAFKA)
+        self._wire = WireEncoder(self.codec, settings, KAFKA, "kafka")
         self._counters = BusCounters()
         self.supervisor = Supervisor("Kafka bus", self._counters)
         self._reconnect_callbacks = ReconnectCallbacks(self._counters)
@@ -159,7 +159,7 @@ class KafkaMessageBus(StartsAndCloses):
         key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        body, wire_headers = self._wire.encode(message, headers)
+        body, wire_headers = self._wire.encode(message, headers, topic=topic)
         within_limit(body, self.settings.max_message_bytes, topic)
         await self._send(topic, body, key or message.metadata.aggregate_id or None, wire_headers)
 
@@ -175,7 +175,7 @@ class KafkaMessageBus(StartsAndCloses):
         producer = opened(_WHAT, f"publish to {topic!r}", self._producer, closed=self._closed)
         name = await self._publish_topic(topic)
         # Encoded and checked whole first: an oversized message fails the batch with nothing sent.
-        encoded = [self._wire.encode(message) for message in messages]
+        encoded = [self._wire.encode(message, topic=topic) for message in messages]
         all_within_limit((body for body, _ in encoded), self.settings.max_message_bytes, topic)
         futures: list[asyncio.Future[Any]] = []
         try:

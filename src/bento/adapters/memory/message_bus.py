@@ -113,7 +113,7 @@ class InProcessMessageBus(StartsAndCloses):
     def __init__(self, settings: InProcessSettings | None = None, *, codec: JsonCodec | None = None) -> None:
         self.settings = settings or InProcessSettings()
         self.codec = codec or JsonCodec()
-        self._wire = WireEncoder(self.codec, self.settings, INPROCESS)
+        self._wire = WireEncoder(self.codec, self.settings, INPROCESS, "inprocess")
         self._policy = self.settings.retry_policy()
         self._groups: dict[tuple[str, str], _Group] = {}
         self._dead: dict[tuple[str, str | None], list[DeadLetter]] = {}
@@ -143,14 +143,14 @@ class InProcessMessageBus(StartsAndCloses):
         key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        body, wire_headers = self._wire.encode(message, headers)
+        body, wire_headers = self._wire.encode(message, headers, topic=topic)
         within_limit(body, self.settings.max_message_bytes, topic)
         await self.publish_raw(topic, body, key=key or message.metadata.aggregate_id, headers=wire_headers)
 
     async def publish_batch(self, topic: str, messages: Sequence[DomainEvent]) -> None:
         """Encodes and checks the whole batch first: an unencodable or oversized message fails
         it with nothing delivered."""
-        encoded = [self._wire.encode(m) for m in messages]
+        encoded = [self._wire.encode(m, topic=topic) for m in messages]
         all_within_limit([body for body, _ in encoded], self.settings.max_message_bytes, topic)
         for message, (body, headers) in zip(messages, encoded, strict=True):
             await self.publish_raw(topic, body, key=message.metadata.aggregate_id, headers=headers)
@@ -228,6 +228,8 @@ class InProcessMessageBus(StartsAndCloses):
             timeout=self.settings.handler_timeout,
             topic=delivery.topic,
             max_bytes=self.settings.max_message_bytes,
+            system="inprocess",
+            group=group.name if not (group.name or "").startswith("~") else None,
             headers=delivery.headers,
             transport=delivery.facts,
         )

@@ -268,6 +268,8 @@ class NatsSubscription:
                 timeout=self._settings.handler_timeout,
                 topic=topic,
                 max_bytes=self._settings.max_message_bytes,
+                system="nats",
+                group=self._group,
                 headers=msg.headers,
                 transport=lambda: transport_facts(msg),
             )

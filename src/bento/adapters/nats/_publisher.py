@@ -76,7 +76,7 @@ class Publisher:
         prepared = [
             self._prepare(topic, body, m.metadata.aggregate_id, None, headers, m.message_id)
             for m in messages
-            for body, headers in (self._wire.encode(m),)
+            for body, headers in (self._wire.encode(m, topic=topic),)
         ]
         all_within_limit((body for _, body, _ in prepared), self.settings.max_message_bytes, topic)
         self._check_size(topic, prepared)  # body and headers against the server's max_payload

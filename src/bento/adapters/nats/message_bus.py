@@ -64,7 +64,7 @@ class NatsMessageBus(StartsAndCloses):
         self.codec = codec or JsonCodec()
         self._layout = Layout(settings)
         self._counters = BusCounters()
-        self._wire = WireEncoder(self.codec, settings, NATS)
+        self._wire = WireEncoder(self.codec, settings, NATS, "nats")
         self._publisher = Publisher(settings, self._layout, self._counters, self._wire, self._max_payload)
         self._subscriptions: set[NatsSubscription] = set()
         self._reconnect_callbacks = ReconnectCallbacks(self._counters)
@@ -137,7 +137,7 @@ class NatsMessageBus(StartsAndCloses):
         key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        body, wire_headers = self._wire.encode(message, headers)
+        body, wire_headers = self._wire.encode(message, headers, topic=topic)
         within_limit(body, self.settings.max_message_bytes, topic)
         # The key travels as a header only when the body does not already imply it.
         key_header = key if key is not None and key != message.metadata.aggregate_id else None

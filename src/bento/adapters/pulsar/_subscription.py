@@ -235,6 +235,8 @@ class PulsarSubscription:
                     timeout=timeout,
                     topic=topic,
                     max_bytes=max_bytes,
+                    system="pulsar",
+                    group=self._group,
                     headers=message.properties(),
                     transport=functools.partial(transport_facts, message),
                 )
@@ -280,6 +282,8 @@ class PulsarSubscription:
                 timeout=rt.settings.handler_timeout,
                 topic=self._topic,
                 max_bytes=rt.settings.max_message_bytes,
+                system="pulsar",
+                group=self._group,
                 headers=message.properties(),
                 transport=functools.partial(transport_facts, message),
             )

@@ -87,7 +87,7 @@ class PulsarMessageBus(StartsAndCloses):
             ) from exc
         self.settings = settings
         self.codec = codec or JsonCodec()
-        self._wire = WireEncoder(self.codec, self.settings, PULSAR)
+        self._wire = WireEncoder(self.codec, self.settings, PULSAR, "pulsar")
         self.metrics = BusCounters()
         self.supervisor = Supervisor("Pulsar bus", self.metrics)
         self._policy = settings.retry_policy()
@@ -193,7 +193,7 @@ class PulsarMessageBus(StartsAndCloses):
         key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        body, wire_headers = self._wire.encode(message, headers)
+        body, wire_headers = self._wire.encode(message, headers, topic=topic)
         within_limit(body, self.settings.max_message_bytes, topic)
         await self._send(topic, [(body, key or message.metadata.aggregate_id, wire_headers)])
 
@@ -210,7 +210,7 @@ class PulsarMessageBus(StartsAndCloses):
             if start:
                 await asyncio.sleep(0)
             for m in messages[start : start + _ENCODE_SLICE]:
-                body, headers = encode(m)
+                body, headers = encode(m, topic=topic)
                 outgoing.append((body, m.metadata.aggregate_id, headers))
         all_within_limit((body for body, _, _ in outgoing), self.settings.max_message_bytes, topic)
         await self._send(topic, outgoing)

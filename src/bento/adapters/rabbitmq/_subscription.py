@@ -163,6 +163,8 @@ class RabbitMQSubscription:
             timeout=bus.settings.handler_timeout,
             topic=topic,
             max_bytes=bus.settings.max_message_bytes,
+            system="rabbitmq",
+            group=self._group,
             headers=headers,
             transport=lambda: transport_facts(properties),
         )

@@ -69,7 +69,7 @@ class RabbitMQMessageBus(StartsAndCloses):
     def __init__(self, settings: RabbitMQSettings, *, codec: JsonCodec | None = None) -> None:
         self.settings = settings
         self.codec = codec or JsonCodec()
-        self._wire = WireEncoder(self.codec, settings, AMQP)
+        self._wire = WireEncoder(self.codec, settings, AMQP, "rabbitmq")
         self.metrics = BusCounters()
         self.supervisor = Supervisor("RabbitMQ bus", self.metrics)
         self.retry_policy = settings.retry_policy()
@@ -155,7 +155,7 @@ class RabbitMQMessageBus(StartsAndCloses):
     ) -> None:
         publisher = self._live_publisher(topic)
         # The aggregate id travels in the body's metadata; only an explicit key becomes a header.
-        body, wire_headers = self._wire.encode(message, headers)
+        body, wire_headers = self._wire.encode(message, headers, topic=topic)
         props = _codec.message_properties(message, key, wire_headers, self._wire.content_type)
         within_limit(body, self.settings.max_message_bytes, topic)
         await publisher.send(self.settings.exchange_name, topic, [(body, props)], topic=topic)
@@ -165,7 +165,7 @@ class RabbitMQMessageBus(StartsAndCloses):
         encode, properties, content_type = self._wire.encode, _codec.message_properties, self._wire.content_type
         items = []
         for message in messages:
-            body, headers = encode(message)
+            body, headers = encode(message, topic=topic)
             items.append((body, properties(message, None, headers, content_type)))
         all_within_limit((body for body, _ in items), self.settings.max_message_bytes, topic)
         await publisher.send(self.settings.exchange_name, topic, items, topic=topic)

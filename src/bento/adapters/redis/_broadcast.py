@@ -90,6 +90,8 @@ class BroadcastSubscription:
                     timeout=self._ctx.settings.handler_timeout,
                     topic=topic,
                     max_bytes=self._ctx.settings.max_message_bytes,
+                    system="redis",
+                    group=self._group,
                 )
             finally:
                 self._ctx.in_flight -= 1

@@ -75,6 +75,7 @@ class DurableContext:
         attempt: int,
         topic: str,
         entry_id: bytes | None = None,
+        group: str | None = None,
     ) -> Verdict:
         """Run `handler` on one entry. Its `h` field is the transport headers, and its entry id
         the transport id and time of a plain foreign payload (the same on every redelivery)."""
@@ -99,6 +100,8 @@ class DurableContext:
                 timeout=self.settings.handler_timeout,
                 topic=topic,
                 max_bytes=self.settings.max_message_bytes,
+                system="redis",
+                group=group,
                 headers=headers,
                 transport=None if entry_id is None else functools.partial(entry_facts, entry_id),
             )

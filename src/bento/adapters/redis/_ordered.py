@@ -194,7 +194,9 @@ class OrderedSubscription:
                         error_message=f"delivered {attempt} times without an acknowledgement",
                     )
                 else:
-                    verdict = await self._ctx.deliver(self._handler, fields, attempt, self._topic, entry_id)
+                    verdict = await self._ctx.deliver(
+                        self._handler, fields, attempt, self._topic, entry_id, self._group
+                    )
                 if verdict.action is Action.ACK:
                     done.append(entry_id)
                 elif verdict.action is Action.DEAD:

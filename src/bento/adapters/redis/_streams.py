@@ -173,7 +173,7 @@ class StreamSubscription:
                 error_message=f"delivered {attempt} times without an acknowledgement",
             )
         else:
-            verdict = await self._ctx.deliver(self._handler, fields, attempt, topic, entry_id)
+            verdict = await self._ctx.deliver(self._handler, fields, attempt, topic, entry_id, self._label)
         if verdict.action is Action.ACK:
             return entry_id, True
         if verdict.action is Action.DEAD:

@@ -92,7 +92,7 @@ class RedisMessageBus(StartsAndCloses):
     def __init__(self, settings: RedisSettings, *, codec: JsonCodec | None = None, client: Redis | None = None) -> None:
         self.settings = settings
         self.codec = codec or JsonCodec()
-        self._wire = WireEncoder(self.codec, settings, REDIS)
+        self._wire = WireEncoder(self.codec, settings, REDIS, "redis")
         self._keys = Keys(settings.key_prefix, settings.partitions)
         self._client, self._owns_client = client, client is None
         self._ctx: DurableContext | None = None
@@ -135,7 +135,7 @@ class RedisMessageBus(StartsAndCloses):
         key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        body, wire_headers = self._wire.encode(message, headers)
+        body, wire_headers = self._wire.encode(message, headers, topic=topic)
         within_limit(body, self.settings.max_message_bytes, topic)
         await self._send(topic, [body], [key or message.metadata.aggregate_id or message.message_id], [wire_headers])
 
@@ -143,7 +143,7 @@ class RedisMessageBus(StartsAndCloses):
         """One pipeline for the whole batch: a single round trip, returns when Redis took every entry."""
         encode = self._wire.encode
         keys = None if self.settings.partitions == 1 else [m.metadata.aggregate_id or m.message_id for m in messages]
-        encoded = [encode(m) for m in messages]
+        encoded = [encode(m, topic=topic) for m in messages]
         bodies = [body for body, _ in encoded]
         all_within_limit(bodies, self.settings.max_message_bytes, topic)
         await self._send(topic, bodies, keys, [headers for _, headers in encoded])

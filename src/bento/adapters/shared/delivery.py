@@ -18,9 +18,11 @@ import logging
 from asyncio import CancelledError, current_task
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 from bento.adapters.shared.deadlines import watchdog
+from bento.application import telemetry
 from bento.application.errors import DeserializationError, MessageTooLargeError
 from bento.application.ports.message_bus import MessageHandler
 from bento.application.retry import RetryPolicy
@@ -82,6 +84,8 @@ async def handle_delivery(
     max_bytes: int | None = None,
     headers: Mapping[str, Any] | None = None,
     transport: Transport = None,
+    system: str = "",
+    group: str | None = None,
 ) -> Verdict:
     """Decode `body`, run `handler`, and say what the transport must do with it.
 
@@ -89,17 +93,147 @@ async def handle_delivery(
     `max_message_bytes`) is dead-lettered undecoded. `headers` (the transport's) and `transport`
     (its id and time) let the codec read CloudEvents in binary mode and foreign plain payloads
     (decoded into the handler's `message_type`, see `typed_handler`). The handler runs with the message set
-    as current, so messages it creates inherit correlation and causation ids."""
+    as current, so messages it creates inherit correlation and causation ids. With tracing on
+    (bento.application.telemetry) it runs inside a CONSUMER `process <topic>` span whose parent
+    is the message's trace context; `system` and `group` name the bus and the subscriber's group
+    in that span."""
     if max_bytes is not None and len(body) > max_bytes:
         too_large = MessageTooLargeError(len(body), max_bytes, topic=topic)
-        logger.error("dead-lettering a message on %s: %s", quoted(topic), too_large)
+        logger.error(
+            "dead-lettering a message on %s: %s",
+            quoted(topic),
+            too_large,
+            extra={"topic": topic, "group": group, "attempt": attempt},
+        )
+        if telemetry.metrics is not None:
+            telemetry.metrics.dead_lettered(system, topic, group, type(too_large).__name__)
         return Verdict(Action.DEAD, error_type=type(too_large).__name__, error_message=str(too_large))
     try:
         message = codec.decode(body, headers, transport=transport, message_type=getattr(handler, "message_type", None))
     except Exception as exc:
         error = exc if isinstance(exc, DeserializationError) else DeserializationError(f"{type(exc).__name__}: {exc}")
-        logger.error("dead-lettering undecodable message on %s: %s", quoted(topic), error)
+        logger.error(
+            "dead-lettering undecodable message on %s: %s",
+            quoted(topic),
+            error,
+            extra={"topic": topic, "group": group, "attempt": attempt},
+        )
+        if telemetry.metrics is not None:
+            telemetry.metrics.dead_lettered(system, topic, group, type(error).__name__)
         return Verdict(Action.DEAD, error_type=type(error).__name__, error_message=str(error))
+    if telemetry.tracer is not None or telemetry.metrics is not None:
+        return await _observed(
+            handler,
+            message,
+            len(body),
+            attempt=attempt,
+            policy=policy,
+            timeout=timeout,
+            topic=topic,
+            system=system,
+            group=group,
+        )
+    return await _run(handler, message, attempt=attempt, policy=policy, timeout=timeout, topic=topic, group=group)
+
+
+async def _observed(
+    handler: MessageHandler,
+    message: DomainEvent,
+    size: int,
+    *,
+    attempt: int,
+    policy: RetryPolicy,
+    timeout: float | None,
+    topic: str,
+    system: str,
+    group: str | None,
+) -> Verdict:
+    """`_run` measured (telemetry.metrics) and inside a CONSUMER span (telemetry.tracer)."""
+    started = perf_counter()
+    if telemetry.tracer is None:
+        verdict = await _run(
+            handler, message, attempt=attempt, policy=policy, timeout=timeout, topic=topic, group=group
+        )
+    else:
+        verdict = await _traced(
+            handler,
+            message,
+            size,
+            attempt=attempt,
+            policy=policy,
+            timeout=timeout,
+            topic=topic,
+            system=system,
+            group=group,
+        )
+    recorder = telemetry.metrics
+    if recorder is not None:
+        recorder.processed(
+            system,
+            topic,
+            group,
+            type(message).__wire_name__,
+            verdict.action.value,
+            perf_counter() - started,
+            verdict.error_type,
+        )
+    return verdict
+
+
+async def _traced(
+    handler: MessageHandler,
+    message: DomainEvent,
+    size: int,
+    *,
+    attempt: int,
+    policy: RetryPolicy,
+    timeout: float | None,
+    topic: str,
+    system: str,
+    group: str | None,
+) -> Verdict:
+    """`_run` inside a CONSUMER span; the handler sees the message with the span's context as
+    its trace context, so the messages it creates (stored events too) are parented on it."""
+    from opentelemetry import trace
+    from opentelemetry.trace import SpanKind, Status, StatusCode
+
+    attributes: dict[str, Any] = {
+        telemetry.SYSTEM: system,
+        telemetry.DESTINATION: topic,
+        telemetry.OPERATION_TYPE: "process",
+        telemetry.OPERATION_NAME: "process",
+        telemetry.MESSAGE_ID: message.message_id,
+        telemetry.CONVERSATION_ID: message.correlation_id,
+        telemetry.BODY_SIZE: size,
+        "bento.delivery.attempt": attempt,
+        "bento.message.type": type(message).__wire_name__,
+    }
+    if group:
+        attributes[telemetry.CONSUMER_GROUP] = group
+    parent = telemetry.extract(message.metadata.trace_context)
+    span = telemetry.tracer.start_span(
+        f"process {topic}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
+    )
+    with trace.use_span(span, end_on_exit=True):
+        traced = message.with_metadata(trace_context=telemetry.inject())
+        verdict = await _run(handler, traced, attempt=attempt, policy=policy, timeout=timeout, topic=topic, group=group)
+        if verdict.action is not Action.ACK:
+            span.set_status(Status(StatusCode.ERROR, verdict.error_message[:200]))
+            span.set_attribute("error.type", verdict.error_type)
+            span.set_attribute("bento.delivery.outcome", verdict.action.value)
+        return verdict
+
+
+async def _run(
+    handler: MessageHandler,
+    message: DomainEvent,
+    *,
+    attempt: int,
+    policy: RetryPolicy,
+    timeout: float | None,
+    topic: str,
+    group: str | None = None,
+) -> Verdict:
     token = current_message.set(message)
     try:
         if timeout is None:
@@ -119,6 +253,14 @@ async def handle_delivery(
                 dog.leave(task, previous)
     except Exception as exc:
         error_type, error_message = type(exc).__name__, clipped(str(exc) or repr(exc), 2000)
+        extra = {
+            "message_id": message.message_id,
+            "topic": topic,
+            "group": group,
+            "attempt": attempt,
+            "correlation_id": message.correlation_id,
+            "error_type": error_type,
+        }
         if policy.gives_up_after(attempt):
             logger.error(
                 "handler failed on %s for message %s (attempt %d of %d), dead-lettering: %s",
@@ -127,6 +269,7 @@ async def handle_delivery(
                 attempt,
                 policy.max_attempts,
                 error_message,
+                extra=extra,
             )
             return Verdict(Action.DEAD, error_type=error_type, error_message=error_message, message=message)
         logger.warning(
@@ -136,6 +279,7 @@ async def handle_delivery(
             attempt,
             policy.max_attempts,
             error_message,
+            extra=extra,
         )
         return Verdict(
             Action.RETRY,

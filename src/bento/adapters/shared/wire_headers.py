@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from bento.adapters.shared.settings_base import MessageBusSettingsBase
+from bento.application import telemetry
 from bento.application.serialization import JsonCodec
 from bento.application.wire import (
     JSON_CONTENT_TYPE,
@@ -44,26 +45,73 @@ _CONTENT_TYPES = {
 class WireEncoder:
     """Encodes messages as one bus's settings say (`wire_format`, `cloudevents_source`)."""
 
-    __slots__ = ("codec", "content_type", "format", "metadata_headers", "source", "style")
+    __slots__ = ("codec", "content_type", "format", "metadata_headers", "source", "style", "system")
 
-    def __init__(self, codec: JsonCodec, settings: MessageBusSettingsBase, style: HeaderStyle) -> None:
+    def __init__(
+        self, codec: JsonCodec, settings: MessageBusSettingsBase, style: HeaderStyle, system: str = ""
+    ) -> None:
         self.codec, self.style = codec, style
+        #: `messaging.system` of this bus's spans (rabbitmq, nats, …).
+        self.system = system
         self.format = WireFormat(settings.wire_format)
         self.source = settings.cloudevents_source
         self.metadata_headers = settings.metadata_headers
         #: The content type of every body this encoder writes (AMQP's content-type property).
         self.content_type = _CONTENT_TYPES[self.format]
 
-    def encode(self, message: DomainEvent, headers: Mapping[str, str] | None = None) -> tuple[bytes, dict[str, str]]:
+    def encode(
+        self, message: DomainEvent, headers: Mapping[str, str] | None = None, *, topic: str = ""
+    ) -> tuple[bytes, dict[str, str]]:
         """The body and every transport header of `message`: the metadata headers, or the
         CloudEvents attributes in binary mode, the content type in the CloudEvents modes where
         the broker has no property for it, and free headers. The `bento` format sends no
-        content-type header: its body is self-describing and every header costs per message."""
+        content-type header: its body is self-describing and every header costs per message.
+
+        With tracing on, a PRODUCER `create <topic>` span is recorded and its W3C context
+        replaces the message's `trace_context`, so it travels in the body and the headers."""
+        if telemetry.tracer is not None or telemetry.metrics is not None:
+            message = observed_publish(message, topic, self.system)
         if self.format is WireFormat.BENTO and not self.metadata_headers:
             return self.codec.encode(message, headers), dict(headers) if headers else {}
         return encode_message(
             self.codec, message, headers, wire_format=self.format, style=self.style, source=self.source
         )
+
+
+def observed_publish(message: DomainEvent, topic: str, system: str) -> DomainEvent:
+    """`message` as published with tracing or metrics on: counted as sent, and (tracing) with
+    the W3C context of a new PRODUCER `create <topic>` span as its `trace_context`. Every bus
+    calls it through `WireEncoder.encode`, Kafka (which encodes with the codec) directly; call
+    it only when `telemetry.tracer` or `telemetry.metrics` is set."""
+    if telemetry.metrics is not None:
+        telemetry.metrics.sent(system, topic)
+    if telemetry.tracer is None:
+        return message
+    span = telemetry.tracer.start_span(
+        f"create {topic}",
+        context=telemetry.parent_of(message.metadata.trace_context),
+        kind=_PRODUCER(),
+        attributes={
+            telemetry.SYSTEM: system,
+            telemetry.DESTINATION: topic,
+            telemetry.OPERATION_TYPE: "create",
+            telemetry.OPERATION_NAME: "publish",
+            telemetry.MESSAGE_ID: message.message_id,
+            telemetry.CONVERSATION_ID: message.correlation_id,
+        },
+    )
+    try:
+        from opentelemetry import trace
+
+        return message.with_metadata(trace_context=telemetry.inject(trace.set_span_in_context(span)))
+    finally:
+        span.end()
+
+
+def _PRODUCER() -> object:
+    from opentelemetry.trace import SpanKind
+
+    return SpanKind.PRODUCER
 
 
 def byte_headers(headers: Mapping[str, str]) -> list[tuple[str, bytes]]:

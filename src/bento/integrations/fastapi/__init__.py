@@ -3,6 +3,7 @@
     container = OrdersContainer()
     app = FastAPI(lifespan=lifespan(container, modules=[__name__]))
     app.include_router(health_router())                  # GET /api/health
+    app.include_router(metrics_router())                 # GET /metrics (bento-ddd[prometheus])
 
     @app.post("/orders")
     async def place(body: PlaceOrderBody, commands: CommandBusDep) -> dict[str, str]: ...
@@ -41,6 +42,7 @@ from bento.integrations.fastapi.dependencies import (
 from bento.integrations.fastapi.errors import add_error_handlers
 from bento.integrations.fastapi.health import health_router
 from bento.integrations.fastapi.lifespan import lifespan
+from bento.integrations.fastapi.metrics import metrics_router
 from bento.integrations.fastapi.shutdown import shutting_down
 from bento.integrations.fastapi.sse import channel_stream, sse_events, sse_response
 from bento.integrations.fastapi.websocket import serve_websocket
@@ -59,6 +61,7 @@ __all__ = [
     "get_query_bus",
     "health_router",
     "lifespan",
+    "metrics_router",
     "serve_websocket",
     "shutting_down",
     "sse_events",

@@ -1,0 +1,105 @@
+"""Bento's messaging metrics in the Prometheus text format, for `/metrics`.
+
+`PrometheusMetrics` implements `telemetry.MessagingMetrics` with prometheus-client
+(extra `bento[prometheus]`), under the names the OpenTelemetry Prometheus exporter gives the
+semantic-convention instruments (`messaging.client.sent.messages` becomes
+`messaging_client_sent_messages_total`, `messaging.process.duration` in seconds becomes
+`messaging_process_duration_seconds`), so dashboards work with either. `bento run --http`
+serves `exposition()` at `/metrics`; `bento.integrations.fastapi.metrics_router()` mounts it
+in an application. An application already exporting with the OpenTelemetry SDK calls
+`telemetry.enable_metrics()` instead and does not need this module.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bento.application import telemetry
+
+#: The Prometheus text format's content type (version 0.0.4).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_LABELS = ("messaging_system", "messaging_destination_name")
+_CONSUMER_LABELS = (*_LABELS, "messaging_consumer_group_name")
+#: Handler-duration buckets: 1 ms .. 10 s (Prometheus's defaults start at 5 ms).
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class PrometheusMetrics:
+    """The messaging instruments in a prometheus-client registry (the global one by default)."""
+
+    def __init__(self, registry: Any = None) -> None:
+        try:
+            import prometheus_client as prom
+        except ImportError as exc:
+            raise ImportError("/metrics needs prometheus-client: pip install 'bento-ddd[prometheus]'") from exc
+        self.registry = registry if registry is not None else prom.REGISTRY
+        kw: dict[str, Any] = {"registry": self.registry}
+        self._sent = prom.Counter("messaging_client_sent_messages", "Messages a bus published", _LABELS, **kw)
+        self._consumed = prom.Counter(
+            "messaging_client_consumed_messages", "Messages delivered to a handler", _CONSUMER_LABELS, **kw
+        )
+        self._process = prom.Histogram(
+            "messaging_process_duration_seconds",
+            "Delivery processing time",
+            (*_CONSUMER_LABELS, "error_type"),
+            buckets=_BUCKETS,
+            **kw,
+        )
+        self._handler = prom.Histogram(
+            "bento_handler_duration_seconds",
+            "Handler time by message type and outcome",
+            ("bento_message_type", "bento_outcome"),
+            buckets=_BUCKETS,
+            **kw,
+        )
+        self._retries = prom.Counter(
+            "bento_messaging_retries", "Deliveries to be retried", (*_CONSUMER_LABELS, "error_type"), **kw
+        )
+        self._dead = prom.Counter(
+            "bento_messaging_dead_letters", "Messages dead-lettered", (*_CONSUMER_LABELS, "error_type"), **kw
+        )
+
+    def sent(self, system: str, topic: str) -> None:
+        self._sent.labels(system, topic).inc()
+
+    def processed(
+        self,
+        system: str,
+        topic: str,
+        group: str | None,
+        message_type: str,
+        outcome: str,
+        seconds: float,
+        error_type: str,
+    ) -> None:
+        group = group or ""
+        self._consumed.labels(system, topic, group).inc()
+        self._process.labels(system, topic, group, error_type).observe(seconds)
+        self._handler.labels(message_type, outcome).observe(seconds)
+        if outcome == "retry":
+            self._retries.labels(system, topic, group, error_type).inc()
+        elif outcome == "dead":
+            self._dead.labels(system, topic, group, error_type).inc()
+
+    def dead_lettered(self, system: str, topic: str, group: str | None, error_type: str) -> None:
+        self._dead.labels(system, topic, group or "", error_type).inc()
+
+    def exposition(self) -> bytes:
+        """Every metric of the registry in the Prometheus text format."""
+        from prometheus_client import generate_latest
+
+        return bytes(generate_latest(self.registry))
+
+
+_installed: PrometheusMetrics | None = None
+
+
+def install() -> PrometheusMetrics:
+    """The process's `PrometheusMetrics` on the global registry, made the buses' recorder
+    (once per process: the global registry refuses a metric registered twice)."""
+    global _installed
+    if _installed is None:
+        _installed = PrometheusMetrics()
+    telemetry.enable_metrics(_installed)
+    return _installed

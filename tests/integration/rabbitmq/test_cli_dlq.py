@@ -1,0 +1,62 @@
+"""`bento dlq ls|show` as an operator runs it, against dead letters on the real RabbitMQ."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from bento.adapters.rabbitmq import RabbitMQMessageBus, RabbitMQSettings
+from bento.testing.events import ContractEvent, make_event
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _bento(*args: str, url: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EVENT", "COMMAND", "SERVICE", "BENTO_"))}
+    env.update(PYTHONPATH=str(ROOT / "src"), EVENT__BACKEND="rabbitmq", EVENT__URL=url)
+    return subprocess.run(
+        [sys.executable, "-m", "bento.cli", "dlq", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+async def test_ls_and_show_read_the_brokers_dead_letters(rabbitmq_url: str) -> None:
+    topic = f"dlq-cli-{uuid.uuid4().hex[:8]}"
+    poison = [make_event(n, key=f"k{n}") for n in range(3)]
+
+    async def refuse(message: ContractEvent) -> None:
+        raise ValueError(f"cannot handle seq {message.seq}")
+
+    async with RabbitMQMessageBus(RabbitMQSettings(url=rabbitmq_url, max_attempts=1)) as bus:
+        await bus.subscribe(topic, refuse, group="billing")  # type: ignore[arg-type]
+        for event in poison:
+            await bus.publish(topic, event)
+        for _ in range(500):
+            if len(await bus.dead_letters(topic, group="billing")) == 3:
+                break
+            await asyncio.sleep(0.02)
+
+    listed = await asyncio.to_thread(_bento, "ls", topic, "--group", "billing", "--json", url=rabbitmq_url)
+    assert listed.returncode == 0, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert sorted(r["message_id"] for r in rows) == sorted(e.message_id for e in poison)
+    assert {(r["topic"], r["group"], r["attempts"], r["error_type"]) for r in rows} == {
+        (topic, "billing", 1, "ValueError")
+    }
+
+    shown = await asyncio.to_thread(
+        _bento, "show", poison[1].message_id, topic, "--group", "billing", "--json", url=rabbitmq_url
+    )
+    assert shown.returncode == 0, shown.stderr
+    detail = json.loads(shown.stdout)
+    assert detail["error_message"] == "cannot handle seq 1" and '"seq":1' in detail["body"].replace(" ", "")
+
+    missing = await asyncio.to_thread(_bento, "show", "nope", topic, "--group", "billing", url=rabbitmq_url)
+    assert missing.returncode == 1 and "no dead letter 'nope'" in missing.stderr
+
+    empty = await asyncio.to_thread(_bento, "ls", topic, "--group", "other", url=rabbitmq_url)
+    assert empty.returncode == 0 and empty.stdout == "" and "no dead letters" in empty.stderr
