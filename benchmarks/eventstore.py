@@ -72,6 +72,9 @@ from bento.adapters.redis.stream_lock import RedisStreamLock  # noqa: E402
 from bento.application.ports.stream_lock import StreamLock  # noqa: E402
 from bento.domain.events import DomainEvent  # noqa: E402
 from bento.testing.events import make_event  # noqa: E402
+
+# The private test-server launchers live in tests/servers (imported as `servers`).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from servers import tcp_reachable  # noqa: E402
 from servers.clickhouse_server import ClickHouseServer  # noqa: E402
 

@@ -25,9 +25,11 @@ import argparse
 import asyncio
 import json
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -36,6 +38,9 @@ from bento.adapters.kafka import KafkaMessageBus, KafkaSettings
 from bento.application.serialization import JsonCodec
 from bento.domain.events import DomainEvent
 from bento.testing.events import ContractEvent, make_event
+
+# The private test-server launchers live in tests/servers (imported as `servers`).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from servers.tansu import Tansu
 
 WINDOW = 1000

@@ -47,6 +47,9 @@ from bento.adapters.pulsar import PulsarMessageBus, PulsarSettings  # noqa: E402
 from bento.application.serialization import JsonCodec  # noqa: E402
 from bento.domain.events import DomainEvent  # noqa: E402
 from bento.testing.events import ContractEvent, make_event  # noqa: E402
+
+# The private test-server launchers live in tests/servers (imported as `servers`).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from servers.pulsar_lite import PulsarLite  # noqa: E402
 
 GROUP = "bench"
