@@ -76,7 +76,8 @@ async def main(commands: int, events: int) -> dict[str, float]:
     full = CommandBus()  # default middleware: correlation propagation + failure logging
     full.register(IncrementHandler())
     rates = await best_of(
-        5, commands // 2,
+        5,
+        commands // 2,
         {"bare": (handler.handle, command), "bus": (plain.dispatch, command), "full": (full.dispatch, command)},
     )
     bare_commands, bus_commands, bus_commands_mw = rates["bare"], rates["bus"], rates["full"]
@@ -114,11 +115,17 @@ if __name__ == "__main__":
     args = parser.parse_args()
     result = asyncio.run(main(args.commands, args.events))
     print(f"bare loop           {result['bare_commands_per_s']:>12,} commands/s")
-    print(f"CommandBus          {result['commands_per_s']:>12,} commands/s  "
-          f"({result['commands_ratio_to_bare']:.0%} of bare; target >= 35%)")
-    print(f"CommandBus + mw     {result['commands_with_middleware_per_s']:>12,} commands/s  "
-          f"({result['commands_with_middleware_ratio_to_bare']:.0%} of bare; target >= 15%)")
+    print(
+        f"CommandBus          {result['commands_per_s']:>12,} commands/s  "
+        f"({result['commands_ratio_to_bare']:.0%} of bare; target >= 35%)"
+    )
+    print(
+        f"CommandBus + mw     {result['commands_with_middleware_per_s']:>12,} commands/s  "
+        f"({result['commands_with_middleware_ratio_to_bare']:.0%} of bare; target >= 15%)"
+    )
     print(f"bare 3-handler loop {result['bare_events_per_s']:>12,} events/s")
-    print(f"EventBus (3 subs)   {result['events_per_s']:>12,} events/s  "
-          f"({result['events_ratio_to_bare']:.0%} of bare; target >= 25%)")
+    print(
+        f"EventBus (3 subs)   {result['events_per_s']:>12,} events/s  "
+        f"({result['events_ratio_to_bare']:.0%} of bare; target >= 25%)"
+    )
     print(json.dumps(result))

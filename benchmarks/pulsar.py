@@ -67,8 +67,12 @@ def raw_publish(
 ) -> float:
     """send_async + flush; with `encode`, each event is encoded by the codec just before its send."""
     producer = client.create_producer(
-        topic, batching_enabled=True, batching_type=pulsar.BatchingType.KeyBased,
-        batching_max_publish_delay_ms=1, block_if_queue_full=True, max_pending_messages=10_000,
+        topic,
+        batching_enabled=True,
+        batching_type=pulsar.BatchingType.KeyBased,
+        batching_max_publish_delay_ms=1,
+        block_if_queue_full=True,
+        max_pending_messages=10_000,
     )
     done, confirmed = threading.Event(), [0]
 
@@ -109,8 +113,9 @@ def raw_consume(client: pulsar.Client, topic: str, count: int, *, decode: bool =
 
 def raw_round_trips(client: pulsar.Client, topic: str, body: bytes, count: int) -> list[float]:
     consumer = client.subscribe(topic, "rtt", consumer_type=pulsar.ConsumerType.Shared)
-    producer = client.create_producer(topic, batching_enabled=True, batching_type=pulsar.BatchingType.KeyBased,
-                                      batching_max_publish_delay_ms=1)
+    producer = client.create_producer(
+        topic, batching_enabled=True, batching_type=pulsar.BatchingType.KeyBased, batching_max_publish_delay_ms=1
+    )
     samples = []
     for _ in range(count):
         started = time.perf_counter()
@@ -262,8 +267,7 @@ async def bus_round(url: str, events: list[ContractEvent], rtt_count: int, meter
             await bus.publish(f"{topic}.rtt", event)
             await asyncio.wait_for(arrived.wait(), 10)
         await probe.stop()
-    return {"publish": publish_rate, "consume": consume_rate, "rtts": rtts, "lags": probe.lags,
-            "idle": idle.lags}
+    return {"publish": publish_rate, "consume": consume_rate, "rtts": rtts, "lags": probe.lags, "idle": idle.lags}
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -311,13 +315,15 @@ def main() -> None:
                 bus[name].append(outcome[name])
             for name in ("rtts", "lags", "idle"):
                 bus[name].extend(outcome[name])
-        raw_rtts = raw_round_trips(client, f"persistent://public/default/bench.rtt.{uuid.uuid4().hex[:8]}",
-                                   bodies[0], args.round_trips)
+        raw_rtts = raw_round_trips(
+            client, f"persistent://public/default/bench.rtt.{uuid.uuid4().hex[:8]}", bodies[0], args.round_trips
+        )
         client.close()
     decode_us = decode_cost_us(bodies)
 
     med = {f"raw_{k}": statistics.median(v) for k, v in raw.items()} | {
-        f"bus_{k}": statistics.median(bus[k]) for k in ("publish", "consume")}
+        f"bus_{k}": statistics.median(bus[k]) for k in ("publish", "consume")
+    }
     best = {f"raw_{k}": max(v) for k, v in raw.items()} | {f"bus_{k}": max(bus[k]) for k in ("publish", "consume")}
     result = {
         "messages": args.messages,
@@ -350,33 +356,47 @@ def main() -> None:
         "bus_loop_lag_over_5ms_share": round(sum(lag > 0.005 for lag in bus["lags"]) / len(bus["lags"]), 4),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "cpu_budget": cpu_budget(cpu, len(bodies), decode_us, med["raw_consume"]),
-        "all_rounds_per_s": {k: [round(x) for x in v] for k, v in (raw | {
-            "bus_publish": bus["publish"], "bus_consume": bus["consume"]}).items()},
+        "all_rounds_per_s": {
+            k: [round(x) for x in v]
+            for k, v in (raw | {"bus_publish": bus["publish"], "bus_consume": bus["consume"]}).items()
+        },
     }
     print(f"{args.messages} messages of {len(bodies[0])} bytes on pulsar-lite, median of {args.rounds} rounds")
-    print(f"publish  raw {result['raw_publish_per_s']:>7}/s  raw+codec {result['raw_publish_with_codec_per_s']:>7}/s"
-          f"  bus {result['bus_publish_per_s']:>7}/s  ratio {result['publish_ratio_to_raw']:.2f} "
-          f"(to raw+codec {result['publish_ratio_to_raw_with_codec']:.2f})")
-    print(f"consume  raw {result['raw_consume_per_s']:>7}/s  raw+codec {result['raw_consume_with_codec_per_s']:>7}/s"
-          f"  bus {result['bus_consume_per_s']:>7}/s  ratio {result['consume_ratio_to_raw']:.2f} "
-          f"(to raw+codec {result['consume_ratio_to_raw_with_codec']:.2f})")
-    print(f"best rounds: publish ratio {result['best_round_publish_ratio_to_raw']:.2f}, "
-          f"consume ratio {result['best_round_consume_ratio_to_raw']:.2f}")
-    print(f"round trip bus p50 {result['rtt_p50_ms']} ms p99 {result['rtt_p99_ms']} ms; "
-          f"raw p50 {result['raw_rtt_p50_ms']} ms p99 {result['raw_rtt_p99_ms']} ms")
-    print(f"event loop lag max {result['max_loop_lag_ms']} ms, p99 {result['p99_loop_lag_ms']} ms "
-          f"(idle loop, same process: max {result['idle_max_loop_lag_ms']} ms, "
-          f"p99 {result['idle_p99_loop_lag_ms']} ms; raw client in a thread: max "
-          f"{result['raw_in_thread_max_loop_lag_ms']} ms, p99 {result['raw_in_thread_p99_loop_lag_ms']} ms; "
-          f"bus samples over 5 ms {result['bus_loop_lag_over_5ms_share']:.2%}; "
-          f"longest GC pause {result['max_gc_pause_ms']} ms; "
-          f"load average {result['load_average_1m']})")
+    print(
+        f"publish  raw {result['raw_publish_per_s']:>7}/s  raw+codec {result['raw_publish_with_codec_per_s']:>7}/s"
+        f"  bus {result['bus_publish_per_s']:>7}/s  ratio {result['publish_ratio_to_raw']:.2f} "
+        f"(to raw+codec {result['publish_ratio_to_raw_with_codec']:.2f})"
+    )
+    print(
+        f"consume  raw {result['raw_consume_per_s']:>7}/s  raw+codec {result['raw_consume_with_codec_per_s']:>7}/s"
+        f"  bus {result['bus_consume_per_s']:>7}/s  ratio {result['consume_ratio_to_raw']:.2f} "
+        f"(to raw+codec {result['consume_ratio_to_raw_with_codec']:.2f})"
+    )
+    print(
+        f"best rounds: publish ratio {result['best_round_publish_ratio_to_raw']:.2f}, "
+        f"consume ratio {result['best_round_consume_ratio_to_raw']:.2f}"
+    )
+    print(
+        f"round trip bus p50 {result['rtt_p50_ms']} ms p99 {result['rtt_p99_ms']} ms; "
+        f"raw p50 {result['raw_rtt_p50_ms']} ms p99 {result['raw_rtt_p99_ms']} ms"
+    )
+    print(
+        f"event loop lag max {result['max_loop_lag_ms']} ms, p99 {result['p99_loop_lag_ms']} ms "
+        f"(idle loop, same process: max {result['idle_max_loop_lag_ms']} ms, "
+        f"p99 {result['idle_p99_loop_lag_ms']} ms; raw client in a thread: max "
+        f"{result['raw_in_thread_max_loop_lag_ms']} ms, p99 {result['raw_in_thread_p99_loop_lag_ms']} ms; "
+        f"bus samples over 5 ms {result['bus_loop_lag_over_5ms_share']:.2%}; "
+        f"longest GC pause {result['max_gc_pause_ms']} ms; "
+        f"load average {result['load_average_1m']})"
+    )
     budget = result["cpu_budget"]
-    print(f"consume CPU: raw client {budget['raw_client_cores']} + broker {budget['raw_broker_cores']} cores "
-          f"({budget['raw_client_us_per_message']} + {budget['raw_broker_us_per_message']} us/message); "
-          f"decoding alone {budget['decode_us_per_message']} us/message; a bus at 90% of raw would need "
-          f"{budget['cores_needed_at_90_percent']} of {budget['machine_cores']} cores; "
-          f"bus used {budget['bus_client_cores']} + {budget['bus_broker_cores']}")
+    print(
+        f"consume CPU: raw client {budget['raw_client_cores']} + broker {budget['raw_broker_cores']} cores "
+        f"({budget['raw_client_us_per_message']} + {budget['raw_broker_us_per_message']} us/message); "
+        f"decoding alone {budget['decode_us_per_message']} us/message; a bus at 90% of raw would need "
+        f"{budget['cores_needed_at_90_percent']} of {budget['machine_cores']} cores; "
+        f"bus used {budget['bus_client_cores']} + {budget['bus_broker_cores']}"
+    )
     print(json.dumps(result))
 
 
@@ -385,6 +405,7 @@ def cpu_budget(cpu: dict[str, list[CpuMeter]], count: int, decode_us: float, raw
     consume phase used (client and broker, median round), plus what decoding every
     message costs -- raw receive + acknowledge does not decode, a bus must -- at 90% of
     the raw rate, against the cores the machine has."""
+
     def median_of(name: str, attr: str) -> float:
         return statistics.median(getattr(m, attr) / m.wall for m in cpu[name])
 

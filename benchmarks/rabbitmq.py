@@ -75,14 +75,20 @@ class RawSide:
 
     async def publish(self, payloads: list[dict[str, object]]) -> None:
         # A raw producer serializes its payload too (json.dumps of the same data the bus encodes).
-        await asyncio.gather(*(
-            self.exchange.publish(
-                aio_pika.Message(json.dumps(payload).encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                                 content_type="application/json"),
-                routing_key=self.name, mandatory=False,
+        await asyncio.gather(
+            *(
+                self.exchange.publish(
+                    aio_pika.Message(
+                        json.dumps(payload).encode(),
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        content_type="application/json",
+                    ),
+                    routing_key=self.name,
+                    mandatory=False,
+                )
+                for payload in payloads
             )
-            for payload in payloads
-        ))
+        )
 
     async def start_consuming(self) -> None:
         channel = await self.connection.channel()
@@ -110,10 +116,15 @@ class BusSide:
     def __init__(self) -> None:
         self.topic = f"bench.bus.{uuid.uuid4().hex[:8]}"
         self.counter = Counter()
-        self.bus = RabbitMQMessageBus(RabbitMQSettings(
-            url=URL, exchange_name=EXCHANGE, prefetch_count=PREFETCH, publish_window=WINDOW,
-            connection_name="bento-bench",
-        ))
+        self.bus = RabbitMQMessageBus(
+            RabbitMQSettings(
+                url=URL,
+                exchange_name=EXCHANGE,
+                prefetch_count=PREFETCH,
+                publish_window=WINDOW,
+                connection_name="bento-bench",
+            )
+        )
 
     async def handler(self, event: DomainEvent) -> None:
         await self.counter.turn.wait()
@@ -136,9 +147,7 @@ class BusSide:
         await _delete_queues(*self.queues)
 
 
-async def throughput(
-    sent: list[ContractEvent], payloads: list[dict[str, object]], slice_size: int
-) -> dict[str, float]:
+async def throughput(sent: list[ContractEvent], payloads: list[dict[str, object]], slice_size: int) -> dict[str, float]:
     """Alternate raw and bus slice by slice, so both see the same moments of a noisy machine."""
     raw, bus = RawSide(), BusSide()
     await raw.setup()
@@ -185,7 +194,10 @@ async def _delete_queues(*names: str) -> None:
 async def latency(samples: int) -> tuple[list[float], list[float]]:
     """Round trip publish → handler, one message at a time, for the bus and for raw aio-pika."""
     settings = RabbitMQSettings(
-        url=URL, exchange_name=EXCHANGE, prefetch_count=PREFETCH, connection_name="bento-bench",
+        url=URL,
+        exchange_name=EXCHANGE,
+        prefetch_count=PREFETCH,
+        connection_name="bento-bench",
     )
     topic = f"bench.lat.{uuid.uuid4().hex[:8]}"
     loop = asyncio.get_running_loop()
@@ -229,7 +241,8 @@ async def latency(samples: int) -> tuple[list[float], list[float]]:
             started = time.perf_counter()
             await exchange.publish(
                 aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                routing_key=queue.name, mandatory=False,
+                routing_key=queue.name,
+                mandatory=False,
             )
             await arrived
             raw_ms.append((time.perf_counter() - started) * 1000)
@@ -254,8 +267,10 @@ async def main() -> None:
     codec = JsonCodec()
     bodies = [codec.encode(m) for m in sent]
     body_size = statistics.mean(len(b) for b in bodies)
-    print(f"{args.messages} messages of ~{body_size:.0f} B, window {WINDOW}, prefetch {PREFETCH}, "
-          f"persistent + confirms + manual ack, raw and bus alternating every {args.slice} messages")
+    print(
+        f"{args.messages} messages of ~{body_size:.0f} B, window {WINDOW}, prefetch {PREFETCH}, "
+        f"persistent + confirms + manual ack, raw and bus alternating every {args.slice} messages"
+    )
     payloads = [m.model_dump(mode="json") for m in sent]
     rates = await throughput(sent, payloads, args.slice)
     raw_pub, bus_pub = rates["raw_publish"], rates["bus_publish"]
@@ -277,9 +292,11 @@ async def main() -> None:
     }
     print(f"publish: bus {bus_pub:.0f}/s vs raw {raw_pub:.0f}/s = {figures['publish_ratio_to_raw']:.0%}")
     print(f"consume: bus {bus_con:.0f}/s vs raw {raw_con:.0f}/s = {figures['consume_ratio_to_raw']:.0%}")
-    print(f"round trip ({args.latency_samples} single messages): bus p50 {figures['bus_latency_p50_ms']} ms "
-          f"p99 {figures['bus_latency_p99_ms']} ms; raw p50 {figures['raw_latency_p50_ms']} ms "
-          f"p99 {figures['raw_latency_p99_ms']} ms")
+    print(
+        f"round trip ({args.latency_samples} single messages): bus p50 {figures['bus_latency_p50_ms']} ms "
+        f"p99 {figures['bus_latency_p99_ms']} ms; raw p50 {figures['raw_latency_p50_ms']} ms "
+        f"p99 {figures['raw_latency_p99_ms']} ms"
+    )
     print(json.dumps(figures))
 
 

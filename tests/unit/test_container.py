@@ -86,8 +86,17 @@ def test_public_api_all_is_sorted_and_complete() -> None:
 
 
 def test_public_api_has_the_event_sourcing_core_and_import_bento_loads_no_adapter() -> None:
-    for name in ("EventSourcedRepository", "Projection", "ProjectionRunner", "OutboxRelay", "BentoContainer",
-                 "register_handlers", "AggregateNotFoundError", "ProjectionError", "ConcurrencyError"):
+    for name in (
+        "EventSourcedRepository",
+        "Projection",
+        "ProjectionRunner",
+        "OutboxRelay",
+        "BentoContainer",
+        "register_handlers",
+        "AggregateNotFoundError",
+        "ProjectionError",
+        "ConcurrencyError",
+    ):
         assert name in bento.__all__, name
     assert bento.BentoContainer is BentoContainer
     code = "import sys, bento; print(sorted(m for m in sys.modules if m.startswith('bento.adapters')))"

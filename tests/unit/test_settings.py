@@ -99,7 +99,9 @@ def test_example_config_files_are_valid_and_up_to_date(monkeypatch: pytest.Monke
 
     check = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "gen_config_examples.py"), "--check"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert check.returncode == 0, check.stdout + check.stderr
     monkeypatch.setenv("BENTO_CONFIG", str(ROOT / "config" / "bento.yaml"))

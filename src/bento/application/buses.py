@@ -57,7 +57,8 @@ class CommandBus(_SingleHandlerBus):
     """Runs the one handler of a command and returns its result."""
 
     def register(
-        self, handler: CommandHandler[Any, Any] | Callable[[Any], Awaitable[Any]],
+        self,
+        handler: CommandHandler[Any, Any] | Callable[[Any], Awaitable[Any]],
         command_type: type[Command] | None = None,
     ) -> None:
         message_type = command_type or _declared_type(handler)
@@ -80,7 +81,8 @@ class QueryBus(_SingleHandlerBus):
     """Answers a query with its one handler."""
 
     def register(
-        self, handler: QueryHandler[Any, Any] | Callable[[Any], Awaitable[Any]],
+        self,
+        handler: QueryHandler[Any, Any] | Callable[[Any], Awaitable[Any]],
         query_type: type[Query] | None = None,
     ) -> None:
         message_type = query_type or _declared_type(handler)
@@ -169,9 +171,7 @@ class EventBus:
     def register(self, handler: EventHandler[Any]) -> None:
         self.add_subscriber(handler.handled_type(), _entry_point(handler), name=handler.handler_name)
 
-    def add_subscriber(
-        self, event_type: type[DomainEvent], fn: Callable[[Any], Awaitable[None]], *, name: str
-    ) -> None:
+    def add_subscriber(self, event_type: type[DomainEvent], fn: Callable[[Any], Awaitable[None]], *, name: str) -> None:
         call = compose(fn, self._middleware) if self._middleware else fn
         self._subscribers.append(Subscriber(event_type, name, call, fn))
         self._by_type.clear()
@@ -210,7 +210,11 @@ class EventBus:
     def _first_failure(self, subscriber: Subscriber, event: DomainEvent, exc: Exception) -> None:
         logger.warning(
             "subscriber %s failed for %s %s (attempt 1 of %d): %s",
-            subscriber.name, type(event).__name__, event.message_id, self.retry_policy.max_attempts, exc,
+            subscriber.name,
+            type(event).__name__,
+            event.message_id,
+            self.retry_policy.max_attempts,
+            exc,
         )
         if self.retry_policy.gives_up_after(1):
             self._give_up(subscriber, event, exc, 1)
@@ -237,7 +241,11 @@ class EventBus:
                     return
                 logger.warning(
                     "subscriber %s failed for %s (attempt %d of %d): %s",
-                    subscriber.name, event.message_id, attempt, self.retry_policy.max_attempts, exc,
+                    subscriber.name,
+                    event.message_id,
+                    attempt,
+                    self.retry_policy.max_attempts,
+                    exc,
                 )
             finally:
                 current_message.reset(token)
@@ -245,7 +253,11 @@ class EventBus:
     def _give_up(self, subscriber: Subscriber, event: DomainEvent, exc: Exception, attempts: int) -> None:
         logger.error(
             "subscriber %s gave up on %s %s after %d attempt(s): %s",
-            subscriber.name, type(event).__name__, event.message_id, attempts, exc,
+            subscriber.name,
+            type(event).__name__,
+            event.message_id,
+            attempts,
+            exc,
         )
         self.failed.append(FailedDelivery(event, subscriber.name, type(exc).__name__, str(exc), attempts))
 

@@ -72,7 +72,9 @@ class LoggingMiddleware:
             self._log.exception("handler failed for %s %s", type(message).__name__, message.message_id)
             raise
         self._log.debug(
-            "handled %s %s in %.3f ms", type(message).__name__, message.message_id,
+            "handled %s %s in %.3f ms",
+            type(message).__name__,
+            message.message_id,
             (time.perf_counter() - started) * 1000,
         )
         return result

@@ -37,4 +37,3 @@ class MessageBusEventPublisher:
                 await self._bus.publish(self._prefix + topic, batch[0])
             else:
                 await self._bus.publish_batch(self._prefix + topic, batch)
-

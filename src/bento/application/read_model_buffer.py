@@ -70,9 +70,7 @@ class ReadModelBuffer(Generic[M]):
         offset: int = 0,
     ) -> list[M]:
         await self.flush()
-        return await self.target.find(
-            where, order_by=order_by, descending=descending, limit=limit, offset=offset
-        )
+        return await self.target.find(where, order_by=order_by, descending=descending, limit=limit, offset=offset)
 
     async def count(self, where: Mapping[str, Any] | None = None) -> int:
         await self.flush()

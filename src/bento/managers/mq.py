@@ -133,6 +133,4 @@ def _validated(model: type[BaseModel], options: Mapping[str, Any]) -> Any:
     try:
         return model(**options)
     except ValidationError as exc:
-        raise ConfigurationError(
-            [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-        ) from None
+        raise ConfigurationError([f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]) from None

@@ -19,14 +19,17 @@ from bento.application.errors import ConcurrencyError
 from bento.testing.events import make_event
 
 
-async def main(host: str, port: int, database: str, table: str, prefix: str, streams: int, rounds: int,
-               start_at: float) -> dict[str, object]:
+async def main(
+    host: str, port: int, database: str, table: str, prefix: str, streams: int, rounds: int, start_at: float
+) -> dict[str, object]:
     settings = ClickHouseSettings(mode="server", host=host, port=port, database=database)
     won: list[str] = []
     conflicts = 0
-    async with open_engine(settings) as engine, RedisStreamLock(prefix=prefix) as lock, ClickHouseEventStore(
-        engine, lock=lock, table=table
-    ) as store:
+    async with (
+        open_engine(settings) as engine,
+        RedisStreamLock(prefix=prefix) as lock,
+        ClickHouseEventStore(engine, lock=lock, table=table) as store,
+    ):
 
         async def writer(stream: str) -> None:
             nonlocal conflicts

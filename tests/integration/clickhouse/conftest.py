@@ -48,8 +48,9 @@ def clickhouse_server() -> Iterator[ClickHouseServer]:
 
 @pytest.fixture(scope="session")
 def clickhouse_server_settings(clickhouse_server: ClickHouseServer) -> ClickHouseSettings:
-    return ClickHouseSettings(mode="server", host=clickhouse_server.host, port=clickhouse_server.port,
-                              database="bento_test")
+    return ClickHouseSettings(
+        mode="server", host=clickhouse_server.host, port=clickhouse_server.port, database="bento_test"
+    )
 
 
 @pytest.fixture(scope="session")

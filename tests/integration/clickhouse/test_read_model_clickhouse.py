@@ -85,10 +85,20 @@ class Wide(BaseModel):
 async def test_field_types_round_trip_and_filter(engine: ClickHouseEngine, table_name: str) -> None:
     async with ClickHouseReadModel(engine, Wide, table=table_name) as model:
         first = Wide(
-            id="w1", name="é✓ 'quoted' \\ back", count=-(2**40), ratio=0.125, active=True,
-            seen_at=datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=UTC), day=date(2026, 3, 4),
-            colour=Colour.BLUE, rank=Rank.HIGH, ref=uuid.uuid4(), note=None, amount=7,
-            tags=["a", "b"], extra={"x": 1},
+            id="w1",
+            name="é✓ 'quoted' \\ back",
+            count=-(2**40),
+            ratio=0.125,
+            active=True,
+            seen_at=datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=UTC),
+            day=date(2026, 3, 4),
+            colour=Colour.BLUE,
+            rank=Rank.HIGH,
+            ref=uuid.uuid4(),
+            note=None,
+            amount=7,
+            tags=["a", "b"],
+            extra={"x": 1},
         )
         second = Wide(id="w2")
         await model.write_batch([(first, 1), (second, 1)], [])

@@ -34,9 +34,7 @@ class NotifyHandler(CommandHandler[Notify, str]):
     """Publishes the notification on the user's SSE channel (seed 000's /notify route)."""
 
     async def handle(self, command: Notify) -> str:
-        await ChannelManager.get_instance("sse").publish(
-            f"user:{command.user_id}", {"message": command.message}
-        )
+        await ChannelManager.get_instance("sse").publish(f"user:{command.user_id}", {"message": command.message})
         return "sent"
 
 
@@ -44,9 +42,7 @@ def build_app(container: BentoContainer, redis_url: str) -> FastAPI:
     async def open_components() -> None:
         # 获取命名实例 (在 app 启动时已初始化)
         await ChannelManager.get_instance("sse").initialize(backend="memory")
-        cache = (
-            await RedisClient.get_instance("cache").configure(url=redis_url, socket_timeout=1).initialize()
-        )
+        cache = await RedisClient.get_instance("cache").configure(url=redis_url, socket_timeout=1).initialize()
         await ChannelManager.get_instance("live").initialize(backend="redis", redis_client=cache)
         container.command_bus().register(NotifyHandler())
 

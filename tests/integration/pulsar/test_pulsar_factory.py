@@ -54,7 +54,9 @@ def test_settings_map_topics_and_dead_letter_topics() -> None:
     settings = PulsarSettings(tenant="acme", namespace="orders")
     assert settings.full_topic("order.placed") == "persistent://acme/orders/order.placed"
     assert settings.full_topic("non-persistent://t/n/x") == "non-persistent://t/n/x"
-    assert settings.dead_letter_topic_for("order.placed", "billing") == "persistent://acme/orders/order.placed-billing-DLQ"
+    assert (
+        settings.dead_letter_topic_for("order.placed", "billing") == "persistent://acme/orders/order.placed-billing-DLQ"
+    )
     assert settings.dead_letter_topic_for("order.placed", None).endswith("order.placed-broadcast-DLQ")
     assert settings.dead_letter_topic_for("persistent://t/n/x", "g") == "persistent://t/n/x-g-DLQ"
     tls = PulsarSettings(service_url="pulsar+ssl://broker:6651", auth_token="secret-token")

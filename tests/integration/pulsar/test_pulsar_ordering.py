@@ -136,7 +136,9 @@ async def test_partitioned_topic_keeps_per_key_order(pulsar_url: str, unique_top
     admin = os.environ.get("BENTO_TEST_PULSAR_ADMIN_URL") or f"http://{urlparse(pulsar_url).hostname}:8080"
     request = urllib.request.Request(
         f"{admin}/admin/v2/persistent/public/default/{unique_topic}/partitions",
-        data=b"4", method="PUT", headers={"Content-Type": "application/json"},
+        data=b"4",
+        method="PUT",
+        headers={"Content-Type": "application/json"},
     )
     await asyncio.to_thread(urllib.request.urlopen, request, timeout=10)
     seen: dict[str, list[int]] = defaultdict(list)

@@ -38,8 +38,12 @@ def private_broker() -> Iterator[PulsarLite]:
 def _settings(url: str, **changes: object) -> PulsarSettings:
     return PulsarSettings.model_validate(
         {
-            "service_url": url, "max_attempts": 3, "retry_delays": [0.05, 0.1], "drain_timeout": 5.0,
-            "reconnect_check_interval": 0.05, **changes,
+            "service_url": url,
+            "max_attempts": 3,
+            "retry_delays": [0.05, 0.1],
+            "drain_timeout": 5.0,
+            "reconnect_check_interval": 0.05,
+            **changes,
         }
     )
 

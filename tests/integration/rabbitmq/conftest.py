@@ -21,7 +21,9 @@ def rabbitmq_url() -> str:
     url = os.environ.get("BENTO_TEST_RABBITMQ_URL", DEFAULT_URL)
     parsed = URL(url)
     require_tcp(
-        "RabbitMQ", parsed.host or "127.0.0.1", parsed.port or 5672,
+        "RabbitMQ",
+        parsed.host or "127.0.0.1",
+        parsed.port or 5672,
         "apt-get install rabbitmq-server && service rabbitmq-server start",
     )
     return url

@@ -50,11 +50,7 @@ class ConnectionDropper:
 
     async def drop(self) -> int:
         listing = await _run("rabbitmqctl", "-q", "list_connections", "pid", "client_properties")
-        pids = [
-            line.split("\t", 1)[0]
-            for line in listing.splitlines()
-            if f'{{"connection_name","{self.name}' in line
-        ]
+        pids = [line.split("\t", 1)[0] for line in listing.splitlines() if f'{{"connection_name","{self.name}' in line]
         for pid in pids:
             await _run("rabbitmqctl", "-q", "close_connection", pid, "bento fault test")
         return len(pids)
@@ -67,9 +63,7 @@ async def until(predicate: Callable[[], bool], within: float) -> None:
             await asyncio.sleep(0.05)
 
 
-async def dead_letters_at_least(
-    bus: MessageBus, topic: str, group: str | None, count: int
-) -> list[DeadLetter]:
+async def dead_letters_at_least(bus: MessageBus, topic: str, group: str | None, count: int) -> list[DeadLetter]:
     async with asyncio.timeout(20):
         while len(letters := await bus.dead_letters(topic, group=group)) < count:  # noqa: ASYNC110
             await asyncio.sleep(0.1)

@@ -21,9 +21,7 @@ def _topic() -> str:
     return f"fault.{uuid.uuid4().hex[:12]}"
 
 
-async def test_dropped_connections_lose_nothing(
-    rabbitmq_settings: SettingsFactory, dropper: ConnectionDropper
-) -> None:
+async def test_dropped_connections_lose_nothing(rabbitmq_settings: SettingsFactory, dropper: ConnectionDropper) -> None:
     """10,000 messages published and consumed while the broker drops our connections twice."""
     total, topic = 10_000, _topic()
     deliveries: Counter[str] = Counter()

@@ -54,6 +54,7 @@ async def test_competing_consumers_share_a_queue(rabbitmq_settings: SettingsFact
 
 async def test_manual_ack_nack_and_dead_lettering(rabbitmq_settings: SettingsFactory) -> None:
     queue, seen, dead = _queue(), [], []
+
     async def process_with_ack(
         message: dict[str, Any], ack: Callable[[], Awaitable[None]], nack: Callable[..., Awaitable[None]]
     ) -> None:

@@ -52,9 +52,7 @@ async def test_redis_client(uid: str, redis_cleanup: list[str]) -> None:
     assert RedisClientFromSubmodule is RedisClient
 
     # 配置并初始化
-    await client.configure(
-        url="redis://localhost:6379/0", max_connections=10, decode_responses=True
-    ).initialize()
+    await client.configure(url="redis://localhost:6379/0", max_connections=10, decode_responses=True).initialize()
 
     # 使用连接
     redis = client.connection
@@ -83,9 +81,7 @@ async def test_rabbitmq_client(uid: str) -> None:
     assert events_mq is not client
 
     # 配置并初始化
-    await client.configure(
-        url="amqp://guest:guest@localhost:5672/", heartbeat=60, prefetch_count=10
-    ).initialize()
+    await client.configure(url="amqp://guest:guest@localhost:5672/", heartbeat=60, prefetch_count=10).initialize()
 
     # 获取通道
     channel = await client.get_channel()

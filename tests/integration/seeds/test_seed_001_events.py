@@ -85,9 +85,7 @@ async def test_basic_and_multiple_and_conditional_subscribers(bus: EventBusManag
     @bus.subscribe(OrderCreatedEvent)
     async def on_order_created(event: OrderCreatedEvent) -> None:
         logger.info(f"订单创建: {event.order_id}, 金额: {event.amount}")
-        await calls.record(
-            "notify", user_id=event.user_id, title="订单已创建", message=f"订单金额: ¥{event.amount}"
-        )
+        await calls.record("notify", user_id=event.user_id, title="订单已创建", message=f"订单金额: ¥{event.amount}")
 
     @bus.subscribe(OrderCreatedEvent)
     async def send_order_email(event: OrderCreatedEvent) -> None:
@@ -121,9 +119,7 @@ async def test_publish_from_a_route_and_event_chain(bus: EventBusManager) -> Non
     @router.post("/orders")
     async def create_order(request: OrderCreateRequest) -> dict[str, Any]:
         order_id = "o-1"  # order_service.create(request)
-        await bus.publish(
-            OrderCreatedEvent(order_id=order_id, amount=request.amount, user_id=request.user_id)
-        )
+        await bus.publish(OrderCreatedEvent(order_id=order_id, amount=request.amount, user_id=request.user_id))
         return {"code": 200, "message": "订单创建成功", "data": {"id": order_id}}
 
     # 订阅者发布新事件

@@ -15,8 +15,13 @@ from bento.adapters.shared.reconnect import ReconnectCallbacks
 from bento.application.errors import BusClosedError, MissingExtraError
 
 SEED_003_FIELDS = {
-    "messages_published", "messages_consumed", "publish_errors", "consume_errors",
-    "connection_errors", "last_health_check", "health_check_status",
+    "messages_published",
+    "messages_consumed",
+    "publish_errors",
+    "consume_errors",
+    "connection_errors",
+    "last_health_check",
+    "health_check_status",
 }
 
 
@@ -92,7 +97,10 @@ def test_opened_names_the_state() -> None:
 
 def test_lazy_classes_imports_on_demand_and_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     getattr_ = lazy_classes(
-        "bento.adapters.memory", adapter="Demo", extra="demo", client="json",
+        "bento.adapters.memory",
+        adapter="Demo",
+        extra="demo",
+        client="json",
         classes={"InProcessMessageBus": ".message_bus"},
     )
     assert getattr_("InProcessMessageBus").__name__ == "InProcessMessageBus"

@@ -81,7 +81,9 @@ async def snapshot(rows: ReadModelPort[TicketRow]) -> list[TicketRow]:
 def test_handler_table_by_decorator_and_by_name() -> None:
     assert Tickets.name == "tickets"
     assert Tickets.handler_table().keys() == {
-        "test.proj.ticket_opened", "test.proj.ticket_commented", "test.proj.ticket_closed",
+        "test.proj.ticket_opened",
+        "test.proj.ticket_commented",
+        "test.proj.ticket_closed",
     }
 
 

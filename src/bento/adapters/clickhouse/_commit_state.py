@@ -139,8 +139,7 @@ class CommitState:
         # Another writer committed since our last commit: everything it wrote lies above
         # our head, because positions are allocated under the same lock.
         rows = await self.engine.execute(
-            f"SELECT stream, max(version), max(position) FROM {self.table} "
-            "WHERE position > %(head)s GROUP BY stream",
+            f"SELECT stream, max(version), max(position) FROM {self.table} WHERE position > %(head)s GROUP BY stream",
             {"head": head},
         )
         for stream, version, position in rows:

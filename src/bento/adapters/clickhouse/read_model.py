@@ -66,9 +66,7 @@ class ClickHouseReadModel(Generic[M]):
         """Create the table, or add columns for fields the model gained since."""
         if self._started:
             return
-        body = ", ".join(
-            [*(c.ddl for c in self.columns), f"{VERSION_COLUMN} UInt64", f"{DELETED_COLUMN} UInt8"]
-        )
+        body = ", ".join([*(c.ddl for c in self.columns), f"{VERSION_COLUMN} UInt64", f"{DELETED_COLUMN} UInt8"])
         await self.engine.execute(
             f"CREATE TABLE IF NOT EXISTS {self.qualified} ({body}) "
             f"ENGINE = ReplacingMergeTree({VERSION_COLUMN}) ORDER BY id"
@@ -142,9 +140,7 @@ class ClickHouseReadModel(Generic[M]):
             order = f" ORDER BY {order_by}{direction}, id{direction}"
         if offset < 0 or (limit is not None and limit < 0):
             raise ValueError("limit and offset must be >= 0")
-        paging = (
-            f" LIMIT {int(offset)}, {_NO_LIMIT if limit is None else int(limit)}" if limit or offset else ""
-        )
+        paging = f" LIMIT {int(offset)}, {_NO_LIMIT if limit is None else int(limit)}" if limit or offset else ""
         if limit == 0:
             return []
         rows = await self.engine.execute(
@@ -154,9 +150,7 @@ class ClickHouseReadModel(Generic[M]):
 
     async def count(self, where: Mapping[str, Any] | None = None) -> int:
         condition, params = self._where(where)
-        rows = await self.engine.execute(
-            f"SELECT count() FROM {self.qualified} FINAL WHERE {condition}", params
-        )
+        rows = await self.engine.execute(f"SELECT count() FROM {self.qualified} FINAL WHERE {condition}", params)
         return int(rows[0][0])
 
     def _where(self, where: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:

@@ -42,9 +42,7 @@ def is_unreachable(result: pulsar.Result | None) -> bool:
 def publish_error(topic: str, service_url: str, result: pulsar.Result | None, detail: str = "") -> BentoError:
     reason = f"{result}{': ' + detail if detail else ''}"
     if is_unreachable(result):
-        return BrokerUnavailableError(
-            "Pulsar broker", service_url, f"publish to {topic!r} not confirmed ({reason})"
-        )
+        return BrokerUnavailableError("Pulsar broker", service_url, f"publish to {topic!r} not confirmed ({reason})")
     return PublishError(topic, f"Pulsar refused the message ({reason})")
 
 

@@ -107,9 +107,7 @@ class RabbitMQWorkQueueConsumer:
             metrics.messages_consumed += 1
         except DRIVER_ERRORS as exc:
             metrics.consume_errors += 1
-            logger.warning(
-                "could not settle a message of %r (it will be redelivered): %s", self.queue_name, exc
-            )
+            logger.warning("could not settle a message of %r (it will be redelivered): %s", self.queue_name, exc)
         finally:
             if task is not None:
                 self._running.discard(task)
@@ -241,8 +239,7 @@ class RabbitMQWorkQueue(StartsAndCloses):
         except ChannelPreconditionFailed as exc:
             raise SubscribeError(
                 queue,
-                f"queue {queue!r} exists with other arguments (dead-lettering, type); "
-                f"delete or rename it: {exc}",
+                f"queue {queue!r} exists with other arguments (dead-lettering, type); delete or rename it: {exc}",
             ) from exc
 
     def _live(self, queue: str) -> ConfirmedPublisher:

@@ -143,8 +143,14 @@ class OrderSummaryProjection(Projection, name="order_summary"):
     @handles(OrderPlaced)
     async def placed(self, event: OrderPlaced, stored: StoredEvent) -> None:
         await self.summaries.upsert(
-            OrderSummary(id=event.order_id, customer=event.customer, sku=event.sku, quantity=event.quantity,
-                         amount=event.amount, status="placed"),
+            OrderSummary(
+                id=event.order_id,
+                customer=event.customer,
+                sku=event.sku,
+                quantity=event.quantity,
+                amount=event.amount,
+                status="placed",
+            ),
             version=stored.position,
         )
 

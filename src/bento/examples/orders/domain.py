@@ -41,8 +41,11 @@ class Order(AggregateRoot):
         if quantity <= 0:
             raise DomainError(f"order {order_id}: quantity must be positive, got {quantity}")
         order = cls(order_id)
-        order.record(OrderPlaced(order_id=order_id, customer=customer, sku=sku, quantity=quantity,
-                                 amount=round(quantity * unit_price, 2)))
+        order.record(
+            OrderPlaced(
+                order_id=order_id, customer=customer, sku=sku, quantity=quantity, amount=round(quantity * unit_price, 2)
+            )
+        )
         return order
 
     def pay(self, amount: float) -> None:
@@ -72,8 +75,7 @@ class Product(AggregateRoot):
     def reserve(self, order_id: str, quantity: int) -> None:
         if quantity > self.stock:
             raise DomainError(f"product {self.id}: {quantity} wanted, {self.stock} in stock")
-        self.record(StockReserved(sku=self.id, order_id=order_id, quantity=quantity,
-                                  remaining=self.stock - quantity))
+        self.record(StockReserved(sku=self.id, order_id=order_id, quantity=quantity, remaining=self.stock - quantity))
 
     @when(StockRestocked)
     def _restocked(self, event: StockRestocked) -> None:

@@ -113,9 +113,7 @@ class EventBusManager(NamedFacade):
             else:
                 settings = self.bus_settings()
                 stack = AsyncExitStack()
-                bus = await stack.enter_async_context(
-                    open_message_bus(settings, self._container.codec())
-                )
+                bus = await stack.enter_async_context(open_message_bus(settings, self._container.codec()))
                 self._stack = stack
             self._bus = bus
             await runtime.track(self._container)
