@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import inspect
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -30,10 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from bento.infrastructure.logging import configure_logging
+
+    # One named stderr handler: a command that applies `service.log_level` (bento run)
+    # replaces it rather than adding a second one, so no line is printed twice.
+    configure_logging("DEBUG" if args.verbose else "WARNING")
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()
