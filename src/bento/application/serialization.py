@@ -404,8 +404,14 @@ def _stored_json(event_id: str, data: str, metadata: str) -> str | None:
     (payload object; metadata object whose first key is the timestamp), spliced as text
     so pydantic validates it in one pass without building dicts (about 3x faster than
     `_stored_message`). The envelope keys come after the payload's, so they win, as in
-    `_stored_message`. None for anything else, which then takes the general path."""
+    `_stored_message`. None for anything else, which then takes the general path.
+
+    Which of two equal keys a JSON parser keeps differs between pydantic-core versions (the
+    oldest one Bento supports keeps the first), so a payload that names an envelope key
+    anywhere takes the general path too: the envelope must win whatever the parser does."""
     if not (metadata.startswith(_TIMESTAMP_HEAD) and data.startswith("{") and data.endswith("}")):
+        return None
+    if '"message_id"' in data or '"timestamp"' in data or '"metadata"' in data:
         return None
     end = metadata.find('"', len(_TIMESTAMP_HEAD))
     if end < 0:
