@@ -10,6 +10,7 @@ name, so a developer's own server of the same kind is never touched.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import shutil
@@ -24,6 +25,18 @@ from types import TracebackType
 from typing import IO, Self
 
 logger = logging.getLogger(__name__)
+
+
+def packaged_binary(package: str, name: str, install: str) -> Path:
+    """The executable `name` shipped in the `bin/` folder of the installed Python package
+    `package` (pulsar-lite, tansu): FileNotFoundError naming `install` when it is missing."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"{name} is not installed: {install}")
+    binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / name
+    if not binary.is_file():
+        raise FileNotFoundError(f"{name} binary not found at {binary}")
+    return binary
 
 
 class PrivateServer(ABC):

