@@ -28,6 +28,7 @@ from pydantic import Field
 from bento.adapters.clickhouse.settings import (
     ClickHouseCheckpointStoreSettings,
     ClickHouseEventStoreSettings,
+    ClickHouseInboxSettings,
     ClickHouseReadModelSettings,
     ClickHouseSingleWriterSettings,
     ClickHouseSnapshotStoreSettings,
@@ -374,6 +375,14 @@ INBOXES = Catalogue(
             "redis",
             ("redis", "rediss"),
             adapter="bento.adapters.redis.inbox:RedisInbox",
+        ),
+        Backend(
+            "clickhouse",
+            ClickHouseInboxSettings,
+            builders.clickhouse_inbox,
+            "clickhouse",
+            needs=("engine",),
+            adapter="bento.adapters.clickhouse.inbox:ClickHouseInbox",
         ),
     ],
     default="memory",

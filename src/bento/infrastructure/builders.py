@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from bento.adapters.clickhouse.engine import ClickHouseEngine
     from bento.adapters.clickhouse.settings import (
         ClickHouseEventStoreSettings,
+        ClickHouseInboxSettings,
         ClickHouseSettings,
         ClickHouseSingleWriterSettings,
     )
@@ -188,6 +189,13 @@ async def redis_inbox(settings: RedisStoreSettings) -> AsyncIterator[Inbox]:
     from bento.adapters.redis.inbox import RedisInbox
 
     async with RedisInbox(settings) as inbox:
+        yield inbox
+
+
+async def clickhouse_inbox(settings: ClickHouseInboxSettings, *, engine: ClickHouseEngine) -> AsyncIterator[Inbox]:
+    from bento.adapters.clickhouse.inbox import ClickHouseInbox
+
+    async with ClickHouseInbox(engine, table=settings.table) as inbox:
         yield inbox
 
 

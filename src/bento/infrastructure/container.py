@@ -78,7 +78,9 @@ class BentoContainer(containers.DeclarativeContainer):
     read_models = backends.READ_MODELS.selector(
         settings.provided.read_model.backend, settings.provided.read_model, engine=clickhouse_engine
     )
-    inbox = backends.INBOXES.selector(settings.provided.inbox.backend, settings.provided.inbox)
+    inbox = backends.INBOXES.selector(
+        settings.provided.inbox.backend, settings.provided.inbox, engine=clickhouse_engine
+    )
 
     # Everything the service hosts (consumers, subscriptions, relay, projections), started
     # and stopped as one Resource: `await container.runtime()`; `bento run` does it.

@@ -1,4 +1,4 @@
-"""ClickHouse: the EventStore, ReadModel, CheckpointStore and SnapshotStore adapters, on one
+"""ClickHouse: the EventStore, ReadModel, CheckpointStore, SnapshotStore and Inbox adapters, on one
 engine they share (`engine.open_engine`).
 
 Two engines behind one SQL dialect: a server through clickhouse-driver (extra

@@ -52,6 +52,13 @@ class ClickHouseCheckpointStoreSettings(_ClickHouseStore):
     """Projection and relay checkpoints in a ClickHouse table."""
 
 
+class ClickHouseInboxSettings(_ClickHouseStore):
+    """`INBOX__BACKEND=clickhouse`: processed message ids in a ClickHouse table (a claim per
+    delivery; see bento.adapters.clickhouse.inbox for what it settles and what it cannot)."""
+
+    table: str = "bento_inbox"
+
+
 class ClickHouseSnapshotStoreSettings(_ClickHouseStore):
     """Aggregate snapshots in a ClickHouse table."""
 
