@@ -13,7 +13,7 @@ provider on its bus (see src/bento/examples/orders/container.py).
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 from dependency_injector import containers, providers
@@ -22,7 +22,7 @@ from bento.application.buses import CommandBus, EventBus, QueryBus
 from bento.application.handlers import CommandHandler, EventHandler, QueryHandler
 from bento.application.remote import RequestReply
 from bento.application.serialization import JsonCodec, MessageRegistry
-from bento.infrastructure import backends, builders, runtime
+from bento.infrastructure import backends, builders, hosted, runtime
 from bento.infrastructure.named_buses import named_message_buses
 from bento.infrastructure.settings import load_settings
 
@@ -49,9 +49,8 @@ class BentoContainer(containers.DeclarativeContainer):
 
     # Application buses: in-process unless COMMAND__BACKEND names a broker; then commands and
     # queries without a local handler go to the service hosting theirs (request/reply).
-    command_link = providers.Singleton(
-        runtime.request_reply, settings.provided.default_command, codec, settings.provided.service.name
-    )
+    service_name = providers.Callable(hosted.service_name, settings)
+    command_link = providers.Singleton(runtime.request_reply, settings.provided.default_command, codec, service_name)
     command_bus = providers.Singleton(runtime.command_bus, command_link)
     query_bus = providers.Singleton(runtime.query_bus, command_link)
     event_bus = providers.Singleton(EventBus)
@@ -82,8 +81,34 @@ class BentoContainer(containers.DeclarativeContainer):
         settings.provided.inbox.backend, settings.provided.inbox, engine=clickhouse_engine
     )
 
-    # Everything the service hosts (consumers, subscriptions, relay, projections), started
-    # and stopped as one Resource: `await container.runtime()`; `bento run` does it.
+    # The pieces the service hosts, one provider each (override any of them), and the runtime
+    # that starts them in order and stops them in reverse as one Resource:
+    # `await container.runtime()`; `bento run` does it. See bento.infrastructure.hosted.
+    command_consumers = providers.Factory(hosted.CommandConsumers, command_bus, inbox)
+    query_consumers = providers.Factory(hosted.QueryConsumers, query_bus)
+    subscriptions = providers.Factory(
+        hosted.Subscriptions,
+        message_bus,
+        event_bus,
+        service_name,
+        settings.provided.event_backend,
+        inbox,
+    )
+    projections = providers.Factory(
+        hosted.Projections,
+        host,
+        event_store,
+        checkpoint_store,
+        message_bus,
+        codec,
+        service_name,
+        providers.Callable(
+            hosted.projections_from_broker, settings.provided.event_backend, settings.provided.event_store.backend
+        ),
+    )
+    outbox_relay = providers.Factory(
+        hosted.OutboxRelayPiece, event_store, message_bus, checkpoint_store, codec, service_name
+    )
     runtime = providers.Resource(runtime.open_runtime, host)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
@@ -93,7 +118,7 @@ class BentoContainer(containers.DeclarativeContainer):
         # dependency-injector returns None when no async Resource was opened, which
         # `await container.shutdown_resources()` cannot await; always return an awaitable,
         # which also closes the command transport (opened on first use, not a Resource).
-        container.shutdown_resources = lambda: _Shutdown(close(), container)  # type: ignore[method-assign,assignment,misc]
+        container.shutdown_resources = lambda: _Shutdown(close, container)  # type: ignore[method-assign,assignment,misc]
         return container
 
 
@@ -137,17 +162,31 @@ async def shutdown(container: containers.Container) -> None:
 
 
 class _Shutdown:
-    """What BentoContainer.shutdown_resources returns: awaitable in every case. The sync
-    Resources are already closed when it is created; awaiting it finishes the async ones and
-    closes the command transport. Never awaited, it leaves no 'never awaited' warning."""
+    """What BentoContainer.shutdown_resources returns: awaitable in every case.
 
-    def __init__(self, pending: Any, container: Any) -> None:
-        self.pending, self.container = pending, container
+    dependency-injector closes Resources in dependency order only, and the runtime depends on
+    nothing it declares, so it would stop concurrently with the buses its consumers read. When
+    the runtime is running, awaiting this stops it first (consumers, then the relay's flush) and
+    then closes every other Resource. Otherwise the sync Resources are closed when this is
+    created and awaiting it finishes the async ones; never awaited, it leaves no 'never awaited'
+    warning. Either way it closes the command transport last."""
+
+    def __init__(self, close: Callable[[], Any], container: Any) -> None:
+        self.container = container
+        runtime_provider = getattr(container, "runtime", None)
+        self.runtime_first = isinstance(runtime_provider, providers.Resource) and runtime_provider.initialized
+        self.close = close
+        self.pending = None if self.runtime_first else close()
 
     def __await__(self) -> Generator[Any, None, None]:
         return self._finish().__await__()
 
     async def _finish(self) -> None:
+        if self.runtime_first:
+            stopped = self.container.runtime.shutdown()
+            if hasattr(stopped, "__await__"):
+                await stopped
+            self.pending = self.close()
         if self.pending is not None:
             await self.pending
         link = self.container.command_link()
