@@ -107,6 +107,11 @@ class RequestReply:
                 self._bus = bus
         return self._bus
 
+    @property
+    def opened_transport(self) -> MessageBus | None:
+        """The transport when it was opened (health checks must not open it)."""
+        return self._bus
+
     async def close(self) -> None:
         bus, context = self._bus, self._context
         self._bus = self._context = None

@@ -3,7 +3,9 @@
 Opens the container, starts everything it hosts (`container.runtime()`: command and query
 consumers, subscriptions, the outbox relay, projections) and logs one line per piece. With
 `--http HOST:PORT` it serves `/livez` (the process is alive), `/readyz` (200 once the runtime
-started and every projection and the relay caught up, 503 before; the body reports the lag) and,
+started, every component it opened answers — each message bus, the command transport, the event
+store, inbox and checkpoint store — and every projection and the relay caught up; 503 otherwise,
+naming what is down; the body lists each component's state and the lag) and,
 with prometheus-client installed (`bento[prometheus]`), `/metrics`: every bus's messaging
 metrics in the Prometheus text format (bento.infrastructure.prometheus).
 SIGTERM or SIGINT stops taking messages, lets in-flight handlers finish within the grace period
@@ -31,8 +33,11 @@ from bento.infrastructure import prometheus
 from bento.infrastructure.container import shutdown
 from bento.infrastructure.logging import configure_logging
 from bento.infrastructure.runtime import Runtime
+from bento.managers.health import collect_health, readiness_checks
 
 logger = logging.getLogger("bento.run")
+#: Seconds each component's readiness check may take before it counts as down.
+READY_TIMEOUT = 2.0
 
 
 def register(sub: Any) -> None:
@@ -97,7 +102,7 @@ async def serve(container_class: Any, *, http: str | None = None) -> int:
     for number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(number, on_signal, number)
     container = container_class() if isinstance(container_class, type) else container_class
-    state: dict[str, Any] = {"runtime": None, "metrics": _metrics() if http else None}
+    state: dict[str, Any] = {"runtime": None, "container": container, "metrics": _metrics() if http else None}
     server = await _http_server(http, state) if http else None
     try:
         settings = container.settings()
@@ -157,7 +162,7 @@ async def _http_server(address: str, state: dict[str, Any]) -> asyncio.Server:
             if path == "/metrics" and state.get("metrics") is not None:
                 status, payload, content_type = 200, state["metrics"].exposition(), prometheus.CONTENT_TYPE
             else:
-                status, body = await _probe(path, state.get("runtime"))
+                status, body = await _probe(path, state.get("runtime"), state.get("container"))
                 payload = json.dumps(body).encode()
             reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
             writer.write(
@@ -182,21 +187,34 @@ def _metrics() -> prometheus.PrometheusMetrics | None:
         return None
 
 
-async def _probe(path: str, runtime: Runtime | None) -> tuple[int, dict[str, Any]]:
+async def _probe(
+    path: str, runtime: Runtime | None, container: containers.Container | None
+) -> tuple[int, dict[str, Any]]:
     if path == "/livez":
         return 200, {"alive": True}
     if path == "/metrics":
         return 404, {"error": "/metrics needs prometheus-client: pip install 'bento-ddd[prometheus]'"}
     if path != "/readyz":
         return 404, {"error": "try /livez, /readyz or /metrics"}
-    if runtime is None or not runtime.started:
+    if runtime is None or not runtime.started or container is None:
         return 503, {"ready": False, "reason": "starting"}
+    report = await collect_health(container, timeout=READY_TIMEOUT, checks=readiness_checks(container))
+    components = {
+        c.name: {"status": c.status, "latency_ms": round(c.latency_ms, 3), "detail": c.detail}
+        for c in report.components
+    }
+    body: dict[str, Any] = {"components": components}
     try:
         lag = await runtime.lag()
     except Exception as exc:
-        return 503, {"ready": False, "reason": _one_line(exc)}
-    ready = not any(lag.values())
-    return (200 if ready else 503), {"ready": ready, "lag": lag}
+        lag = {}
+        body["reason"] = _one_line(exc)
+    down = sorted(c.name for c in report.components if not c.healthy)
+    ready = not down and "reason" not in body and not any(lag.values())
+    if down:
+        body["reason"] = f"down: {', '.join(down)}"
+    body.update(ready=ready, lag=lag)
+    return (200 if ready else 503), body
 
 
 def _reload(args: argparse.Namespace) -> int:

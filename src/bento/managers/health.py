@@ -108,6 +108,51 @@ def discover(container: containers.Container) -> dict[str, HealthCheck]:
     return checks
 
 
+def readiness_checks(container: containers.Container) -> dict[str, HealthCheck]:
+    """What `discover` finds plus every store the runtime opened, each probed with a cheap read
+    where its adapter has no `health_check()`: the command transport (`command`), the event
+    store (`last_position`), the inbox (`is_processed` of a probe id) and the checkpoint store
+    (`load` of a probe name). This is what `bento run`'s `/readyz` reports, component by
+    component: a service is ready only when everything it reads and writes answers."""
+    checks = discover(container)
+    # Building the link opens nothing (the transport opens on first use).
+    link_provider = getattr(container, "command_link", None)
+    link = link_provider() if link_provider is not None else None
+    bus = getattr(link, "opened_transport", None)
+    if bus is not None:
+        checks.setdefault("command", bus.health_check)
+    probes: dict[str, Callable[[Any], HealthCheck]] = {
+        "event_store": lambda store: store.last_position,
+        "inbox": lambda inbox: lambda: inbox.is_processed("bento.readyz", "probe"),
+        "checkpoint_store": lambda store: lambda: store.load("bento.readyz"),
+    }
+    for name, probe in probes.items():
+        if name in checks:
+            continue
+        for target in _opened_branches(getattr(container, name, None)):
+            health = getattr(target, "health_check", None)
+            checks[name] = health if callable(health) else _as_check(probe(target))
+    return checks
+
+
+def _opened_branches(provider: Any) -> list[Any]:
+    """The opened value of a Resource, or of each opened branch of a Selector of Resources."""
+    if isinstance(provider, providers.Selector):
+        return [v for p in provider.providers.values() if (v := _opened(p)) is not None]
+    value = _opened(provider)
+    return [] if value is None else [value]
+
+
+def _as_check(read: Callable[[], Awaitable[Any]]) -> HealthCheck:
+    """A check that is healthy when `read` answers (whatever it returns)."""
+
+    async def check() -> bool:
+        await read()
+        return True
+
+    return check
+
+
 async def _run(name: str, check: HealthCheck, timeout: float, required: bool) -> ComponentHealth:
     started = time.perf_counter()
     try:

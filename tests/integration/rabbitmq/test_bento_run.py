@@ -25,6 +25,7 @@ from bento.adapters.rabbitmq import RabbitMQMessageBus, RabbitMQSettings
 from bento.application.ports.message_bus import MessageBus
 from bento.application.remote import RemoteCommandBus, RequestReply
 from servers import free_port
+from servers.redis_server import PrivateRedis
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -235,3 +236,66 @@ async def test_metrics_show_the_counts_of_a_known_workload(service: tuple[Path, 
     finally:
         worker.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(worker.wait, 30) == 0
+
+
+LISTENER = """
+from dependency_injector import providers
+from bento import DomainEvent, EventHandler
+from bento.infrastructure.container import BentoContainer
+
+
+class Noted(DomainEvent, name="{wire}.noted"):
+    n: int
+
+
+class OnNoted(EventHandler[Noted]):
+    async def handle(self, event: Noted) -> None:
+        return None
+
+
+class Listener(BentoContainer):
+    on_noted = providers.Singleton(OnNoted)
+"""
+
+
+async def test_readyz_names_the_component_that_went_down(tmp_path: Path, rabbitmq_url: str) -> None:
+    """The inbox on a private redis-server: /readyz is 200 with every component up, then 503
+    naming the inbox once that server is gone, while /livez stays 200."""
+    wire = f"ready{uuid.uuid4().hex[:10]}"
+    (tmp_path / "listener.py").write_text(textwrap.dedent(LISTENER.format(wire=wire)))
+    redis = PrivateRedis()
+    redis.start()
+    port = free_port()
+    listener = _start(
+        tmp_path,
+        "listener:Listener",
+        rabbitmq_url,
+        "--http",
+        f"127.0.0.1:{port}",
+        SERVICE__NAME="listener",
+        EVENT__URL=rabbitmq_url,
+        INBOX__BACKEND="redis",
+        INBOX__URL=redis.url,
+    )
+    try:
+        await asyncio.to_thread(_wait_ready, listener)
+        status, body = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/readyz")
+        assert status == 200 and body["ready"] is True, body
+        components = body["components"]
+        assert {"event:default", "inbox", "event_store", "checkpoint_store"} <= set(components)
+        assert all(c["status"] == "up" for c in components.values()), components
+        redis.kill()
+        async with asyncio.timeout(20):
+            while True:
+                status, body = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/readyz")
+                if status == 503:
+                    break
+                await asyncio.sleep(0.1)
+        assert body["ready"] is False and body["reason"] == "down: inbox", body
+        assert body["components"]["inbox"]["status"] == "down" and body["components"]["inbox"]["detail"]
+        assert body["components"]["event:default"]["status"] == "up"  # RabbitMQ is still there
+        assert (await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/livez"))[0] == 200
+    finally:
+        redis.kill()
+        listener.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(listener.wait, 30) == 0
