@@ -24,6 +24,7 @@ from bento import Command
 from bento.adapters.rabbitmq import RabbitMQMessageBus, RabbitMQSettings
 from bento.application.ports.message_bus import MessageBus
 from bento.application.remote import RemoteCommandBus, RequestReply
+from bento.examples.orders.cleanup import cleanup_broker
 from servers import free_port
 from servers.redis_server import PrivateRedis
 
@@ -266,6 +267,7 @@ async def test_readyz_names_the_component_that_went_down(tmp_path: Path, rabbitm
     redis = PrivateRedis()
     redis.start()
     port = free_port()
+    exchange = f"bento.test.{wire}"
     listener = _start(
         tmp_path,
         "listener:Listener",
@@ -274,6 +276,7 @@ async def test_readyz_names_the_component_that_went_down(tmp_path: Path, rabbitm
         f"127.0.0.1:{port}",
         SERVICE__NAME="listener",
         EVENT__URL=rabbitmq_url,
+        EVENT__EXCHANGE_NAME=exchange,
         INBOX__BACKEND="redis",
         INBOX__URL=redis.url,
     )
@@ -298,4 +301,7 @@ async def test_readyz_names_the_component_that_went_down(tmp_path: Path, rabbitm
     finally:
         redis.kill()
         listener.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(listener.wait, 30) == 0
+        code = await asyncio.to_thread(listener.wait, 30)
+        settings = RabbitMQSettings(url=rabbitmq_url, exchange_name=exchange)
+        await cleanup_broker(settings, [(f"{wire}.noted", "listener.OnNoted")])
+    assert code == 0
