@@ -304,7 +304,7 @@ def test_bento_config_show_in_the_repository_layout_obeys_the_environment(
 
 def test_the_configuration_page_runs_as_written(tmp_path: Path) -> None:
     blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "configuration.md").read_text(), re.S)
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     env = {k: v for k, v in os.environ.items() if k != "BENTO_CONFIG" and "__" not in k}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
     for block in blocks:
