@@ -203,17 +203,20 @@ async def _probe(
         c.name: {"status": c.status, "latency_ms": round(c.latency_ms, 3), "detail": c.detail}
         for c in report.components
     }
-    body: dict[str, Any] = {"components": components}
+    problems: list[str] = []
     try:
         lag = await runtime.lag()
     except Exception as exc:
         lag = {}
-        body["reason"] = _one_line(exc)
+        problems.append(_one_line(exc))
     down = sorted(c.name for c in report.components if not c.healthy)
-    ready = not down and "reason" not in body and not any(lag.values())
     if down:
-        body["reason"] = f"down: {', '.join(down)}"
-    body.update(ready=ready, lag=lag)
+        problems.insert(0, f"down: {', '.join(down)}")
+    ready = not problems and not any(lag.values())
+    body: dict[str, Any] = {"ready": ready}
+    if problems:
+        body["reason"] = "; ".join(problems)
+    body.update(lag=lag, components=components)
     return (200 if ready else 503), body
 
 
