@@ -136,7 +136,13 @@ def readiness_checks(container: containers.Container) -> dict[str, HealthCheck]:
 
 
 def _opened_branches(provider: Any) -> list[Any]:
-    """The opened value of a Resource, or of each opened branch of a Selector of Resources."""
+    """The opened value of a Resource, or of each opened branch of a Selector of Resources
+    (of the provider that overrides it, when a service replaced it; an Object counts as opened)."""
+    overriding = getattr(provider, "last_overriding", None)
+    if overriding is not None:
+        return _opened_branches(overriding)
+    if isinstance(provider, providers.Object):
+        return [provider()]
     if isinstance(provider, providers.Selector):
         return [v for p in provider.providers.values() if (v := _opened(p)) is not None]
     value = _opened(provider)
