@@ -28,6 +28,7 @@ from bento.adapters.shared.limits import all_within_limit, within_limit
 from bento.adapters.shared.supervision import Supervisor
 from bento.adapters.shared.wire_headers import INPROCESS, WireEncoder
 from bento.application.errors import BusClosedError, SubscribeError
+from bento.application.ports.backlog import Backlog
 from bento.application.ports.capabilities import Capabilities, HealthStatus
 from bento.application.ports.message_bus import DeadLetter, MessageHandler
 from bento.application.serialization import JsonCodec
@@ -274,6 +275,15 @@ class InProcessMessageBus(StartsAndCloses):
 
     async def dead_letters(self, topic: str, *, group: str | None, limit: int = 100) -> list[DeadLetter]:
         return list(self._dead.get((topic, group), []))[:limit]
+
+    async def backlog(self, topic: str, *, group: str) -> Backlog:
+        """BacklogProbe: the group's queued deliveries (None while nobody subscribes: nothing
+        outlives its subscribers here) and its dead letters."""
+        entry = self._groups.get((topic, group))
+        queues = [] if entry is None else [m.queue for m in entry.members] if entry.ordered else [entry.shared]
+        waiting = None if entry is None else sum(q.qsize() for q in queues if q is not None)
+        dead = self._dead.get((topic, group))
+        return Backlog(topic, group, waiting, len(dead) if dead is not None else 0 if entry is not None else None)
 
     async def health_check(self) -> HealthStatus:
         started = time.perf_counter()

@@ -27,6 +27,7 @@ import nats.errors
 import nats.js.errors
 from nats.js import JetStreamContext
 
+from bento.adapters.nats import _backlog
 from bento.adapters.nats._connection import Connection
 from bento.adapters.nats._consumer import Consumer, NatsSubscription, consumer_config
 from bento.adapters.nats._publisher import Publisher
@@ -46,6 +47,7 @@ from bento.application.errors import (
     BusClosedError,
     SubscribeError,
 )
+from bento.application.ports.backlog import Backlog
 from bento.application.ports.capabilities import Capabilities, HealthStatus
 from bento.application.ports.message_bus import DeadLetter, MessageHandler
 from bento.application.serialization import JsonCodec
@@ -228,6 +230,11 @@ class NatsMessageBus(StartsAndCloses):
             raise BrokerUnavailableError(
                 "NATS JetStream", self.settings.address, f"reading dead letters failed: {exc}"
             ) from exc
+
+    async def backlog(self, topic: str, *, group: str) -> Backlog:
+        """BacklogProbe: the group's consumer `num_pending` and its dead-letter subject's count."""
+        js = self._ready(f"probe the backlog of {topic!r}")
+        return await _backlog.probe(js, self.settings, self._layout, topic, group)
 
     # -- health and connection events -----------------------------------------------------
     async def health_check(self) -> HealthStatus:

@@ -22,7 +22,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, Abstrac
 from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
 from pamqp.commands import Basic
 
-from bento.adapters.rabbitmq import _codec, _legacy, _topology
+from bento.adapters.rabbitmq import _backlog, _codec, _legacy, _topology
 from bento.adapters.rabbitmq._connection import (
     DRIVER_ERRORS,
     close_connection,
@@ -39,6 +39,7 @@ from bento.adapters.shared.reconnect import ReconnectCallback, ReconnectCallback
 from bento.adapters.shared.supervision import Supervisor
 from bento.adapters.shared.wire_headers import AMQP, WireEncoder
 from bento.application.errors import BusClosedError, ConfigurationError, SubscribeError
+from bento.application.ports.backlog import Backlog
 from bento.application.ports.capabilities import Capabilities, HealthStatus
 from bento.application.ports.message_bus import DeadLetter, MessageHandler
 from bento.application.serialization import JsonCodec
@@ -354,6 +355,12 @@ class RabbitMQMessageBus(StartsAndCloses):
         finally:
             await _close_quietly(channel)
         return letters
+
+    async def backlog(self, topic: str, *, group: str) -> Backlog:
+        """BacklogProbe: ready messages of the group's queue and of its DLQ (passive declares)."""
+        self._live_publisher(topic)
+        assert self._connection is not None
+        return await _backlog.probe(self._connection, self.settings, topic, group)
 
     async def health_check(self) -> HealthStatus:
         """A real round trip: open a channel and passively declare the exchange, within the timeout."""

@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
+from bento.adapters.redis import _backlog
 from bento.adapters.redis._broadcast import BroadcastSubscription
 from bento.adapters.redis._durable import DurableContext
 from bento.adapters.redis._errors import (
@@ -51,6 +52,7 @@ from bento.adapters.shared.limits import all_within_limit, within_limit
 from bento.adapters.shared.supervision import Supervisor
 from bento.adapters.shared.wire_headers import REDIS, WireEncoder
 from bento.application.errors import BusClosedError, PublishError, SubscribeError
+from bento.application.ports.backlog import Backlog
 from bento.application.ports.capabilities import Capabilities, HealthStatus
 from bento.application.ports.message_bus import DeadLetter, MessageHandler
 from bento.application.serialization import JsonCodec
@@ -245,6 +247,16 @@ class RedisMessageBus(StartsAndCloses):
             return []
         try:
             return await ctx.read_dead_letters(topic, group, limit)
+        except RedisError as exc:
+            raise unavailable(str(self.settings.url), exc) from exc
+
+    async def backlog(self, topic: str, *, group: str) -> Backlog:
+        """BacklogProbe: the group's lag over the topic's streams and its dead-letter stream's length."""
+        ctx = self._context("probe the backlog of", topic)
+        if self.settings.mode == "broadcast":
+            return Backlog(topic, group, None, None)
+        try:
+            return await _backlog.probe(ctx.redis, self._keys, topic, group)
         except RedisError as exc:
             raise unavailable(str(self.settings.url), exc) from exc
 
