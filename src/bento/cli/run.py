@@ -7,7 +7,9 @@ started, every component it opened answers — each message bus, the command tra
 store, inbox and checkpoint store — and every projection and the relay caught up; 503 otherwise,
 naming what is down; the body lists each component's state and the lag) and,
 with prometheus-client installed (`bento[prometheus]`), `/metrics`: every bus's messaging
-metrics in the Prometheus text format (bento.infrastructure.prometheus).
+metrics and the runtime's lag, backlog and dead-letter gauges (sampled for the scrape) in the
+Prometheus text format (bento.infrastructure.prometheus). `TELEMETRY__TRACING=console|otlp`
+traces with the OpenTelemetry SDK (bento.infrastructure.tracing).
 SIGTERM or SIGINT stops taking messages, lets in-flight handlers finish within the grace period
 (`SERVICE__GRACE_PERIOD`), flushes the relay, closes connections and exits 0; a second signal
 exits at once. A start-up failure is one line on stderr and exit code 1. `--reload` restarts
@@ -33,6 +35,7 @@ from bento.infrastructure import prometheus
 from bento.infrastructure.container import shutdown
 from bento.infrastructure.logging import configure_logging
 from bento.infrastructure.runtime import Runtime
+from bento.infrastructure.tracing import configure_tracing
 from bento.managers.health import collect_health, readiness_checks
 
 logger = logging.getLogger("bento.run")
@@ -108,8 +111,11 @@ async def serve(container_class: Any, *, http: str | None = None) -> int:
         settings = container.settings()
         _log_to_stderr(settings.service.log_level)
         logger.info("service %s: starting", settings.service.name)
+        state["tracer_provider"] = configure_tracing(settings.telemetry.tracing, settings.service.name)
         runtime: Runtime = await container.runtime()
         state["runtime"] = runtime
+        if state["metrics"] is not None:
+            prometheus.install_gauges(runtime.gauges)
         for line in runtime.lines:
             logger.info(line)
         logger.info("ready: %d piece(s) running; SIGTERM or Ctrl-C stops", len(runtime.lines))
@@ -129,6 +135,8 @@ async def serve(container_class: Any, *, http: str | None = None) -> int:
     finally:
         if server is not None:
             server.close()
+        if state.get("tracer_provider") is not None:
+            state["tracer_provider"].shutdown()  # flushes the spans still batched
     if link is not None:
         logger.info("redeliveries absorbed by the inbox: %d", link.redeliveries_absorbed)
     logger.info("stopped")
@@ -160,6 +168,9 @@ async def _http_server(address: str, state: dict[str, Any]) -> asyncio.Server:
             path = request.split(b" ")[1].decode() if request.count(b" ") >= 2 else "/"
             content_type = "application/json"
             if path == "/metrics" and state.get("metrics") is not None:
+                runtime = state.get("runtime")
+                if runtime is not None:  # the lag and backlog gauges, sampled now (shared by concurrent scrapes)
+                    await runtime.gauges.refresh(max_age=1.0)
                 status, payload, content_type = 200, state["metrics"].exposition(), prometheus.CONTENT_TYPE
             else:
                 status, body = await _probe(path, state.get("runtime"), state.get("container"))

@@ -5,16 +5,20 @@
 semantic-convention instruments (`messaging.client.sent.messages` becomes
 `messaging_client_sent_messages_total`, `messaging.process.duration` in seconds becomes
 `messaging_process_duration_seconds`), so dashboards work with either. `bento run --http`
-serves `exposition()` at `/metrics`; `bento.integrations.fastapi.metrics_router()` mounts it
-in an application. An application already exporting with the OpenTelemetry SDK calls
-`telemetry.enable_metrics()` instead and does not need this module.
+serves `exposition()` at `/metrics`, together with the operational gauges (`GaugeCollector`:
+outbox and projection lag, consumer backlog and dead-letter depth per subscription);
+`bento.integrations.fastapi.metrics_router()` mounts it in an application. An application
+already exporting with the OpenTelemetry SDK calls `telemetry.enable_metrics()` and
+`gauges.observe_with_opentelemetry()` instead and does not need this module.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from bento.application import telemetry
+from bento.application.gauges import GAUGES, Gauges
 
 #: The Prometheus text format's content type (version 0.0.4).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -103,3 +107,53 @@ def install() -> PrometheusMetrics:
         _installed = PrometheusMetrics()
     telemetry.enable_metrics(_installed)
     return _installed
+
+
+class GaugeCollector:
+    """Bento's operational gauges (bento.application.gauges) as Prometheus gauges, under the
+    OpenTelemetry names with `.` replaced by `_` (`bento.outbox.lag` → `bento_outbox_lag`).
+    It reports the latest readings; whoever serves the scrape refreshes them first."""
+
+    def __init__(self, gauges: Gauges) -> None:
+        self.gauges = gauges
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        readings = self.gauges.readings()
+        for name, (_, description, keys) in GAUGES.items():
+            family = GaugeMetricFamily(prometheus_name(name), description, labels=[prometheus_name(k) for k in keys])
+            for reading in readings:
+                if reading.name == name:
+                    family.add_metric([value for _, value in reading.attributes], reading.value)
+            yield family
+
+    def describe(self) -> Iterator[Any]:
+        return iter(())  # no fixed samples: collected at scrape time
+
+
+def prometheus_name(name: str) -> str:
+    """An OpenTelemetry instrument or attribute name as the Prometheus exporter writes it."""
+    return name.replace(".", "_")
+
+
+_gauge_collector: GaugeCollector | None = None
+
+
+def install_gauges(gauges: Gauges, registry: Any = None) -> GaugeCollector:
+    """Serve `gauges` from the global registry (or `registry`); on the global one this replaces
+    the gauges installed before (one runtime per process)."""
+    global _gauge_collector
+    try:
+        import prometheus_client as prom
+    except ImportError as exc:
+        raise ImportError("/metrics needs prometheus-client: pip install 'bento-ddd[prometheus]'") from exc
+    collector = GaugeCollector(gauges)
+    if registry is not None:
+        registry.register(collector)
+        return collector
+    if _gauge_collector is not None:
+        prom.REGISTRY.unregister(_gauge_collector)
+    prom.REGISTRY.register(collector)
+    _gauge_collector = collector
+    return collector

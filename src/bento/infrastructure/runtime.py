@@ -13,6 +13,11 @@ which a service can override:
 - `outbox_relay`: event store → MessageBus.
 The inbox and the stream lock are the container's `inbox` and `stream_lock` providers.
 
+The runtime also keeps the operational gauges (`runtime.gauges`, bento.application.gauges):
+outbox lag, each projection's lag, and the backlog and dead-letter depth of every group
+subscription whose bus offers BacklogProbe, refreshed every `TELEMETRY__GAUGE_INTERVAL`
+seconds and before each `/metrics` answer.
+
 `Runtime.start()` registers the handlers, starts the pieces in `hosted.START_ORDER` and returns
 one line per thing started, which `bento run` logs; `stop()` stops them in reverse: consumers
 stop taking messages (in-flight handlers finish, each adapter's drain timeout), subscriptions
@@ -22,15 +27,20 @@ and projections next, the relay last (it flushes what the handlers appended). Th
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 from dependency_injector import containers
 
 from bento.adapters.shared.settings_base import MessageBusSettingsBase
+from bento.application import gauges as gauge_sources
 from bento.application.buses import CommandBus, QueryBus
+from bento.application.gauges import Gauges
+from bento.application.outbox import OutboxRelay
+from bento.application.ports.backlog import backlog_probe
 from bento.application.ports.message_bus import MessageBus, Subscription
 from bento.application.remote import RemoteCommandBus, RemoteQueryBus, RequestReply
 from bento.application.serialization import JsonCodec
@@ -71,6 +81,9 @@ class Runtime:
     pieces: dict[str, HostedPiece] = field(default_factory=dict)
     started: bool = False
     lines: list[str] = field(default_factory=list)
+    gauges: Gauges = field(default_factory=Gauges)
+    _sampling: asyncio.Task[None] | None = None
+    _stop_sampling: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> list[str]:
         """Open and start every piece; returns one line per piece for the operator. A piece
@@ -84,11 +97,50 @@ class Runtime:
                 piece: HostedPiece = await resolve(getattr(self.container, name))
                 self.pieces[name] = piece
                 lines.extend(await piece.start())
+            await self._watch()
         except BaseException:
             await self.stop()
             raise
+        interval = self.container.settings().telemetry.gauge_interval
+        if interval > 0:
+            self._stop_sampling = asyncio.Event()
+            self._sampling = asyncio.create_task(
+                self.gauges.run(interval=interval, stop=self._stop_sampling), name="gauges"
+            )
         self.started, self.lines = True, lines
         return lines
+
+    async def _watch(self) -> None:
+        """Gauge what the pieces started (duck-typed, so a service's replacement piece is
+        gauged when it exposes the same attributes): the relay's and each runner's lag, and the
+        backlog of every group subscription on the bus it was made on."""
+        settings = self.container.settings()
+        self.gauges = Gauges()
+        for piece in self.pieces.values():
+            relay = getattr(piece, "relay", None)
+            if isinstance(relay, OutboxRelay):
+                source = gauge_sources.outbox_lag(relay.name, relay.store, relay.checkpoints)
+                self.gauges.add(f"outbox {relay.name}", source)
+            for runner in getattr(piece, "runners", []):
+                source = gauge_sources.projection_lag(runner.name, runner.store, runner.checkpoints)
+                self.gauges.add(f"projection {runner.name}", source)
+            subscriptions: list[Subscription] = getattr(piece, "subscriptions", [])
+            bus = getattr(piece, "message_bus", None)
+            system = settings.event_backend
+            link = getattr(getattr(piece, "command_bus", None) or getattr(piece, "query_bus", None), "link", None)
+            if isinstance(link, RequestReply) and subscriptions:
+                bus, system = await link.transport(), settings.default_command.backend
+            if bus is not None:
+                self._watch_backlog(bus, system, subscriptions)
+
+    def _watch_backlog(self, bus: object, system: str, subscriptions: Sequence[Subscription]) -> None:
+        """Gauge the backlog of `subscriptions` (group ones; broadcast ones have no lasting queue)."""
+        probe = backlog_probe(bus)
+        targets = sorted({(s.topic, s.group) for s in subscriptions if s.group is not None})
+        if probe is not None and targets:
+            self.gauges.add(
+                f"{system} backlog {targets[0][0]}…", gauge_sources.subscription_backlog(probe, system, targets)
+            )
 
     @property
     def subscriptions(self) -> list[Subscription]:
@@ -107,6 +159,10 @@ class Runtime:
     async def stop(self) -> None:
         """Stop the pieces in reverse start order; one failing to stop does not keep the others
         running. Idempotent."""
+        self._stop_sampling.set()
+        if self._sampling is not None:
+            await asyncio.gather(self._sampling, return_exceptions=True)
+            self._sampling = None
         for name in reversed(START_ORDER):
             piece = self.pieces.pop(name, None)
             if piece is None:

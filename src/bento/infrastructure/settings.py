@@ -168,6 +168,25 @@ class ServiceSettings(BaseModel):
     )
 
 
+class TelemetrySettings(BaseModel):
+    """What `bento run` turns on for observability (metrics at `/metrics` need no setting)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    tracing: Literal["off", "console", "otlp"] = Field(
+        "off",
+        description="`bento run` traces with the OpenTelemetry SDK (bento[otel] plus opentelemetry-sdk): "
+        "console prints spans on stdout, otlp exports them with opentelemetry-exporter-otlp "
+        "(OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_* variables apply)",
+    )
+    gauge_interval: float = Field(
+        15.0,
+        ge=0,
+        description="seconds between samples of the lag, backlog and dead-letter gauges "
+        "(0: only when /metrics is scraped)",
+    )
+
+
 def _default_event_instances() -> dict[str, EventBusSettings]:
     return {DEFAULT_INSTANCE: InProcessSettings()}
 
@@ -185,6 +204,7 @@ class BentoSettings(BaseSettings):
     )
 
     service: ServiceSettings = ServiceSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
     event: dict[str, EventBusSettings] = Field(default_factory=lambda: _default_event_instances())
     command: dict[str, EventBusSettings] = Field(default_factory=lambda: _default_event_instances())
     event_store: EventStoreSettings = MemoryEventStoreSettings()

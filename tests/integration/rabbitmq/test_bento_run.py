@@ -67,8 +67,34 @@ class SlowProjection(Projection, name="{wire}.slow_projection"):
         await asyncio.sleep(0.05)
 
 
+class Hold(Command, name="{wire}.hold"):
+    n: int
+
+
+class HoldHandler(CommandHandler[Hold, None]):
+    async def handle(self, command: Hold) -> None:
+        if command.n < 0:
+            raise ValueError("poison")
+        await asyncio.sleep(3600)  # holds its one prefetched command: the rest wait in the queue
+
+
+class StuckProjection(Projection, name="{wire}.stuck_projection"):
+    def __init__(self, store: object) -> None:
+        self.store = store  # seeded before the runtime starts
+
+    @handles(Ticked)
+    async def ticked(self, event: Ticked) -> None:
+        await asyncio.sleep(3600)  # never gets past its first batch: the checkpoint stays at 0
+
+
 class Worker(BentoContainer):
     slow = providers.Singleton(SlowHandler)
+
+
+class Gauged(BentoContainer):
+    store = providers.Resource(seeded, BentoContainer.event_store)
+    hold = providers.Singleton(HoldHandler)
+    projection = providers.Singleton(StuckProjection, store)
 
 
 class Reader(BentoContainer):
@@ -305,3 +331,88 @@ async def test_readyz_names_the_component_that_went_down(tmp_path: Path, rabbitm
         settings = RabbitMQSettings(url=rabbitmq_url, exchange_name=exchange)
         await cleanup_broker(settings, [(f"{wire}.noted", "listener.OnNoted")])
     assert code == 0
+
+
+def _command(wire_name: str) -> type[Command]:
+    return types.new_class(
+        "Hold", (Command,), {"name": wire_name}, lambda ns: ns.update({"__annotations__": {"n": int}})
+    )
+
+
+async def _delete_queues(rabbitmq_url: str, topic: str, group: str) -> None:
+    import aio_pika
+
+    from bento.adapters.rabbitmq import _topology
+
+    settings = RabbitMQSettings(url=rabbitmq_url)
+    connection = await aio_pika.connect(rabbitmq_url)
+    async with connection:
+        channel = await connection.channel()
+        for name in (
+            _topology.subscription_queue(settings, topic, group),
+            _topology.dead_letter_queue(settings, topic, group),
+        ):
+            await channel.queue_delete(name)
+
+
+async def test_metrics_show_a_known_backlog_and_lag(service: tuple[Path, str], rabbitmq_url: str) -> None:
+    """40 stored events and a projection stuck on the first: lag 40, outbox relayed (lag 0);
+    7 commands sent to a handler that holds its one prefetched command after a poison one was
+    dead-lettered: 5 waiting, 1 dead letter."""
+    cwd, wire = service
+    port = free_port()
+    topic, group = f"{wire}.hold", f"bento.handlers.{wire}.hold"
+    worker = _start(
+        cwd,
+        "svc:Gauged",
+        rabbitmq_url,
+        "--http",
+        f"127.0.0.1:{port}",
+        SERVICE__NAME="gauged",
+        COMMAND__PREFETCH_COUNT="1",
+        COMMAND__MAX_ATTEMPTS="1",
+        COMMAND__DRAIN_TIMEOUT="1",
+        TELEMETRY__GAUGE_INTERVAL="0",
+    )
+    try:
+        await asyncio.to_thread(_wait_ready, worker)
+        hold = _command(topic)
+        async with _caller(rabbitmq_url) as commands:
+            await commands.send(hold(n=-1))  # type: ignore[call-arg]
+            for n in range(6):
+                await commands.send(hold(n=n))  # type: ignore[call-arg]
+        labels = tuple(
+            sorted(
+                (
+                    ("messaging_system", "rabbitmq"),
+                    ("messaging_destination_name", topic),
+                    ("messaging_consumer_group_name", group),
+                )
+            )
+        )
+        wanted = {
+            ("bento_messaging_consumer_backlog", labels): 5,
+            ("bento_messaging_dlq_depth", labels): 1,
+            ("bento_projection_lag", (("bento_projection_name", f"{wire}.stuck_projection"),)): 40,
+            ("bento_outbox_lag", (("bento_outbox_name", "gauged.outbox"),)): 0,
+        }
+        samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        try:
+            async with asyncio.timeout(30):
+                while {key: samples.get(key) for key in wanted} != wanted:
+                    await asyncio.sleep(0.2)
+                    samples = await asyncio.to_thread(_scrape, f"http://127.0.0.1:{port}/metrics")
+        except TimeoutError:
+            bento = {
+                key: value for key, value in samples.items() if key[0].startswith("bento_") and "_bucket" not in key[0]
+            }
+            raise AssertionError(f"gauges never reached {wanted}; last scrape: {bento}") from None
+        await asyncio.sleep(1.0)  # and it stays there: nothing else is delivered or relayed
+        samples = await asyncio.to_thread(_scrape, f"http://127.0.0.1:{port}/metrics")
+        assert {key: samples.get(key) for key in wanted} == wanted
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            assert await asyncio.to_thread(worker.wait, 30) == 0
+        finally:
+            await _delete_queues(rabbitmq_url, topic, group)

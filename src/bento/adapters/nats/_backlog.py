@@ -19,7 +19,9 @@ async def probe(js: JetStreamContext, settings: NatsSettings, layout: Layout, to
     try:
         waiting = await _pending(js, settings, layout.consumer_name(group, topic))
         if waiting is None:
-            parts = [await _pending(js, settings, layout.consumer_name(group, topic, p)) for p in range(settings.partitions)]
+            parts = [
+                await _pending(js, settings, layout.consumer_name(group, topic, p)) for p in range(settings.partitions)
+            ]
             known = [n for n in parts if n is not None]
             waiting = sum(known) if known else None
         subject = layout.dead_letter_subject(group, topic)

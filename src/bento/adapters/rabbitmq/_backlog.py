@@ -6,6 +6,8 @@ acknowledged, and ones waiting in the shared retry queues, are not in it."""
 
 from __future__ import annotations
 
+import contextlib
+
 from aio_pika.abc import AbstractRobustConnection
 from aiormq.exceptions import ChannelNotFoundEntity
 
@@ -37,10 +39,8 @@ async def _ready(connection: AbstractRobustConnection, settings: RabbitMQSetting
     except DRIVER_ERRORS as exc:
         raise BrokerUnavailableError("RabbitMQ", _where(settings), f"declaring {name!r} failed: {exc}") from exc
     finally:
-        try:
+        with contextlib.suppress(*DRIVER_ERRORS):  # the broker closed it after a missing queue
             await channel.close()
-        except DRIVER_ERRORS:
-            pass  # the broker closed it after a missing queue
 
 
 def _where(settings: RabbitMQSettings) -> str:
