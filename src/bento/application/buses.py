@@ -1,10 +1,12 @@
 """In-process CommandBus, QueryBus and EventBus.
 
 Middleware is composed when a handler is registered, so `dispatch` is a dict
-look-up and one await. Event subscribers run in registration order; one failing
-subscriber never stops the others: its failure is logged with the event id and
-retried in the background per the RetryPolicy, and after the last attempt the
-delivery is kept in `EventBus.failed` (nothing is silently dropped).
+look-up and one await (plus one attribute test: with tracing on, an INTERNAL
+`dispatch <wire name>` or `ask <wire name>` span runs around the handler).
+Event subscribers run in registration order; one failing subscriber never stops the
+others: its failure is logged with the event id and retried in the background per the
+RetryPolicy, and after the last attempt the delivery is kept in `EventBus.failed`
+(nothing is silently dropped).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from bento.application import telemetry
 from bento.application.errors import HandlerAlreadyRegisteredError, HandlerNotFoundError
 from bento.application.handlers import CommandHandler, EventHandler, QueryHandler
 from bento.application.messages import Command, Query
@@ -69,7 +72,9 @@ class CommandBus(_SingleHandlerBus):
             handler = self._handlers[type(command)]
         except KeyError:
             raise HandlerNotFoundError(type(command)) from None
-        return await handler(command)
+        if telemetry.tracer is None:
+            return await handler(command)
+        return await traced_call(handler, command, "dispatch")
 
     async def send(self, command: Command) -> None:
         """Run `command` for its effect, discarding the result. In-process this is `dispatch`;
@@ -93,7 +98,18 @@ class QueryBus(_SingleHandlerBus):
             handler = self._handlers[type(query)]
         except KeyError:
             raise HandlerNotFoundError(type(query)) from None
-        return await handler(query)
+        if telemetry.tracer is None:
+            return await handler(query)
+        return await traced_call(handler, query, "ask")
+
+
+async def traced_call(handler: Call, message: Command | Query, operation: str) -> Any:
+    """Run an in-process handler inside an INTERNAL `<operation> <wire name>` span. The handler
+    gets the message with the span's context as its trace context, so what it stores and
+    publishes is parented on the span (call only with tracing on)."""
+    name = type(message).__wire_name__
+    with telemetry.span(f"{operation} {name}", "INTERNAL", telemetry.message_attributes(message, operation)):
+        return await handler(message.with_metadata(trace_context=telemetry.inject()))
 
 
 def _entry_point(handler: Any) -> Call:

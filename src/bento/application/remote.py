@@ -16,7 +16,9 @@ when its row lands) carries commands with no code of its own:
 - `send` publishes without a reply topic: the handler's failure is raised into the transport,
   which retries and dead-letters it like an event (at-least-once).
 - Metadata (correlation, causation, tenant, trace context) is part of the message, so it
-  crosses unchanged.
+  crosses unchanged. With tracing on, the caller records `dispatch|ask <topic>` (CLIENT) or
+  `send <topic>` (PRODUCER) and the handler's service `handle <topic>` (SERVER, or CONSUMER
+  for `send`), parented across the broker (bento.application.telemetry).
 """
 
 from __future__ import annotations
@@ -31,13 +33,15 @@ from typing import Any, ClassVar, cast
 from pydantic import TypeAdapter
 from pydantic_core import to_jsonable_python
 
-from bento.application.buses import CommandBus, QueryBus
+from bento.application import telemetry
+from bento.application.buses import CommandBus, QueryBus, traced_call
 from bento.application.errors import (
     CommandTimeoutError,
     HandlerNotFoundError,
     MalformedReplyError,
     RemoteHandlerError,
 )
+from bento.application.messages import Query
 from bento.application.ports.inbox import Inbox
 from bento.application.ports.message_bus import MessageBus, Subscription
 from bento.application.ports.request_reply import RequestReplyPort
@@ -81,9 +85,12 @@ class RequestReply:
         service: str,
         timeout: float = 30.0,
         topic_prefix: str = "",
+        system: str = "",
     ) -> None:
         self._open = open_transport
         self.service, self.timeout, self.prefix = service, timeout, topic_prefix
+        #: The transport's `messaging.system` on spans (the backend name; empty: not recorded).
+        self.system = system
         self.reply_topic = f"{topic_prefix}bento.reply.{service}.{uuid.uuid4().hex[:12]}"
         self._context: AbstractAsyncContextManager[MessageBus] | None = None
         self._bus: MessageBus | None = None
@@ -131,6 +138,13 @@ class RequestReply:
     async def request(self, message: WireMessage, timeout: float | None) -> Any:
         if type(message).__abstract_message__:
             raise TypeError(f"{type(message).__qualname__} is abstract: brokers route by wire name")
+        if telemetry.tracer is None:
+            return await self._request(message, timeout)
+        operation = "ask" if isinstance(message, Query) else "dispatch"
+        with telemetry.span(f"{operation} {self.topic_of(message)}", "CLIENT", self._attributes(message, operation)):
+            return await self._request(_in_current_trace(message), timeout)
+
+    async def _request(self, message: WireMessage, timeout: float | None) -> Any:
         bus = await self.transport()
         limit = self.timeout if timeout is None else timeout
         native = _native(bus)
@@ -158,7 +172,20 @@ class RequestReply:
 
     async def send(self, message: WireMessage) -> None:
         bus = await self.transport()
-        await bus.publish(self.topic_of(message), _as_event(message))
+        topic = self.topic_of(message)
+        if telemetry.tracer is None:
+            await bus.publish(topic, _as_event(message))
+            return
+        with telemetry.span(f"send {topic}", "PRODUCER", self._attributes(message, "send")):
+            await bus.publish(topic, _as_event(_in_current_trace(message)))
+
+    def _attributes(self, message: WireMessage, operation: str) -> dict[str, Any]:
+        attributes = telemetry.message_attributes(message, operation)
+        attributes[telemetry.DESTINATION] = self.topic_of(message)
+        attributes[telemetry.OPERATION_TYPE] = "send"
+        if self.system:
+            attributes[telemetry.SYSTEM] = self.system
+        return attributes
 
     async def _on_reply(self, message: DomainEvent) -> None:
         reply = cast(WireMessage, message)
@@ -215,13 +242,35 @@ class _Server:
             return None
         if type(message) is not self.message_type:
             return _as_event(_error_reply(message, HandlerNotFoundError(type(message)), ""))
-        try:
-            result = await self.run(message)
-            reply = Reply(in_reply_to=message.message_id, ok=True, result=to_jsonable_python(result))
-        except Exception as exc:
-            reply = _error_reply(message, exc, self.owner.service)
+        reply = await self._replying(message)
         await self._mark(message)
         return _as_event(reply)
+
+    async def _replying(self, message: WireMessage) -> Reply:
+        """Run the handler for a caller waiting on the reply: its result, or its error, typed."""
+        if telemetry.tracer is None:
+            return await self._reply_to(message)
+        with self._span(message, "SERVER"):
+            return await self._reply_to(_in_current_trace(message))
+
+    async def _reply_to(self, message: WireMessage) -> Reply:
+        try:
+            result = await self.run(message)
+            return Reply(in_reply_to=message.message_id, ok=True, result=to_jsonable_python(result))
+        except Exception as exc:  # the caller gets it, typed; the transport must not retry it
+            return _error_reply(message, exc, self.owner.service)
+
+    def _span(self, message: WireMessage, kind: str) -> Any:
+        """`handle <topic>`: SERVER when the caller waits for the reply, CONSUMER for `send`;
+        the parent is the delivery's `process` span, or the caller's context (native requests)."""
+        attributes = telemetry.message_attributes(message, "handle")
+        attributes[telemetry.DESTINATION] = self.owner.prefix + self.message_type.__wire_name__
+        attributes[telemetry.OPERATION_TYPE] = "process"
+        attributes[telemetry.CONSUMER_GROUP] = self.group
+        if self.owner.system:
+            attributes[telemetry.SYSTEM] = self.owner.system
+        name = f"handle {attributes[telemetry.DESTINATION]}"
+        return telemetry.span(name, kind, attributes, context=telemetry.parent_of(message.metadata.trace_context))
 
     async def handle(self, event: DomainEvent) -> None:
         message = cast(WireMessage, event)
@@ -237,20 +286,27 @@ class _Server:
             await self.bus.publish(reply_to, _as_event(_error_reply(message, HandlerNotFoundError(type(message)), "")))
             return
         if reply_to is None:  # send(): failures go to the transport's retries and dead letters
-            await self.run(message)
+            if telemetry.tracer is None:
+                await self.run(message)
+            else:
+                with self._span(message, "CONSUMER"):
+                    await self.run(_in_current_trace(message))
             await self._mark(message)
             return
-        try:
-            result = await self.run(message)
-            reply = Reply(in_reply_to=message.message_id, ok=True, result=to_jsonable_python(result))
-        except Exception as exc:  # the caller gets it, typed; the transport must not retry it
-            reply = _error_reply(message, exc, self.owner.service)
+        reply = await self._replying(message)
         await self._mark(message)
         await self.bus.publish(reply_to, _as_event(reply))
 
     async def _mark(self, message: WireMessage) -> None:
         if self.inbox is not None:
             await self.inbox.mark_processed(self.group, message.message_id)
+
+
+def _in_current_trace(message: WireMessage) -> WireMessage:
+    """`message` carrying the current span's W3C context: sent, so the native request path
+    (which encodes without the traced wire encoder) carries it to the handler's span; handled,
+    so what the handler creates is parented on its span."""
+    return message.with_metadata(trace_context=telemetry.inject())
 
 
 def _native(bus: MessageBus) -> RequestReplyPort | None:
@@ -330,7 +386,7 @@ class RemoteCommandBus(CommandBus):
     async def dispatch(self, command: Any, *, timeout: float | None = None) -> Any:
         handler = self._handlers.get(type(command))
         if handler is not None:
-            return await handler(command)
+            return await (handler(command) if telemetry.tracer is None else traced_call(handler, command, "dispatch"))
         return await self.link.request(command, timeout)
 
     async def send(self, command: Any) -> None:
@@ -354,7 +410,7 @@ class RemoteQueryBus(QueryBus):
     async def ask(self, query: Any, *, timeout: float | None = None) -> Any:
         handler = self._handlers.get(type(query))
         if handler is not None:
-            return await handler(query)
+            return await (handler(query) if telemetry.tracer is None else traced_call(handler, query, "ask"))
         return await self.link.request(query, timeout)
 
     async def serve_all(self) -> list[Subscription]:

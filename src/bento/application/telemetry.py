@@ -11,11 +11,16 @@ Span names and attributes follow the OpenTelemetry messaging semantic convention
 `create <topic>` (PRODUCER) when a bus encodes a message, `process <topic>` (CONSUMER) around
 a handler, `send <topic>` (PRODUCER) when the outbox relay publishes a stored event, with a
 span link to the context stored with the event (the relay runs later, in another trace).
+Commands and queries: `dispatch <wire name>` / `ask <wire name>` (INTERNAL) in process;
+over a broker `dispatch|ask <topic>` (CLIENT, awaiting the reply) or `send <topic>` (PRODUCER)
+at the caller and `handle <topic>` at the handler's service (SERVER when it replies, CONSUMER
+for `send`). A projection batch is `project <projection>` (INTERNAL), linked to the stored
+contexts of its events.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 #: The OpenTelemetry tracer once `enable_tracing()` ran, else None (tracing off).
@@ -66,6 +71,7 @@ MESSAGE_ID = "messaging.message.id"
 CONVERSATION_ID = "messaging.message.conversation_id"
 CONSUMER_GROUP = "messaging.consumer.group.name"
 BODY_SIZE = "messaging.message.body.size"
+MESSAGE_TYPE = "bento.message.type"
 
 
 def enable_tracing(tracer_provider: Any = None) -> None:
@@ -132,14 +138,43 @@ def parent_of(trace_context: Mapping[str, str]) -> Any:
     return extract(trace_context)
 
 
-def span(name: str, kind: str, attributes: Mapping[str, Any], links: list[Any] | None = None) -> Any:
+def span(
+    name: str, kind: str, attributes: Mapping[str, Any], links: list[Any] | None = None, context: Any = None
+) -> Any:
     """A context manager running a new span (current while inside, ended on exit, an escaping
-    exception recorded as its error); `kind` is a SpanKind name. Call only with tracing on."""
+    exception recorded as its error); `kind` is a SpanKind name; `context` the parent's (the
+    current span's when None). Call only with tracing on."""
     from opentelemetry import trace
     from opentelemetry.trace import SpanKind
 
-    started = tracer.start_span(name, kind=SpanKind[kind], attributes=attributes, links=links)
+    started = tracer.start_span(name, context=context, kind=SpanKind[kind], attributes=attributes, links=links)
     return trace.use_span(started, end_on_exit=True, record_exception=True, set_status_on_exception=True)
+
+
+def message_attributes(message: Any, operation: str) -> dict[str, Any]:
+    """The attributes of a span about one command, query or event: its wire name, id and
+    correlation id, and the operation (`dispatch`, `ask`, `send`, `handle`)."""
+    return {
+        MESSAGE_TYPE: type(message).__wire_name__,
+        MESSAGE_ID: message.message_id,
+        CONVERSATION_ID: message.correlation_id,
+        OPERATION_NAME: operation,
+    }
+
+
+def links_to_stored(metadata_json: Sequence[str], limit: int = 32) -> list[Any]:
+    """Span links to the contexts stored with events (their `metadata` JSON), at most `limit`:
+    a projection batch applies events from many traces, so it links to them, parenting on none."""
+    import json
+
+    links: list[Any] = []
+    for raw in metadata_json:
+        if len(links) >= limit:
+            break
+        trace_context = json.loads(raw).get("trace_context")
+        if isinstance(trace_context, dict) and trace_context:
+            links.extend(link_to(trace_context))
+    return links
 
 
 def enable_metrics(recorder: MessagingMetrics | None = None, *, meter_provider: Any = None) -> MessagingMetrics:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 
+from bento.application import telemetry
 from bento.application.ports.event_store import StoredEvent
-from bento.application.projections import Projection
+from bento.application.projections import Projection, project_span
 from bento.application.serialization import JsonCodec
 from bento.domain.events import DomainEvent
 
@@ -42,8 +43,15 @@ class BrokerProjectionFeed:
                 causation_id=encoded.causation_id,
             )
             try:
-                await self.projection.apply(event, stored)
-                await self.projection.commit()
+                if telemetry.tracer is None:
+                    await self._apply(event, stored)
+                else:
+                    with telemetry.span(*project_span(self.projection.name, [stored])):
+                        await self._apply(event, stored)
             except BaseException:
                 await self.projection.discard()
                 raise  # the broker redelivers, then dead-letters
+
+    async def _apply(self, event: DomainEvent, stored: StoredEvent) -> None:
+        await self.projection.apply(event, stored)
+        await self.projection.commit()

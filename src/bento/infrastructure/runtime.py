@@ -61,7 +61,7 @@ def request_reply(settings: MessageBusSettingsBase, codec: JsonCodec, service: s
         opened: AbstractAsyncContextManager[MessageBus] = COMMAND_BUSES.open(settings, codec=codec)
         return opened
 
-    return RequestReply(open_transport, service=service, timeout=settings.request_timeout)
+    return RequestReply(open_transport, service=service, timeout=settings.request_timeout, system=settings.backend)
 
 
 def command_bus(link: RequestReply | None) -> CommandBus:

@@ -35,3 +35,62 @@ async def test_untraced_bus_leaves_trace_context_alone() -> None:
                 break
             await asyncio.sleep(0.005)
     assert seen[0].metadata.trace_context == sent.metadata.trace_context
+
+
+async def test_in_process_dispatch_and_ask_are_internal_spans_parenting_the_handlers_work() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    from bento import Query
+    from bento.application.buses import CommandBus, QueryBus
+    from bento.application.repository import EventSourcedRepository
+    from bento.testing.tracing import Restock, Shelf
+
+    class StockOf(Query, name="bento.tracing.stock-of"):
+        sku: str
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    store = InMemoryEventStore()
+    shelves = EventSourcedRepository(Shelf, store)
+
+    async def restock(command: Restock) -> int:
+        shelf = Shelf(command.sku)
+        shelf.restock(command.quantity)
+        await shelves.save(shelf)
+        return shelf.stock
+
+    async def stock_of(query: StockOf) -> int:
+        shelf = await EventSourcedRepository(Shelf, store).get(query.sku)  # no cached aggregate: a read
+        return shelf.stock if shelf else 0
+
+    commands, queries = CommandBus(), QueryBus()
+    commands.register(restock, Restock)
+    queries.register(stock_of, StockOf)
+    telemetry.enable_tracing(provider)
+    try:
+        command = Restock(sku="sku-1", quantity=4)
+        assert await commands.dispatch(command) == 4
+        assert await queries.ask(StockOf(sku="sku-1")) == 4
+    finally:
+        telemetry.disable_tracing()
+    spans = {
+        s.name.split(" ")[0] if s.name.startswith(("append", "read")) else s.name: s
+        for s in exporter.get_finished_spans()
+    }
+    dispatch, ask = spans["dispatch bento.tracing.restock"], spans["ask bento.tracing.stock-of"]
+    assert dispatch.kind is SpanKind.INTERNAL and ask.kind is SpanKind.INTERNAL
+    assert dict(dispatch.attributes or {}) == {
+        telemetry.MESSAGE_TYPE: "bento.tracing.restock",
+        telemetry.MESSAGE_ID: command.message_id,
+        telemetry.CONVERSATION_ID: command.correlation_id,
+        telemetry.OPERATION_NAME: "dispatch",
+    }
+    assert spans["append"].parent is not None and spans["append"].parent.span_id == dispatch.context.span_id
+    assert spans["read"].parent is not None and spans["read"].parent.span_id == ask.context.span_id
+    # the stored event carries the dispatch span's context (what the relay links to)
+    (stored,) = await store.read_all(0, 10)
+    assert f"{dispatch.context.span_id:016x}" in stored.metadata
