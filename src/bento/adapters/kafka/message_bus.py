@@ -32,6 +32,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from bento.adapters.kafka._backlog import KafkaBacklog
 from bento.adapters.kafka._connection import Topics, client_options, topic_problem
 from bento.adapters.kafka._dead_letters import read_dead_letters
 from bento.adapters.kafka._subscription import KafkaSubscription
@@ -45,6 +46,7 @@ from bento.adapters.shared.supervision import Supervisor
 from bento.adapters.shared.wire_headers import KAFKA, WireEncoder, byte_headers
 from bento.application.credentials import mask_credentials
 from bento.application.errors import BrokerUnavailableError, BusClosedError, PublishError, SubscribeError
+from bento.application.ports.backlog import Backlog
 from bento.application.ports.capabilities import Capabilities, HealthStatus
 from bento.application.ports.message_bus import DeadLetter, MessageHandler
 from bento.application.serialization import JsonCodec
@@ -66,6 +68,7 @@ class KafkaMessageBus(StartsAndCloses):
         self.supervisor = Supervisor("Kafka bus", self._counters)
         self._reconnect_callbacks = ReconnectCallbacks(self._counters)
         self._topics = Topics(settings)
+        self._backlog = KafkaBacklog(settings, self._topics)
         self._producer: AIOKafkaProducer | None = None
         self._subscriptions: set[KafkaSubscription] = set()
         self._monitor: asyncio.Task[None] | None = None
@@ -143,7 +146,13 @@ class KafkaMessageBus(StartsAndCloses):
                 await producer.stop()  # flushes what is still queued
             except KafkaError as exc:
                 logger.warning("stopping the Kafka producer failed: %s", _reason(exc))
+        await self._backlog.close()
         await self._topics.close()
+
+    async def backlog(self, topic: str, *, group: str) -> Backlog:
+        """BacklogProbe: end minus committed offsets of the group, and the dead-letter topic's size."""
+        opened(_WHAT, f"probe the backlog of {topic!r}", self._producer, closed=self._closed)
+        return await self._backlog.probe(topic, group)
 
     def register_reconnect_callback(self, callback: ReconnectCallback) -> None:
         """Run `callback` after the broker came back (seed 003), once topics are re-declared.

@@ -78,8 +78,7 @@ class BacklogProbeContract:
     ) -> None:
         if not bus.capabilities.dead_letter:
             pytest.skip("adapter has no dead-letter path")
-        letters = [make_event(-1), make_event(-2)]
-        poison = {e.message_id for e in letters}
+        poison: set[str] = set()
 
         def refuse(event: DomainEvent, attempt: int) -> None:
             if event.message_id in poison:
@@ -87,12 +86,15 @@ class BacklogProbeContract:
 
         received = Collector(refuse)
         subscription = await bus.subscribe(topic, received, group=group)
-        for event in letters:
-            await bus.publish(topic, event)
+        for count in (1, 2):  # one at a time: each dead letter is counted as it arrives
+            letter = make_event(-count)
+            poison.add(letter.message_id)
+            await bus.publish(topic, letter)
+            await _until(bus, topic, group, lambda b, count=count: b.dead_letters == count)  # type: ignore[misc]
         await bus.publish(topic, make_event(1))
         await received.wait_for(1, timeout=20)
-        backlog = await _until(bus, topic, group, lambda b: b.dead_letters == 2)
-        assert backlog.dead_letters == len(await bus.dead_letters(topic, group=group))
+        backlog = await _until(bus, topic, group, lambda b: b.waiting == 0)
+        assert backlog.dead_letters == len(await bus.dead_letters(topic, group=group)) == 2
         await subscription.cancel()
 
 
