@@ -416,3 +416,37 @@ async def test_metrics_show_a_known_backlog_and_lag(service: tuple[Path, str], r
             assert await asyncio.to_thread(worker.wait, 30) == 0
         finally:
             await _delete_queues(rabbitmq_url, topic, group)
+
+
+async def test_tracing_is_turned_on_by_configuration(service: tuple[Path, str], rabbitmq_url: str) -> None:
+    cwd, wire = service
+    worker = _start(cwd, "svc:Worker", rabbitmq_url, SERVICE__NAME="traced", TELEMETRY__TRACING="console")
+    try:
+        await asyncio.to_thread(_wait_ready, worker)
+        async with _caller(rabbitmq_url) as commands:
+            assert await commands.dispatch(_slow(wire)(n=7)) == 7  # type: ignore[call-arg]
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.to_thread(worker.communicate, timeout=30)
+    assert worker.returncode == 0
+    spans = json.loads("[" + out.replace("}\n{", "},\n{") + "]")  # the console exporter's JSON objects
+    handle = next(span for span in spans if span["name"] == f"handle {wire}.slow")
+    assert handle["kind"] == "SpanKind.SERVER"
+    assert handle["resource"]["attributes"]["service.name"] == "traced"
+    assert handle["attributes"]["messaging.system"] == "rabbitmq"
+
+
+def test_tracing_asked_for_without_its_exporter_is_one_line(service: tuple[Path, str], rabbitmq_url: str) -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    try:
+        import opentelemetry.exporter.otlp  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("opentelemetry-exporter-otlp is installed here: nothing is missing")
+    cwd, _ = service
+    process = _start(cwd, "svc:Worker", rabbitmq_url, TELEMETRY__TRACING="otlp")
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    lines = [line for line in err.strip().splitlines() if "bento run:" in line]
+    assert len(lines) == 1 and "opentelemetry-exporter-otlp" in lines[0]

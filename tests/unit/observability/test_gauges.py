@@ -163,3 +163,21 @@ def test_otlp_without_an_exporter_is_a_configuration_error(monkeypatch: pytest.M
     with pytest.raises(ConfigurationError, match="pip install opentelemetry-exporter-otlp"):
         configure_tracing("otlp", "svc")
     assert telemetry.tracer is None
+
+
+async def test_fastapi_metrics_router_serves_the_gauges_sampled_per_scrape() -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from bento.integrations.fastapi import metrics_router
+
+    store, checkpoints = await _store_with_lag()
+    sampled = Gauges()
+    sampled.add("outbox", gauges.outbox_lag("svc.outbox", store, checkpoints))
+    app = FastAPI()
+    app.include_router(metrics_router(gauges=sampled))
+    client = TestClient(app)
+    assert 'bento_outbox_lag{bento_outbox_name="svc.outbox"} 3.0' in client.get("/metrics").text
+    await checkpoints.save("svc.outbox", 4)
+    sampled.refreshed_at = 0.0  # older than the router's one-second reuse
+    assert 'bento_outbox_lag{bento_outbox_name="svc.outbox"} 1.0' in client.get("/metrics").text
