@@ -56,9 +56,6 @@ class KafkaBacklog:
             return committed
         return beginning if self._settings.auto_offset_reset == "earliest" else end
 
-    async def close(self) -> None:
-        """Nothing stays open between probes (kept for the bus's close sequence)."""
-
 
 async def _partitions(consumer: AIOKafkaConsumer, name: str) -> list[TopicPartition]:
     await consumer.topics()  # fills the metadata cache

@@ -146,7 +146,6 @@ class KafkaMessageBus(StartsAndCloses):
                 await producer.stop()  # flushes what is still queued
             except KafkaError as exc:
                 logger.warning("stopping the Kafka producer failed: %s", _reason(exc))
-        await self._backlog.close()
         await self._topics.close()
 
     async def backlog(self, topic: str, *, group: str) -> Backlog:
