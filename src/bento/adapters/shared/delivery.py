@@ -30,7 +30,7 @@ from bento.application.serialization import JsonCodec
 from bento.application.wire import Transport
 from bento.domain.errors import clipped, quoted
 from bento.domain.events import DomainEvent
-from bento.domain.metadata import current_message
+from bento.domain.metadata import current_message, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,16 @@ ATTEMPTS_HEADER = "x-bento-attempts"
 ORIGINAL_TOPIC_HEADER = "x-bento-original-topic"
 MESSAGE_ID_HEADER = "x-bento-message-id"
 KEY_HEADER = "x-bento-key"
+#: When the message was dead-lettered (its last failure), ISO 8601 UTC.
+FAILED_AT_HEADER = "x-bento-failed-at"
+#: When its first delivery failed; set by the retry paths that carry headers (and at once for a
+#: message dead-lettered on its first delivery).
+FIRST_FAILED_AT_HEADER = "x-bento-first-failed-at"
+#: A requeued dead letter is for this group only ("" for broadcast subscribers); the other groups
+#: on the topic acknowledge it without running their handler (see `handle_delivery`).
+REPLAY_GROUP_HEADER = "x-bento-replay-group"
+#: The dead letter (its `letter_id`) a requeued message is a copy of.
+REPLAYED_FROM_HEADER = "x-bento-replayed-from"
 
 
 class Action(enum.Enum):
@@ -58,18 +68,33 @@ class Verdict:
     message: DomainEvent | None = None
 
     def dead_letter_headers(self, attempts: int, topic: str) -> dict[str, str]:
+        """The error headers merged over the message's own: a `FIRST_FAILED_AT_HEADER` the retry
+        path put there survives; on a first delivery it is the failure time itself."""
+        now = utc_now().isoformat()
         headers = {
             ERROR_TYPE_HEADER: self.error_type,
             ERROR_MESSAGE_HEADER: self.error_message[:2000],
             ATTEMPTS_HEADER: str(attempts),
             ORIGINAL_TOPIC_HEADER: topic,
+            FAILED_AT_HEADER: now,
         }
+        if attempts <= 1:
+            headers[FIRST_FAILED_AT_HEADER] = now
         if self.message is not None:
             headers[MESSAGE_ID_HEADER] = self.message.message_id
         return headers
 
 
 _ACK = Verdict(Action.ACK)
+
+
+def _for_this_group(headers: Mapping[str, Any], group: str | None) -> bool:
+    target = headers.get(REPLAY_GROUP_HEADER)
+    if target is None:
+        return True
+    if isinstance(target, bytes):
+        target = target.decode("utf-8", "replace")
+    return str(target) == (group or "")
 
 
 async def handle_delivery(
@@ -96,7 +121,12 @@ async def handle_delivery(
     as current, so messages it creates inherit correlation and causation ids. With tracing on
     (bento.application.telemetry) it runs inside a CONSUMER `process <topic>` span whose parent
     is the message's trace context; `system` and `group` name the bus and the subscriber's group
-    in that span."""
+    in that span.
+
+    A requeued dead letter names the one group it is for (`REPLAY_GROUP_HEADER`); any other group
+    acknowledges it unhandled, since on a log (Redis, NATS, Kafka, Pulsar) every group reads the copy."""
+    if headers and not _for_this_group(headers, group):
+        return _ACK
     if max_bytes is not None and len(body) > max_bytes:
         too_large = MessageTooLargeError(len(body), max_bytes, topic=topic)
         logger.error(
