@@ -60,3 +60,60 @@ async def test_ls_and_show_read_the_brokers_dead_letters(rabbitmq_url: str) -> N
 
     empty = await asyncio.to_thread(_bento, "ls", topic, "--group", "other", url=rabbitmq_url)
     assert empty.returncode == 0 and empty.stdout == "" and "no dead letters" in empty.stderr
+
+
+async def test_replay_after_the_fix_and_purge_as_an_operator_runs_them(rabbitmq_url: str) -> None:
+    """The subscriber stays up in this process; the operator's `bento dlq replay` (another
+    process) sends the letters back, and each is handled once, in order per key."""
+    topic = f"dlq-cli-{uuid.uuid4().hex[:8]}"
+    sent = [make_event(n, key=f"k{n % 2}") for n in range(6)]
+    broken = True
+    handled: list[ContractEvent] = []
+
+    async def handler(message: ContractEvent) -> None:
+        if broken:
+            raise ValueError(f"cannot handle seq {message.seq}")
+        handled.append(message)
+
+    async with RabbitMQMessageBus(RabbitMQSettings(url=rabbitmq_url, max_attempts=1)) as bus:
+        await bus.subscribe(topic, handler, group="billing", ordered=True)  # type: ignore[arg-type]
+        await bus.publish_batch(topic, sent)
+        for _ in range(500):
+            if len(await bus.dead_letters(topic, group="billing")) == 6:
+                break
+            await asyncio.sleep(0.02)
+
+        refused = await asyncio.to_thread(_bento, "replay", topic, "--group", "billing", url=rabbitmq_url)
+        assert refused.returncode == 1 and "--all" in refused.stderr
+        assert len(await bus.dead_letters(topic, group="billing")) == 6
+
+        broken = False
+        replayed = await asyncio.to_thread(
+            _bento, "replay", topic, "--group", "billing", "--all", "--rate", "50", "--json", url=rabbitmq_url
+        )
+        assert replayed.returncode == 0, replayed.stderr
+        report = json.loads(replayed.stdout)
+        assert report["requeued"] == 6
+        assert sorted(r["message_id"] for r in report["letters"]) == sorted(e.message_id for e in sent)
+        for _ in range(500):
+            if len(handled) >= 6:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)
+        assert sorted(e.message_id for e in handled) == sorted(e.message_id for e in sent)  # once each
+        for key in ("k0", "k1"):
+            assert [e.seq for e in handled if e.key == key] == [e.seq for e in sent if e.key == key]
+        assert await bus.dead_letters(topic, group="billing") == []
+
+        broken = True
+        await bus.publish_batch(topic, [make_event(10), make_event(11)])
+        for _ in range(500):
+            if len(await bus.dead_letters(topic, group="billing")) == 2:
+                break
+            await asyncio.sleep(0.02)
+        purged = await asyncio.to_thread(
+            _bento, "purge", topic, "--group", "billing", "--error-type", "ValueError", "--json", url=rabbitmq_url
+        )
+        assert purged.returncode == 0, purged.stderr
+        assert json.loads(purged.stdout) == {"purged": 2}
+        assert await bus.dead_letters(topic, group="billing") == []
