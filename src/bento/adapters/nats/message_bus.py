@@ -245,10 +245,12 @@ class NatsMessageBus(StartsAndCloses):
         js = self._ready(f"requeue dead letters of {topic!r}")
 
         async def send(dead: DeadLetter) -> None:
-            copy = replay_copy(self._wire, dead, topic=topic)
+            # A pattern subscription's letter goes back to the topic it came from.
+            target = dead.topic if "*" not in dead.topic and ">" not in dead.topic else topic
+            copy = replay_copy(self._wire, dead, topic=target)
             headers = {k: v for k, v in copy.headers.items() if not k.startswith("Nats-")}
             headers["Nats-Msg-Id"] = f"bento-replay:{self.settings.dead_letter_stream}:{dead.letter_id}"
-            await self._publisher.one(js, topic, copy.body, copy.key, copy.key, headers, dead.message_id)
+            await self._publisher.one(js, target, copy.body, copy.key, copy.key, headers, dead.message_id)
 
         async def remove(dead: DeadLetter) -> None:
             await js.delete_msg(self.settings.dead_letter_stream, int(dead.letter_id))

@@ -266,11 +266,13 @@ class RedisMessageBus(StartsAndCloses):
         trim = {"maxlen": self.settings.maxlen, "approximate": True} if self.settings.maxlen else {}
 
         async def send_and_remove(dead: DeadLetter) -> None:
-            copy = replay_copy(self._wire, dead, topic=topic)
+            # A pattern subscription's letter goes back to the topic it came from.
+            target = dead.topic if not is_pattern(dead.topic) else topic
+            copy = replay_copy(self._wire, dead, topic=target)
             entry: dict[FieldT, EncodableT] = {b"b": copy.body, b"h": json.dumps(copy.headers).encode()}
             async with ctx.redis.pipeline(transaction=True) as pipe:
-                pipe.sadd(self._keys.topics, topic)
-                pipe.xadd(self._stream(topic, copy.key), entry, **trim)  # type: ignore[arg-type]
+                pipe.sadd(self._keys.topics, target)
+                pipe.xadd(self._stream(target, copy.key), entry, **trim)  # type: ignore[arg-type]
                 pipe.xdel(dlq, dead.letter_id)
                 await pipe.execute()
 

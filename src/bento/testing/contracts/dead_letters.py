@@ -114,6 +114,30 @@ class DeadLetterContract:
         assert {d.message_id for d in left} == {m.message_id for m in values[1:]}
         assert received.ids() == {values[0].message_id, *(m.message_id for m in types)}
 
+    async def test_a_pattern_subscriptions_letters_go_back_to_their_own_topics(
+        self, bus: MessageBus, topic: str, group: str
+    ) -> None:
+        _needs_dead_letters(bus)
+        if not bus.capabilities.pattern_subscriptions:
+            pytest.skip("adapter does not offer pattern subscriptions")
+        behaviour = Breakable()
+        received = Collector(behaviour)
+        await bus.subscribe(f"{topic}.*", received, group=group)
+        a, b = make_event(1), make_event(2)
+        await bus.publish(f"{topic}.a", a)
+        await bus.publish(f"{topic}.b", b)
+        letters = await wait_for_dead_letters(bus, f"{topic}.*", group, 2)
+        assert {(d.topic, d.message_id) for d in letters} == {
+            (f"{topic}.a", a.message_id),
+            (f"{topic}.b", b.message_id),
+        }
+        behaviour.broken = False
+        assert len(await bus.requeue_dead_letters(f"{topic}.*", group=group)) == 2
+        assert await received.wait_for(2) == {a.message_id, b.message_id}
+        await asyncio.sleep(0.3)
+        assert len(received.received) == 2
+        assert await bus.dead_letters(f"{topic}.*", group=group) == []
+
     async def test_requeue_at_a_rate_limit(self, bus: MessageBus, topic: str, group: str) -> None:
         _needs_dead_letters(bus)
         behaviour = Breakable()
