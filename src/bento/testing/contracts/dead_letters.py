@@ -138,6 +138,29 @@ class DeadLetterContract:
         assert len(received.received) == 2
         assert await bus.dead_letters(f"{topic}.*", group=group) == []
 
+    async def test_a_broadcast_subscriptions_letters_go_back_to_broadcast_subscribers_only(
+        self, bus: MessageBus, topic: str, group: str
+    ) -> None:
+        _needs_dead_letters(bus)
+        if not bus.capabilities.broadcast:
+            pytest.skip("adapter does not offer broadcast subscriptions")
+        behaviour = Breakable()
+        listener, grouped = Collector(behaviour), Collector()
+        await bus.subscribe(topic, listener)
+        await bus.subscribe(topic, grouped, group=group)
+        await asyncio.sleep(0.2)  # a broadcast subscriber reads from the end: let it attach
+        sent = make_event(1)
+        await bus.publish(topic, sent)
+        await grouped.wait_for(1)
+        [dead] = await wait_for_dead_letters(bus, topic, None, 1)
+        assert (dead.group, dead.message_id) == (None, sent.message_id)
+        behaviour.broken = False
+        assert len(await bus.requeue_dead_letters(topic, group=None)) == 1
+        assert await listener.wait_for(1) == {sent.message_id}
+        await asyncio.sleep(0.5)
+        assert len(listener.received) == 1 and len(grouped.received) == 1
+        assert await bus.dead_letters(topic, group=None) == []
+
     async def test_requeue_at_a_rate_limit(self, bus: MessageBus, topic: str, group: str) -> None:
         _needs_dead_letters(bus)
         behaviour = Breakable()
