@@ -62,15 +62,27 @@ def register(sub: Any) -> None:
     for command in (ls, show):
         command.add_argument("--limit", type=int, default=100, help="letters read (default 100)")
     for command in (replay, purge):
-        command.add_argument("--id", action="append", default=[], dest="ids", help="a letter id or message id (repeat)")
+        command.add_argument(
+            "--id", action="append", default=[], dest="ids", metavar="ID", help="a letter id or message id (repeat)"
+        )
         command.add_argument("--error-type", help="only letters that failed with this error type")
         command.add_argument("--all", action="store_true", help="every letter of the subscription")
-    replay.add_argument("--rate", type=float, help="at most this many letters per second")
+    replay.add_argument("--rate", type=_positive, help="at most this many letters per second")
     ls.set_defaults(func=_ls)
     show.set_defaults(func=_show)
     replay.set_defaults(func=_replay)
     purge.set_defaults(func=_purge)
     parser.set_defaults(func=lambda args: _help(parser))
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{clipped(text, 20)!r} is not a positive number of letters per second")
+    return value
 
 
 def _help(parser: argparse.ArgumentParser) -> int:
