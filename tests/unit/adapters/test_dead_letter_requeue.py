@@ -12,9 +12,13 @@ from bento.adapters.memory.settings import InProcessSettings
 from bento.adapters.shared.dead_letters import Throttle, created_at, letter, replay_copy, requeue_each
 from bento.adapters.shared.delivery import (
     ERROR_TYPE_HEADER,
+    FIRST_FAILED_AT_HEADER,
     MESSAGE_ID_HEADER,
     REPLAY_GROUP_HEADER,
     REPLAYED_FROM_HEADER,
+    Action,
+    FirstFailures,
+    Verdict,
 )
 from bento.adapters.shared.wire_headers import INPROCESS, WireEncoder
 from bento.application.ports.message_bus import DeadLetter, DeadLetterSelection
@@ -106,3 +110,23 @@ def test_a_copy_is_for_the_letters_group_and_an_undecodable_one_keeps_its_body()
         {"x-mine": "1", REPLAY_GROUP_HEADER: "", REPLAYED_FROM_HEADER: "L9"},
     )
     assert created_at(bad) < created_at(good)
+
+
+def test_first_failures_are_remembered_until_the_message_settles_and_bounded() -> None:
+    failures = FirstFailures(size=2)
+    retry, dead = Verdict(Action.RETRY, delay=0.1), Verdict(Action.DEAD, error_type="ValueError")
+    failures.settle(retry, "m1")
+    first = failures.settle(Verdict(Action.DEAD), "m1")
+    assert first.first_failed_at is not None
+    assert FIRST_FAILED_AT_HEADER in first.dead_letter_headers(3, "t")
+    assert first.dead_letter_headers(3, "t")[FIRST_FAILED_AT_HEADER] == first.first_failed_at
+    assert not failures  # forgotten once dead
+    failures.settle(retry, "m2")
+    assert failures.settle(Verdict(Action.ACK), "m2").first_failed_at is None and not failures
+    for n in range(3):
+        failures.settle(retry, f"x{n}")
+    assert failures.settle(dead, "x0").first_failed_at is None  # the oldest was forgotten
+    assert failures.settle(dead, "x2").first_failed_at is not None
+    unknown = dead.dead_letter_headers(3, "t")
+    assert FIRST_FAILED_AT_HEADER not in unknown  # unknown, not made up
+    assert FIRST_FAILED_AT_HEADER in dead.dead_letter_headers(1, "t")  # first delivery: now

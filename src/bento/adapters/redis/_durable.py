@@ -36,6 +36,7 @@ from bento.adapters.shared.delivery import (
     ERROR_TYPE_HEADER,
     MESSAGE_ID_HEADER,
     Action,
+    FirstFailures,
     Verdict,
     handle_delivery,
 )
@@ -73,6 +74,7 @@ class DurableContext:
     supervisor: Supervisor = field(default_factory=lambda: Supervisor("Redis bus"))
     in_flight: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    failures: FirstFailures = field(default_factory=FirstFailures)
 
     def __post_init__(self) -> None:
         self.idle.set()
@@ -113,6 +115,7 @@ class DurableContext:
                 group=group,
                 headers=headers,
                 transport=None if entry_id is None else functools.partial(entry_facts, entry_id),
+                failures=self.failures,
             )
         finally:
             self.in_flight -= 1

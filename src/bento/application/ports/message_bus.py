@@ -23,8 +23,8 @@ class DeadLetter:
     has one: a Redis entry id, a JetStream sequence, a Kafka `partition:offset`), so requeue and
     purge can pick it even when the body was undecodable and `message_id` is None. `key` is the
     partition key the message was published with, when known. `last_failed_at` is when it was
-    dead-lettered; `first_failed_at` is when its first delivery failed, where the bus carries that
-    through its retries (None where the broker redelivers without Bento seeing it)."""
+    dead-lettered; `first_failed_at` is when its first delivery failed (None when a retry reached
+    another process than the one that saw the first failure, on brokers that redeliver by themselves)."""
 
     topic: str
     group: str | None
