@@ -32,3 +32,22 @@ class TestPulsarMessageBus(MessageBusContract):
     @pytest.mark.real_pulsar(lacks="regex subscriptions")
     async def test_pattern_subscription_matches_sub_topics(self, bus: MessageBus, topic: str, group: str) -> None:
         await super().test_pattern_subscription_matches_sub_topics(bus, topic, group)
+
+    async def test_a_broadcast_subscriptions_letters_go_back_to_broadcast_subscribers_only(
+        self, bus: MessageBus, topic: str, group: str, pulsar_url: str, pulsar_is_real: bool
+    ) -> None:
+        """pulsar-lite never redelivers a negative-acked message on an Exclusive subscription (the
+        default `broadcast_subscription_type`), so a failing broadcast subscriber there never
+        reaches its dead letter; against it the same test runs with Shared broadcast subscriptions."""
+        if pulsar_is_real:
+            await super().test_a_broadcast_subscriptions_letters_go_back_to_broadcast_subscribers_only(
+                bus, topic, group
+            )
+            return
+        settings = PulsarSettings(
+            service_url=pulsar_url, max_attempts=3, retry_delays=[0.05, 0.1], broadcast_subscription_type="shared"
+        )
+        async with PulsarMessageBus(settings) as shared:
+            await super().test_a_broadcast_subscriptions_letters_go_back_to_broadcast_subscribers_only(
+                shared, topic, group
+            )

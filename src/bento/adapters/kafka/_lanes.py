@@ -41,6 +41,8 @@ class Job:
     timestamp: int = -1  # the record's, in ms since the epoch (-1: none)
     attempt: int = 1
     dead: Verdict | None = field(default=None)
+    #: When the first attempt failed (ISO 8601), carried to the dead letter.
+    first_failed_at: str | None = None
 
 
 #: Runs one job: None when it is settled, else the seconds to wait before running it again.

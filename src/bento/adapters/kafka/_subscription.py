@@ -36,13 +36,14 @@ from aiokafka.errors import KafkaError
 from bento.adapters.kafka._lanes import Job, Lanes
 from bento.adapters.kafka._offsets import PartitionOffsets
 from bento.adapters.kafka.settings import KafkaSettings
-from bento.adapters.shared.delivery import KEY_HEADER, Action, Verdict, handle_delivery
+from bento.adapters.shared.delivery import FIRST_FAILED_AT_HEADER, KEY_HEADER, Action, Verdict, handle_delivery
 from bento.adapters.shared.metrics import BusCounters
 from bento.adapters.shared.supervision import Supervisor
 from bento.adapters.shared.wire_headers import text_headers
 from bento.application.ports.message_bus import MessageHandler
 from bento.application.serialization import JsonCodec
 from bento.application.wire import TIME_HEADER, TransportFacts
+from bento.domain.metadata import utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -223,6 +224,7 @@ class KafkaSubscription:
             self._counters.consume_errors += 1
             if verdict.action is Action.RETRY:
                 self._counters.retries += 1
+                job.first_failed_at = job.first_failed_at or utc_now().isoformat()
                 job.attempt += 1
                 return verdict.delay
             job.dead = verdict
@@ -249,6 +251,8 @@ class KafkaSubscription:
         message = job.dead.message
         if message is not None and not any(name == TIME_HEADER for name, _ in job.headers):
             ours[TIME_HEADER] = message.timestamp.isoformat()
+        if job.first_failed_at is not None:
+            ours[FIRST_FAILED_AT_HEADER] = job.first_failed_at
         ours[GROUP_HEADER] = self._group or ""
         ours[PARTITION_HEADER] = str(job.partition.partition)
         ours[OFFSET_HEADER] = str(job.offset)

@@ -34,9 +34,10 @@ from aiokafka.errors import KafkaError
 
 from bento.adapters.kafka._backlog import KafkaBacklog
 from bento.adapters.kafka._connection import Topics, client_options, topic_problem
-from bento.adapters.kafka._dead_letters import read_dead_letters
+from bento.adapters.kafka._dead_letters import read_dead_letters, removal_topic
 from bento.adapters.kafka._subscription import KafkaSubscription
 from bento.adapters.kafka.settings import KafkaSettings
+from bento.adapters.shared.dead_letters import replay_copy, requeue_each
 from bento.adapters.shared.delivery import typed_handler
 from bento.adapters.shared.lifecycle import StartsAndCloses, opened
 from bento.adapters.shared.limits import all_within_limit, within_limit
@@ -48,7 +49,7 @@ from bento.application.credentials import mask_credentials
 from bento.application.errors import BrokerUnavailableError, BusClosedError, PublishError, SubscribeError
 from bento.application.ports.backlog import Backlog
 from bento.application.ports.capabilities import Capabilities, HealthStatus
-from bento.application.ports.message_bus import DeadLetter, MessageHandler
+from bento.application.ports.message_bus import DeadLetter, DeadLetterSelection, MessageHandler
 from bento.application.serialization import JsonCodec
 from bento.domain.events import DomainEvent
 
@@ -325,6 +326,51 @@ class KafkaMessageBus(StartsAndCloses):
             return await read_dead_letters(self.settings, name, topic, group, limit)
         except (KafkaError, OSError) as exc:
             raise BrokerUnavailableError("Kafka", self.settings.address, f"reading {name}: {_reason(exc)}") from exc
+
+    async def requeue_dead_letters(
+        self,
+        topic: str,
+        *,
+        group: str | None,
+        selection: DeadLetterSelection | None = None,
+        rate: float | None = None,
+    ) -> list[DeadLetter]:
+        """Each copy is sent with the letter's key (so it lands on the key's partition, in order)
+        and acknowledged, then the letter's id is appended to the removal topic (`_dead_letters`)."""
+        producer = opened(_WHAT, f"requeue dead letters of {topic!r}", self._producer, closed=self._closed)
+        name = self._topics.dead_letter_name(topic, group)
+
+        async def send(dead: DeadLetter) -> None:
+            copy = replay_copy(self._wire, dead, topic=topic)
+            await self._send(topic, copy.body, copy.key, copy.headers)
+
+        async def remove(dead: DeadLetter) -> None:
+            await self._mark_removed(producer, name, dead)
+
+        try:
+            letters = await read_dead_letters(self.settings, name, topic, group, None)
+            return await requeue_each(letters, selection, rate, send, remove)
+        except (KafkaError, OSError) as exc:
+            raise BrokerUnavailableError("Kafka", self.settings.address, f"requeueing {name}: {_reason(exc)}") from exc
+
+    async def purge_dead_letters(
+        self, topic: str, *, group: str | None, selection: DeadLetterSelection | None = None
+    ) -> int:
+        producer = opened(_WHAT, f"purge dead letters of {topic!r}", self._producer, closed=self._closed)
+        name = self._topics.dead_letter_name(topic, group)
+        try:
+            letters = await read_dead_letters(self.settings, name, topic, group, None)
+            chosen = [d for d in letters if selection is None or selection.matches(d)]
+            for dead in chosen:
+                await self._mark_removed(producer, name, dead)
+        except (KafkaError, OSError) as exc:
+            raise BrokerUnavailableError("Kafka", self.settings.address, f"purging {name}: {_reason(exc)}") from exc
+        return len(chosen)
+
+    async def _mark_removed(self, producer: AIOKafkaProducer, name: str, dead: DeadLetter) -> None:
+        removed = removal_topic(name)
+        await self._topics.ensure(removed, partitions=1)
+        await producer.send_and_wait(removed, dead.letter_id.encode(), key=dead.letter_id.encode())
 
     # -- health -------------------------------------------------------------------------
     async def health_check(self) -> HealthStatus:

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bento.adapters.memory.settings import InProcessSettings
-from bento.adapters.shared.delivery import Action, handle_delivery, typed_handler
+from bento.adapters.shared.dead_letters import letter, replay_copy, requeue_each
+from bento.adapters.shared.delivery import FIRST_FAILED_AT_HEADER, KEY_HEADER, Action, handle_delivery, typed_handler
 from bento.adapters.shared.lifecycle import StartsAndCloses
 from bento.adapters.shared.limits import all_within_limit, within_limit
 from bento.adapters.shared.supervision import Supervisor
@@ -30,7 +31,7 @@ from bento.adapters.shared.wire_headers import INPROCESS, WireEncoder
 from bento.application.errors import BusClosedError, SubscribeError
 from bento.application.ports.backlog import Backlog
 from bento.application.ports.capabilities import Capabilities, HealthStatus
-from bento.application.ports.message_bus import DeadLetter, MessageHandler
+from bento.application.ports.message_bus import DeadLetter, DeadLetterSelection, MessageHandler
 from bento.application.serialization import JsonCodec
 from bento.application.wire import TransportFacts
 from bento.domain.events import DomainEvent
@@ -56,7 +57,7 @@ class _Delivery:
     topic: str
     body: bytes
     key: str | None
-    headers: Mapping[str, str]
+    headers: dict[str, str]
     attempt: int = 1
     #: When it was published: the transport timestamp a plain foreign payload keeps on retries.
     published_at: datetime = field(default_factory=utc_now)
@@ -119,6 +120,7 @@ class InProcessMessageBus(StartsAndCloses):
         self._groups: dict[tuple[str, str], _Group] = {}
         self._dead: dict[tuple[str, str | None], list[DeadLetter]] = {}
         self._anonymous = itertools.count()
+        self._letter_ids = itertools.count(1)
         self._timers: set[asyncio.TimerHandle] = set()
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -235,6 +237,7 @@ class InProcessMessageBus(StartsAndCloses):
             transport=delivery.facts,
         )
         if verdict.action is Action.RETRY:
+            delivery.headers.setdefault(FIRST_FAILED_AT_HEADER, utc_now().isoformat())
             delivery.attempt += 1
             # Re-queue later without holding the worker: other messages keep flowing.
             queue = group.queue_for(delivery) if group.members else member.queue
@@ -242,17 +245,10 @@ class InProcessMessageBus(StartsAndCloses):
             self._timers.add(handle)
         elif verdict.action is Action.DEAD:
             headers = {**delivery.headers, **verdict.dead_letter_headers(delivery.attempt, delivery.topic)}
-            letter = DeadLetter(
-                topic=delivery.topic,
-                group=group.name,
-                body=delivery.body,
-                headers=headers,
-                error_type=verdict.error_type,
-                error_message=verdict.error_message,
-                attempts=delivery.attempt,
-                message_id=verdict.message.message_id if verdict.message else None,
-            )
-            self._dead.setdefault((group.pattern, group.name), []).append(letter)
+            if delivery.key:
+                headers.setdefault(KEY_HEADER, delivery.key)
+            dead = letter(delivery.topic, group.name, delivery.body, headers, str(next(self._letter_ids)))
+            self._dead.setdefault((group.pattern, group.name), []).append(dead)
 
     def _requeue(self, queue: asyncio.Queue[_Delivery], delivery: _Delivery) -> None:
         self._timers = {t for t in self._timers if not t.cancelled() and t.when() > time.monotonic()}
@@ -284,6 +280,43 @@ class InProcessMessageBus(StartsAndCloses):
         waiting = None if entry is None else sum(q.qsize() for q in queues if q is not None)
         dead = self._dead.get((topic, group))
         return Backlog(topic, group, waiting, len(dead) if dead is not None else 0 if entry is not None else None)
+
+    async def requeue_dead_letters(
+        self,
+        topic: str,
+        *,
+        group: str | None,
+        selection: DeadLetterSelection | None = None,
+        rate: float | None = None,
+    ) -> list[DeadLetter]:
+        """Puts each letter straight into the queue of the live subscription (`topic`, `group`):
+        nothing is persistent here, so there must be one (SubscribeError otherwise)."""
+        if self._closed:
+            raise BusClosedError(f"cannot requeue dead letters of {topic!r}: the in-process bus is closed")
+        letters = self._dead.get((topic, group), [])
+
+        async def send(dead: DeadLetter) -> None:
+            targets = [g for g in self._groups.values() if g.pattern == topic and g.name == group and g.members]
+            if not targets:
+                raise SubscribeError(topic, f"no live subscription of group {group!r} to requeue dead letters to")
+            copy = replay_copy(self._wire, dead, topic=dead.topic)
+            for target in targets:
+                delivery = _Delivery(dead.topic, copy.body, copy.key, dict(copy.headers))
+                await target.queue_for(delivery).put(delivery)
+
+        async def remove(dead: DeadLetter) -> None:
+            letters.remove(dead)
+
+        return await requeue_each(list(letters), selection, rate, send, remove)
+
+    async def purge_dead_letters(
+        self, topic: str, *, group: str | None, selection: DeadLetterSelection | None = None
+    ) -> int:
+        letters = self._dead.get((topic, group), [])
+        kept = [dead for dead in letters if selection is not None and not selection.matches(dead)]
+        removed = len(letters) - len(kept)
+        letters[:] = kept
+        return removed
 
     async def health_check(self) -> HealthStatus:
         started = time.perf_counter()

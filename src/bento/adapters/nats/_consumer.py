@@ -28,7 +28,7 @@ from bento.adapters.nats._limits import fit_dead_letter
 from bento.adapters.nats._puller import ConsumerGoneError, Puller
 from bento.adapters.nats._subjects import Layout
 from bento.adapters.nats.settings import NatsSettings
-from bento.adapters.shared.delivery import Action, Verdict, handle_delivery
+from bento.adapters.shared.delivery import Action, FirstFailures, Verdict, handle_delivery
 from bento.adapters.shared.metrics import BusCounters
 from bento.application.ports.message_bus import MessageHandler
 from bento.application.serialization import JsonCodec
@@ -117,6 +117,7 @@ class NatsSubscription:
         self._counters, self._handler = counters, handler
         self._topic, self._group, self._consumers, self._ordered = topic, group, consumers, ordered
         self._policy = settings.retry_policy()
+        self._first_failures = FirstFailures()
         self._on_cancel = on_cancel
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -272,6 +273,7 @@ class NatsSubscription:
                 group=self._group,
                 headers=msg.headers,
                 transport=lambda: transport_facts(msg),
+                failures=self._first_failures,
             )
         except Exception as exc:  # handle_delivery does not raise; defence in depth for the pull loop
             logger.error("dead-lettering a message on %r that could not be processed", topic, exc_info=exc)

@@ -18,13 +18,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, S
 
 from bento.adapters.nats._subjects import Layout
 from bento.adapters.nats.settings import NatsSettings
-from bento.adapters.shared.delivery import (
-    ATTEMPTS_HEADER,
-    ERROR_MESSAGE_HEADER,
-    ERROR_TYPE_HEADER,
-    MESSAGE_ID_HEADER,
-    ORIGINAL_TOPIC_HEADER,
-)
+from bento.adapters.shared.dead_letters import letter
 from bento.application.errors import BrokerUnavailableError, ConfigurationError
 from bento.application.ports.message_bus import DeadLetter
 
@@ -84,10 +78,11 @@ async def ensure_streams(js: JetStreamContext, settings: NatsSettings) -> None:
 
 
 async def read_dead_letters(
-    js: JetStreamContext, settings: NatsSettings, layout: Layout, topic: str, group: str | None, limit: int
+    js: JetStreamContext, settings: NatsSettings, layout: Layout, topic: str, group: str | None, limit: int | None
 ) -> list[DeadLetter]:
-    """Oldest first, without removing anything: a throw-away consumer with no acks
-    reads the dead-letter subject of (group, topic) and is deleted afterwards."""
+    """Oldest first (every letter when `limit` is None), without removing anything: a
+    throw-away consumer with no acks reads the dead-letter subject of (group, topic) and is
+    deleted afterwards. A letter's id is its sequence in the dead-letter stream."""
     stream = settings.dead_letter_stream
     config = ConsumerConfig(
         deliver_policy=DeliverPolicy.ALL,
@@ -96,7 +91,7 @@ async def read_dead_letters(
         inactive_threshold=30.0,
     )
     info = await js.add_consumer(stream, config)
-    wanted = min(limit, info.num_pending or 0)
+    wanted = info.num_pending or 0 if limit is None else min(limit, info.num_pending or 0)
     letters: list[DeadLetter] = []
     psub = None
     try:
@@ -119,22 +114,8 @@ async def read_dead_letters(
             await js.delete_consumer(stream, info.name)
         except nats.errors.Error as exc:
             logger.info("reader consumer %s not deleted (%s); it expires in 30 s", info.name, exc)
-    return letters[:limit]
+    return letters if limit is None else letters[:limit]
 
 
 def _to_dead_letter(msg: Msg, topic: str, group: str | None) -> DeadLetter:
-    headers = dict(msg.headers or {})
-    try:
-        attempts = int(headers.get(ATTEMPTS_HEADER, "0"))
-    except ValueError:
-        attempts = 0
-    return DeadLetter(
-        topic=headers.get(ORIGINAL_TOPIC_HEADER, topic),
-        group=group,
-        body=msg.data,
-        headers=headers,
-        error_type=headers.get(ERROR_TYPE_HEADER, ""),
-        error_message=headers.get(ERROR_MESSAGE_HEADER, ""),
-        attempts=attempts,
-        message_id=headers.get(MESSAGE_ID_HEADER),
-    )
+    return letter(topic, group, msg.data, dict(msg.headers or {}), str(msg.metadata.sequence.stream))

@@ -36,6 +36,7 @@ from bento.adapters.nats._streams import read_dead_letters
 from bento.adapters.nats._subjects import Layout, check_topic
 from bento.adapters.nats.request_reply import NatsRequestReply
 from bento.adapters.nats.settings import NatsSettings
+from bento.adapters.shared.dead_letters import replay_copy, requeue_each
 from bento.adapters.shared.delivery import typed_handler
 from bento.adapters.shared.lifecycle import StartsAndCloses, opened
 from bento.adapters.shared.limits import within_limit
@@ -49,7 +50,7 @@ from bento.application.errors import (
 )
 from bento.application.ports.backlog import Backlog
 from bento.application.ports.capabilities import Capabilities, HealthStatus
-from bento.application.ports.message_bus import DeadLetter, MessageHandler
+from bento.application.ports.message_bus import DeadLetter, DeadLetterSelection, MessageHandler
 from bento.application.serialization import JsonCodec
 from bento.domain.events import DomainEvent
 
@@ -235,6 +236,54 @@ class NatsMessageBus(StartsAndCloses):
         """BacklogProbe: the group's consumer `num_pending` and its dead-letter subject's count."""
         js = self._ready(f"probe the backlog of {topic!r}")
         return await _backlog.probe(js, self.settings, self._layout, topic, group)
+
+    async def requeue_dead_letters(
+        self,
+        topic: str,
+        *,
+        group: str | None,
+        selection: DeadLetterSelection | None = None,
+        rate: float | None = None,
+    ) -> list[DeadLetter]:
+        """Each copy is published and acknowledged by the stream, then the letter is deleted from
+        the dead-letter stream by sequence. The copy's `Nats-Msg-Id` names the letter, so a requeue
+        repeated within the stream's `duplicate_window` after an interruption is dropped by
+        JetStream itself; later than that, the subscriber's inbox absorbs it."""
+        js = self._ready(f"requeue dead letters of {topic!r}")
+
+        async def send(dead: DeadLetter) -> None:
+            # A pattern subscription's letter goes back to the topic it came from.
+            target = dead.topic if "*" not in dead.topic and ">" not in dead.topic else topic
+            copy = replay_copy(self._wire, dead, topic=target)
+            headers = {k: v for k, v in copy.headers.items() if not k.startswith("Nats-")}
+            headers["Nats-Msg-Id"] = f"bento-replay:{self.settings.dead_letter_stream}:{dead.letter_id}"
+            await self._publisher.one(js, target, copy.body, copy.key, copy.key, headers, dead.message_id)
+
+        async def remove(dead: DeadLetter) -> None:
+            await js.delete_msg(self.settings.dead_letter_stream, int(dead.letter_id))
+
+        try:
+            letters = await read_dead_letters(js, self.settings, self._layout, topic, group, None)
+            return await requeue_each(letters, selection, rate, send, remove)
+        except nats.errors.Error as exc:
+            raise BrokerUnavailableError(
+                "NATS JetStream", self.settings.address, f"requeueing dead letters failed: {exc}"
+            ) from exc
+
+    async def purge_dead_letters(
+        self, topic: str, *, group: str | None, selection: DeadLetterSelection | None = None
+    ) -> int:
+        js = self._ready(f"purge dead letters of {topic!r}")
+        try:
+            letters = await read_dead_letters(js, self.settings, self._layout, topic, group, None)
+            chosen = [d for d in letters if selection is None or selection.matches(d)]
+            for dead in chosen:
+                await js.delete_msg(self.settings.dead_letter_stream, int(dead.letter_id))
+        except nats.errors.Error as exc:
+            raise BrokerUnavailableError(
+                "NATS JetStream", self.settings.address, f"purging dead letters failed: {exc}"
+            ) from exc
+        return len(chosen)
 
     # -- health and connection events -----------------------------------------------------
     async def health_check(self) -> HealthStatus:

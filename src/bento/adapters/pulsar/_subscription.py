@@ -46,7 +46,7 @@ import pulsar
 from bento.adapters.pulsar._client import burst_size
 from bento.adapters.pulsar._lanes import Lane, TimeSlice
 from bento.adapters.pulsar._runtime import Runtime
-from bento.adapters.shared.delivery import KEY_HEADER, Action, Verdict, handle_delivery
+from bento.adapters.shared.delivery import KEY_HEADER, Action, FirstFailures, Verdict, handle_delivery
 from bento.application.ports.message_bus import MessageHandler
 from bento.application.wire import TransportFacts
 from bento.domain.errors import BentoError
@@ -80,6 +80,7 @@ class PulsarSubscription:
         settings = runtime.settings
         self._nack_delay = nack_delay_seconds(runtime)
         self._dead_letter_topic = settings.dead_letter_topic_for(topic, group)
+        self._first_failures = FirstFailures()
         count = settings.concurrency
         self._lanes = [Lane() for _ in range(count if ordered else 1)]
         self._slice = TimeSlice(asyncio.get_running_loop())
@@ -239,6 +240,7 @@ class PulsarSubscription:
                     group=self._group,
                     headers=message.properties(),
                     transport=functools.partial(transport_facts, message),
+                    failures=self._first_failures,
                 )
                 if verdict.action is _ACK:
                     acks.append(message)  # `_ack`, inlined
@@ -286,6 +288,7 @@ class PulsarSubscription:
                 group=self._group,
                 headers=message.properties(),
                 transport=functools.partial(transport_facts, message),
+                failures=self._first_failures,
             )
             if verdict.action is _ACK:
                 self._ack(message)

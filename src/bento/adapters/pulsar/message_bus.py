@@ -32,13 +32,14 @@ from pydantic import ValidationError
 from bento.adapters.pulsar._bridge import LoopBridge
 from bento.adapters.pulsar._client import new_client, subscribe_arguments
 from bento.adapters.pulsar._client_calls import ClientCalls
-from bento.adapters.pulsar._dead_letters import read_dead_letters
+from bento.adapters.pulsar._dead_letters import read_dead_letters, removal_topic
 from bento.adapters.pulsar._errors import translate_subscribe
 from bento.adapters.pulsar._producers import Outgoing, ProducerPool
 from bento.adapters.pulsar._runtime import Runtime
 from bento.adapters.pulsar._subscription import PulsarSubscription, nack_delay_seconds
 from bento.adapters.pulsar.settings import PulsarSettings, SubscriptionKind
 from bento.adapters.shared.connecting import first_reachable, url_addresses
+from bento.adapters.shared.dead_letters import replay_copy, requeue_each
 from bento.adapters.shared.delivery import typed_handler
 from bento.adapters.shared.lifecycle import StartsAndCloses, opened
 from bento.adapters.shared.limits import all_within_limit, within_limit
@@ -49,7 +50,7 @@ from bento.adapters.shared.wire_headers import PULSAR, WireEncoder
 from bento.application.credentials import mask_credentials
 from bento.application.errors import BrokerUnavailableError, BusClosedError, ConfigurationError, SubscribeError
 from bento.application.ports.capabilities import Capabilities, HealthStatus
-from bento.application.ports.message_bus import DeadLetter, MessageHandler
+from bento.application.ports.message_bus import DeadLetter, DeadLetterSelection, MessageHandler
 from bento.application.serialization import JsonCodec
 from bento.domain.events import DomainEvent
 
@@ -293,6 +294,54 @@ class PulsarMessageBus(StartsAndCloses):
             raise BrokerUnavailableError(
                 "Pulsar broker", str(self.settings.service_url), f"cannot read dead letters from {dlq!r} ({exc!r})"
             ) from exc
+
+    async def requeue_dead_letters(
+        self,
+        topic: str,
+        *,
+        group: str | None,
+        selection: DeadLetterSelection | None = None,
+        rate: float | None = None,
+    ) -> list[DeadLetter]:
+        """Each copy is sent with the letter's key and confirmed, then the letter's id is appended
+        to `<dlq>-REMOVED` (see `_dead_letters`)."""
+        runtime = self._running("requeue dead letters of", topic)
+        dlq = self.settings.dead_letter_topic_for(topic, group)
+
+        async def send(dead: DeadLetter) -> None:
+            copy = replay_copy(self._wire, dead, topic=topic)
+            await self._send(topic, [(copy.body, copy.key, copy.headers)])
+
+        async def remove(dead: DeadLetter) -> None:
+            await runtime.producers.send(removal_topic(dlq), [(dead.letter_id.encode(), dead.letter_id, {})])
+
+        try:
+            letters = await asyncio.to_thread(
+                read_dead_letters, runtime.client, dlq, topic=topic, group=group, limit=None
+            )
+            return await requeue_each(letters, selection, rate, send, remove)
+        except pulsar.PulsarException as exc:
+            raise BrokerUnavailableError(
+                "Pulsar broker", str(self.settings.service_url), f"cannot requeue dead letters of {dlq!r} ({exc!r})"
+            ) from exc
+
+    async def purge_dead_letters(
+        self, topic: str, *, group: str | None, selection: DeadLetterSelection | None = None
+    ) -> int:
+        runtime = self._running("purge dead letters of", topic)
+        dlq = self.settings.dead_letter_topic_for(topic, group)
+        try:
+            letters = await asyncio.to_thread(
+                read_dead_letters, runtime.client, dlq, topic=topic, group=group, limit=None
+            )
+            chosen = [d for d in letters if selection is None or selection.matches(d)]
+            marks: list[Outgoing] = [(d.letter_id.encode(), d.letter_id, {}) for d in chosen]
+            await runtime.producers.send(removal_topic(dlq), marks)
+        except pulsar.PulsarException as exc:
+            raise BrokerUnavailableError(
+                "Pulsar broker", str(self.settings.service_url), f"cannot purge dead letters of {dlq!r} ({exc!r})"
+            ) from exc
+        return len(chosen)
 
     # -- health and reconnection ------------------------------------------------------
     async def health_check(self) -> HealthStatus:

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from datetime import UTC
 from typing import Any
 
 from pamqp.commands import Basic
 
-from bento.adapters.shared.delivery import (
-    ATTEMPTS_HEADER,
-    ERROR_MESSAGE_HEADER,
-    ERROR_TYPE_HEADER,
-    KEY_HEADER,
-    MESSAGE_ID_HEADER,
-    ORIGINAL_TOPIC_HEADER,
-)
+from bento.adapters.shared.dead_letters import letter
+from bento.adapters.shared.delivery import ATTEMPTS_HEADER, KEY_HEADER
 from bento.application.ports.message_bus import DeadLetter
 from bento.application.serialization import CONTENT_TYPE
 from bento.application.wire import TransportFacts
 from bento.domain.events import DomainEvent
 
 PERSISTENT = 2
+#: A dead letter's id in its queue (a uuid written when the bus dead-lettered it).
+LETTER_ID_HEADER = "x-bento-letter-id"
 #: Headers the broker adds when it dead-letters; copying them into a republished message would
 #: make RabbitMQ's cycle detection drop it on the next expiry, so they are never forwarded.
 _BROKER_DEATH_HEADERS = ("x-death", "x-first-death-", "x-last-death-")
@@ -115,16 +112,19 @@ def failed_attempts(headers: Mapping[str, Any] | None) -> int:
         return 0
 
 
-def dead_letter(body: bytes, headers: Mapping[str, Any] | None, group: str | None, pattern: str) -> DeadLetter:
-    """A DLQ entry as the port's DeadLetter (the id only when the body was decodable)."""
+def dead_letter(
+    body: bytes, headers: Mapping[str, Any] | None, group: str | None, pattern: str, amqp_id: str | None = None
+) -> DeadLetter:
+    """A DLQ entry as the port's DeadLetter (the message id only when the body was decodable).
+    A queue has no positions, so the letter id is the `LETTER_ID_HEADER` the bus wrote when it
+    dead-lettered; letters from before that header have their AMQP message id, or a digest of
+    the body and headers."""
     flat = {k: text(v) for k, v in (headers or {}).items() if not k.startswith(_BROKER_DEATH_HEADERS)}
-    return DeadLetter(
-        topic=flat.get(ORIGINAL_TOPIC_HEADER) or pattern,
-        group=group,
-        body=body,
-        headers=flat,
-        error_type=flat.get(ERROR_TYPE_HEADER, ""),
-        error_message=flat.get(ERROR_MESSAGE_HEADER, ""),
-        attempts=failed_attempts(flat),
-        message_id=flat.get(MESSAGE_ID_HEADER),
-    )
+    letter_id = flat.get(LETTER_ID_HEADER) or amqp_id or _digest(body, flat)
+    return letter(pattern, group, body, flat, letter_id)
+
+
+def _digest(body: bytes, headers: Mapping[str, str]) -> str:
+    digest = hashlib.blake2b(body, digest_size=12)
+    digest.update(repr(sorted(headers.items())).encode())
+    return digest.hexdigest()

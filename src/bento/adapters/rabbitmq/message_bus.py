@@ -16,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection
-from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
+from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
+from aiormq.exceptions import ChannelPreconditionFailed
 from pamqp.commands import Basic
 
 from bento.adapters.rabbitmq import _backlog, _codec, _legacy, _topology
@@ -28,10 +29,17 @@ from bento.adapters.rabbitmq._connection import (
     close_connection,
     open_connection,
 )
+from bento.adapters.rabbitmq._dead_letters import DeadLetterQueue, close_quietly
 from bento.adapters.rabbitmq._publisher import ConfirmedPublisher
 from bento.adapters.rabbitmq._subscription import RabbitMQSubscription
 from bento.adapters.rabbitmq.settings import RabbitMQSettings
-from bento.adapters.shared.delivery import ATTEMPTS_HEADER, ORIGINAL_TOPIC_HEADER, Verdict, typed_handler
+from bento.adapters.shared.delivery import (
+    ATTEMPTS_HEADER,
+    FIRST_FAILED_AT_HEADER,
+    ORIGINAL_TOPIC_HEADER,
+    Verdict,
+    typed_handler,
+)
 from bento.adapters.shared.lifecycle import StartsAndCloses, opened
 from bento.adapters.shared.limits import all_within_limit, within_limit
 from bento.adapters.shared.metrics import BusCounters
@@ -41,10 +49,11 @@ from bento.adapters.shared.wire_headers import AMQP, WireEncoder
 from bento.application.errors import BusClosedError, ConfigurationError, SubscribeError
 from bento.application.ports.backlog import Backlog
 from bento.application.ports.capabilities import Capabilities, HealthStatus
-from bento.application.ports.message_bus import DeadLetter, MessageHandler
+from bento.application.ports.message_bus import DeadLetter, DeadLetterSelection, MessageHandler
 from bento.application.serialization import JsonCodec
 from bento.application.wire import ID_HEADER, TIME_HEADER
 from bento.domain.events import DomainEvent
+from bento.domain.metadata import utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -222,14 +231,14 @@ class RabbitMQMessageBus(StartsAndCloses):
             )
             await subscription.start()
         except ChannelPreconditionFailed as exc:
-            await _close_quietly(channel)
+            await close_quietly(channel)
             raise SubscribeError(
                 topic,
                 f"queue {queue_name!r} exists with other arguments (ordered={ordered}, "
                 f"queue_type={self.settings.queue_type!r}, queue_expires): {exc}",
             ) from exc
         except DRIVER_ERRORS as exc:
-            await _close_quietly(channel)
+            await close_quietly(channel)
             raise SubscribeError(topic, f"{type(exc).__name__}: {exc}") from exc
         self._subscriptions.add(subscription)
         if group is not None and not self.settings.legacy_queue_names:
@@ -303,6 +312,7 @@ class RabbitMQMessageBus(StartsAndCloses):
             headers.setdefault(TIME_HEADER, message.timestamp.isoformat())
         headers[ATTEMPTS_HEADER] = attempt
         headers[ORIGINAL_TOPIC_HEADER] = topic
+        headers.setdefault(FIRST_FAILED_AT_HEADER, utc_now().isoformat())
         props = _codec.republished(properties.message_id, properties.content_type, headers, properties)
         exchange = "" if _topology.delay_ms(delay) == 0 else _topology.retry_name(self.settings, delay)
         if exchange and exchange not in self._retry_routes:
@@ -319,6 +329,7 @@ class RabbitMQMessageBus(StartsAndCloses):
         verdict: Verdict,
     ) -> None:
         headers = {**_codec.forwardable(properties.headers), **verdict.dead_letter_headers(attempt, topic)}
+        headers[_codec.LETTER_ID_HEADER] = uuid.uuid4().hex
         props = _codec.republished(properties.message_id, properties.content_type, headers, properties)
         await self._internal_publisher().send("", dead_letter_queue, [(body, props)], topic=topic)
 
@@ -331,30 +342,29 @@ class RabbitMQMessageBus(StartsAndCloses):
     # -- inspection -------------------------------------------------------------------
     async def dead_letters(self, topic: str, *, group: str | None, limit: int = 100) -> list[DeadLetter]:
         """Browse the subscription's DLQ: get up to `limit`, then requeue them all (nothing is removed)."""
+        return await self._dead_letter_queue(topic, group).read(limit)
+
+    async def requeue_dead_letters(
+        self,
+        topic: str,
+        *,
+        group: str | None,
+        selection: DeadLetterSelection | None = None,
+        rate: float | None = None,
+    ) -> list[DeadLetter]:
+        """See `_dead_letters`: each letter is acknowledged only after its copy was confirmed."""
+        queue = self._dead_letter_queue(topic, group)
+        return await queue.requeue(self._internal_publisher(), self._wire, selection, rate)
+
+    async def purge_dead_letters(
+        self, topic: str, *, group: str | None, selection: DeadLetterSelection | None = None
+    ) -> int:
+        return await self._dead_letter_queue(topic, group).purge(selection)
+
+    def _dead_letter_queue(self, topic: str, group: str | None) -> DeadLetterQueue:
         self._live_publisher(topic)
         assert self._connection is not None
-        name = _topology.dead_letter_queue(self.settings, topic, group)
-        channel = await self._connection.channel(publisher_confirms=False)
-        letters: list[DeadLetter] = []
-        try:
-            try:
-                queue = await channel.declare_queue(name, passive=True, robust=False)
-            except ChannelNotFoundEntity:
-                return []
-            last: AbstractIncomingMessage | None = None
-            while len(letters) < limit:
-                got = await queue.get(no_ack=False, fail=False)
-                if got is None:
-                    break
-                last = got
-                letters.append(_codec.dead_letter(got.body, got.headers, group, topic))
-            if last is not None:
-                await last.nack(multiple=True, requeue=True)
-        except DRIVER_ERRORS as exc:
-            raise SubscribeError(topic, f"reading dead-letter queue {name!r} failed: {exc}") from exc
-        finally:
-            await _close_quietly(channel)
-        return letters
+        return DeadLetterQueue(self._connection, self.settings, topic, group)
 
     async def backlog(self, topic: str, *, group: str) -> Backlog:
         """BacklogProbe: ready messages of the group's queue and of its DLQ (passive declares)."""
@@ -375,7 +385,7 @@ class RabbitMQMessageBus(StartsAndCloses):
                     try:
                         await channel.declare_exchange(self.settings.exchange_name, passive=True, robust=False)
                     finally:
-                        await _close_quietly(channel)
+                        await close_quietly(channel)
                 healthy = True
             except DRIVER_ERRORS as exc:
                 detail = f"{type(exc).__name__}: {exc}"
@@ -389,11 +399,3 @@ class RabbitMQMessageBus(StartsAndCloses):
             latency_ms=(time.perf_counter() - started) * 1000,
             detail=detail,
         )
-
-
-async def _close_quietly(channel: AbstractRobustChannel) -> None:
-    """Close a helper channel; one already closed by the broker (an error before) is fine."""
-    try:
-        await channel.close()
-    except DRIVER_ERRORS as exc:
-        logger.debug("helper channel already closed: %s", exc)

@@ -29,7 +29,17 @@ from redis.exceptions import ResponseError
 from bento.adapters.redis._foreign import FASTSTREAM_FIELD, faststream_message
 from bento.adapters.redis._keys import Keys
 from bento.adapters.redis.settings import RedisSettings
-from bento.adapters.shared.delivery import Action, Verdict, handle_delivery
+from bento.adapters.shared.dead_letters import letter
+from bento.adapters.shared.delivery import (
+    ATTEMPTS_HEADER,
+    ERROR_MESSAGE_HEADER,
+    ERROR_TYPE_HEADER,
+    MESSAGE_ID_HEADER,
+    Action,
+    FirstFailures,
+    Verdict,
+    handle_delivery,
+)
 from bento.adapters.shared.supervision import Supervisor
 from bento.application.errors import DeserializationError
 from bento.application.ports.message_bus import DeadLetter, MessageHandler
@@ -64,6 +74,7 @@ class DurableContext:
     supervisor: Supervisor = field(default_factory=lambda: Supervisor("Redis bus"))
     in_flight: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    failures: FirstFailures = field(default_factory=FirstFailures)
 
     def __post_init__(self) -> None:
         self.idle.set()
@@ -104,6 +115,7 @@ class DurableContext:
                 group=group,
                 headers=headers,
                 transport=None if entry_id is None else functools.partial(entry_facts, entry_id),
+                failures=self.failures,
             )
         finally:
             self.in_flight -= 1
@@ -164,9 +176,18 @@ class DurableContext:
             pipe.xack(stream, group, entry_id)
             await pipe.execute()
 
-    async def read_dead_letters(self, topic: str, group: str | None, limit: int) -> list[DeadLetter]:
-        rows = entries(await self.redis.xrange(self.keys.dead_letters(topic, group), count=limit))
-        return [_letter(topic, group, fields) for _, fields in rows]
+    async def read_dead_letters(self, topic: str, group: str | None, limit: int | None) -> list[DeadLetter]:
+        """Oldest first; every letter when `limit` is None (read in pages of 1,000)."""
+        key, start = self.keys.dead_letters(topic, group), "-"
+        found: list[DeadLetter] = []
+        while limit is None or len(found) < limit:
+            page = 1000 if limit is None else min(1000, limit - len(found))
+            rows = entries(await self.redis.xrange(key, min=start, count=page))
+            found.extend(_letter(topic, group, entry_id, fields) for entry_id, fields in rows)
+            if len(rows) < page:
+                break
+            start = "(" + rows[-1][0].decode("ascii")
+        return found
 
 
 def batches(reply: object) -> list[tuple[str, list[Entry]]]:
@@ -250,22 +271,28 @@ def _quote(raw: bytes) -> str:
     return raw[:_QUOTE].decode("utf-8", errors="backslashreplace")
 
 
-def _letter(topic: str, group: str | None, fields: Mapping[bytes, bytes]) -> DeadLetter:
+def _letter(topic: str, group: str | None, entry_id: bytes, fields: Mapping[bytes, bytes]) -> DeadLetter:
     text = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items() if k != b"body"}
     try:
         headers = json.loads(text.get("headers", "{}"))
     except ValueError:  # only this adapter writes dead letters, but their stream is writable by anyone
         headers = {"x-bento-headers": text.get("headers", "")[:2000]}
-    return DeadLetter(
-        topic=topic,
-        group=group,
-        body=fields.get(b"body", b""),
-        headers=headers,
-        error_type=text.get("error_type", ""),
-        error_message=text.get("error_message", ""),
-        attempts=int(text.get("attempts", "0")),
-        message_id=text.get("message_id") or None,
-    )
+    if not isinstance(headers, dict):
+        headers = {}
+    # The record's own fields win: they are what this adapter wrote beside the headers.
+    headers = {str(k): str(v) for k, v in headers.items()}
+    for name, header in _RECORD_HEADERS.items():
+        if text.get(name):
+            headers[header] = text[name]
+    return letter(topic, group, fields.get(b"body", b""), headers, entry_id.decode("ascii", "replace"))
+
+
+_RECORD_HEADERS = {
+    "error_type": ERROR_TYPE_HEADER,
+    "error_message": ERROR_MESSAGE_HEADER,
+    "attempts": ATTEMPTS_HEADER,
+    "message_id": MESSAGE_ID_HEADER,
+}
 
 
 class Loop:

@@ -46,6 +46,7 @@ from bento.adapters.redis._ordered import OrderedSubscription
 from bento.adapters.redis._pubsub import PubSubHub
 from bento.adapters.redis._streams import StreamSubscription
 from bento.adapters.redis.settings import RedisSettings
+from bento.adapters.shared.dead_letters import replay_copy, requeue_each
 from bento.adapters.shared.delivery import typed_handler
 from bento.adapters.shared.lifecycle import StartsAndCloses, opened
 from bento.adapters.shared.limits import all_within_limit, within_limit
@@ -54,7 +55,7 @@ from bento.adapters.shared.wire_headers import REDIS, WireEncoder
 from bento.application.errors import BusClosedError, PublishError, SubscribeError
 from bento.application.ports.backlog import Backlog
 from bento.application.ports.capabilities import Capabilities, HealthStatus
-from bento.application.ports.message_bus import DeadLetter, MessageHandler
+from bento.application.ports.message_bus import DeadLetter, DeadLetterSelection, MessageHandler
 from bento.application.serialization import JsonCodec
 from bento.domain.events import DomainEvent
 
@@ -257,6 +258,61 @@ class RedisMessageBus(StartsAndCloses):
             return Backlog(topic, group, None, None)
         try:
             return await _backlog.probe(ctx.redis, self._keys, topic, group)
+        except RedisError as exc:
+            raise unavailable(str(self.settings.url), exc) from exc
+
+    async def requeue_dead_letters(
+        self,
+        topic: str,
+        *,
+        group: str | None,
+        selection: DeadLetterSelection | None = None,
+        rate: float | None = None,
+    ) -> list[DeadLetter]:
+        """Each letter's copy is XADDed to the topic's stream and the letter XDELed from the
+        dead-letter stream in one MULTI/EXEC: on Redis a letter is requeued exactly once."""
+        ctx = self._context("requeue dead letters of", topic)
+        if self.settings.mode == "broadcast":
+            return []
+        dlq = self._keys.dead_letters(topic, group)
+        trim = {"maxlen": self.settings.maxlen, "approximate": True} if self.settings.maxlen else {}
+
+        async def send_and_remove(dead: DeadLetter) -> None:
+            # A pattern subscription's letter goes back to the topic it came from.
+            target = dead.topic if not is_pattern(dead.topic) else topic
+            copy = replay_copy(self._wire, dead, topic=target)
+            entry: dict[FieldT, EncodableT] = {b"b": copy.body, b"h": json.dumps(copy.headers).encode()}
+            async with ctx.redis.pipeline(transaction=True) as pipe:
+                pipe.sadd(self._keys.topics, target)
+                pipe.xadd(self._stream(target, copy.key), entry, **trim)  # type: ignore[arg-type]
+                pipe.xdel(dlq, dead.letter_id)
+                await pipe.execute()
+
+        async def removed(dead: DeadLetter) -> None:
+            return None  # in the same transaction as the send
+
+        try:
+            letters = await ctx.read_dead_letters(topic, group, None)
+            return await requeue_each(letters, selection, rate, send_and_remove, removed)
+        except RedisError as exc:
+            raise unavailable(str(self.settings.url), exc) from exc
+
+    async def purge_dead_letters(
+        self, topic: str, *, group: str | None, selection: DeadLetterSelection | None = None
+    ) -> int:
+        ctx = self._context("purge dead letters of", topic)
+        if self.settings.mode == "broadcast":
+            return 0
+        dlq = self._keys.dead_letters(topic, group)
+        try:
+            if selection is None:
+                async with ctx.redis.pipeline(transaction=True) as pipe:
+                    pipe.xlen(dlq)
+                    pipe.delete(dlq)
+                    count, _ = await pipe.execute()
+                return int(count)
+            chosen = [d.letter_id for d in await ctx.read_dead_letters(topic, group, None) if selection.matches(d)]
+            return int(await ctx.redis.xdel(dlq, *chosen)) if chosen else 0
         except RedisError as exc:
             raise unavailable(str(self.settings.url), exc) from exc
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 import enum
 import logging
 from asyncio import CancelledError, current_task
+from collections import OrderedDict
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from time import perf_counter
 from typing import Any
 
@@ -30,7 +31,7 @@ from bento.application.serialization import JsonCodec
 from bento.application.wire import Transport
 from bento.domain.errors import clipped, quoted
 from bento.domain.events import DomainEvent
-from bento.domain.metadata import current_message
+from bento.domain.metadata import current_message, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,16 @@ ATTEMPTS_HEADER = "x-bento-attempts"
 ORIGINAL_TOPIC_HEADER = "x-bento-original-topic"
 MESSAGE_ID_HEADER = "x-bento-message-id"
 KEY_HEADER = "x-bento-key"
+#: When the message was dead-lettered (its last failure), ISO 8601 UTC.
+FAILED_AT_HEADER = "x-bento-failed-at"
+#: When its first delivery failed; set by the retry paths that carry headers (and at once for a
+#: message dead-lettered on its first delivery).
+FIRST_FAILED_AT_HEADER = "x-bento-first-failed-at"
+#: A requeued dead letter is for this group only ("" for broadcast subscribers); the other groups
+#: on the topic acknowledge it without running their handler (see `handle_delivery`).
+REPLAY_GROUP_HEADER = "x-bento-replay-group"
+#: The dead letter (its `letter_id`) a requeued message is a copy of.
+REPLAYED_FROM_HEADER = "x-bento-replayed-from"
 
 
 class Action(enum.Enum):
@@ -56,20 +67,69 @@ class Verdict:
     error_type: str = ""
     error_message: str = ""
     message: DomainEvent | None = None
+    #: When the message's first delivery failed, where `FirstFailures` saw it (ISO 8601).
+    first_failed_at: str | None = None
 
     def dead_letter_headers(self, attempts: int, topic: str) -> dict[str, str]:
+        """The error headers merged over the message's own: a `FIRST_FAILED_AT_HEADER` the retry
+        path put there survives; on a first delivery it is the failure time itself."""
+        now = utc_now().isoformat()
         headers = {
             ERROR_TYPE_HEADER: self.error_type,
             ERROR_MESSAGE_HEADER: self.error_message[:2000],
             ATTEMPTS_HEADER: str(attempts),
             ORIGINAL_TOPIC_HEADER: topic,
+            FAILED_AT_HEADER: now,
         }
+        if self.first_failed_at is not None:
+            headers[FIRST_FAILED_AT_HEADER] = self.first_failed_at
+        elif attempts <= 1:
+            headers[FIRST_FAILED_AT_HEADER] = now
         if self.message is not None:
             headers[MESSAGE_ID_HEADER] = self.message.message_id
         return headers
 
 
 _ACK = Verdict(Action.ACK)
+
+
+class FirstFailures:
+    """When each message now being retried first failed, for brokers that redeliver the same
+    message without Bento rewriting its headers (Redis, NATS, Pulsar). Kept in the process that
+    saw the failure, at most `size` messages (oldest forgotten first): a retry delivered to another
+    process leaves the dead letter's `first_failed_at` unknown rather than wrong."""
+
+    __slots__ = ("_seen", "_size")
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._seen: OrderedDict[str, str] = OrderedDict()
+        self._size = size
+
+    def settle(self, verdict: Verdict, message_id: str) -> Verdict:
+        """Note a failed attempt; forget a settled message; give a dead verdict the first
+        failure's time."""
+        if verdict.action is Action.RETRY:
+            if message_id not in self._seen:
+                self._seen[message_id] = utc_now().isoformat()
+                if len(self._seen) > self._size:
+                    self._seen.popitem(last=False)
+            return verdict
+        first = self._seen.pop(message_id, None)
+        if verdict.action is Action.DEAD and first is not None:
+            return replace(verdict, first_failed_at=first)
+        return verdict
+
+    def __bool__(self) -> bool:
+        return bool(self._seen)
+
+
+def _for_this_group(headers: Mapping[str, Any], group: str | None) -> bool:
+    target = headers.get(REPLAY_GROUP_HEADER)
+    if target is None:
+        return True
+    if isinstance(target, bytes):
+        target = target.decode("utf-8", "replace")
+    return str(target) == (group or "")
 
 
 async def handle_delivery(
@@ -86,6 +146,7 @@ async def handle_delivery(
     transport: Transport = None,
     system: str = "",
     group: str | None = None,
+    failures: FirstFailures | None = None,
 ) -> Verdict:
     """Decode `body`, run `handler`, and say what the transport must do with it.
 
@@ -96,7 +157,14 @@ async def handle_delivery(
     as current, so messages it creates inherit correlation and causation ids. With tracing on
     (bento.application.telemetry) it runs inside a CONSUMER `process <topic>` span whose parent
     is the message's trace context; `system` and `group` name the bus and the subscriber's group
-    in that span."""
+    in that span.
+
+    A requeued dead letter names the one group it is for (`REPLAY_GROUP_HEADER`); any other group
+    acknowledges it unhandled, since on a log (Redis, NATS, Kafka, Pulsar) every group reads the copy.
+    `failures` (one per subscription, on brokers whose redeliveries carry no Bento header) gives a
+    dead letter the time its message first failed."""
+    if headers and not _for_this_group(headers, group):
+        return _ACK
     if max_bytes is not None and len(body) > max_bytes:
         too_large = MessageTooLargeError(len(body), max_bytes, topic=topic)
         logger.error(
@@ -122,7 +190,7 @@ async def handle_delivery(
             telemetry.metrics.dead_lettered(system, topic, group, type(error).__name__)
         return Verdict(Action.DEAD, error_type=type(error).__name__, error_message=str(error))
     if telemetry.tracer is not None or telemetry.metrics is not None:
-        return await _observed(
+        verdict = await _observed(
             handler,
             message,
             len(body),
@@ -133,7 +201,13 @@ async def handle_delivery(
             system=system,
             group=group,
         )
-    return await _run(handler, message, attempt=attempt, policy=policy, timeout=timeout, topic=topic, group=group)
+    else:
+        verdict = await _run(
+            handler, message, attempt=attempt, policy=policy, timeout=timeout, topic=topic, group=group
+        )
+    if failures is not None and (verdict is not _ACK or failures):
+        return failures.settle(verdict, message.message_id)
+    return verdict
 
 
 async def _observed(

@@ -7,7 +7,13 @@ from bento.application.ports.checkpoint_store import CheckpointStore
 from bento.application.ports.event_publisher import EventPublisherPort
 from bento.application.ports.event_store import ANY_VERSION, NO_STREAM, EventFilter, EventStore, StoredEvent
 from bento.application.ports.inbox import Inbox
-from bento.application.ports.message_bus import DeadLetter, MessageBus, MessageHandler, Subscription
+from bento.application.ports.message_bus import (
+    DeadLetter,
+    DeadLetterSelection,
+    MessageBus,
+    MessageHandler,
+    Subscription,
+)
 from bento.application.ports.read_model import ReadModelPort, ReadModels
 from bento.application.ports.snapshot_store import SnapshotStore
 from bento.application.ports.stream_lock import StreamLock
@@ -23,6 +29,7 @@ __all__ = [
     "ChannelPort",
     "CheckpointStore",
     "DeadLetter",
+    "DeadLetterSelection",
     "EventFilter",
     "EventPublisherPort",
     "EventStore",

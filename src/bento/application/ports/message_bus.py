@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -16,7 +17,14 @@ MessageHandler = Callable[[DomainEvent], Awaitable[None]]
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A message the bus gave up on, with the original body and why."""
+    """A message the bus gave up on, with the original body and why.
+
+    `letter_id` names this letter in its dead-letter queue (the broker's own position where it
+    has one: a Redis entry id, a JetStream sequence, a Kafka `partition:offset`), so requeue and
+    purge can pick it even when the body was undecodable and `message_id` is None. `key` is the
+    partition key the message was published with, when known. `last_failed_at` is when it was
+    dead-lettered; `first_failed_at` is when its first delivery failed (None when a retry reached
+    another process than the one that saw the first failure, on brokers that redeliver by themselves)."""
 
     topic: str
     group: str | None
@@ -26,6 +34,27 @@ class DeadLetter:
     error_message: str = ""
     attempts: int = 0
     message_id: str | None = None
+    letter_id: str = ""
+    key: str | None = None
+    first_failed_at: datetime | None = None
+    last_failed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterSelection:
+    """Which letters of one subscription's dead-letter queue a requeue or purge touches.
+
+    Empty (the default) selects every letter. `ids` matches a letter's `letter_id` or its
+    `message_id`; `error_type` matches exactly (`"ValueError"`, `"DeserializationError"`).
+    Both given: a letter must match both."""
+
+    ids: Collection[str] = ()
+    error_type: str | None = None
+
+    def matches(self, letter: DeadLetter) -> bool:
+        if self.ids and letter.letter_id not in self.ids and letter.message_id not in self.ids:
+            return False
+        return self.error_type is None or letter.error_type == self.error_type
 
 
 class Subscription(Protocol):
@@ -106,6 +135,33 @@ class MessageBus(Protocol):
 
     async def dead_letters(self, topic: str, *, group: str | None, limit: int = 100) -> list[DeadLetter]:
         """Messages dead-lettered for `topic` and `group`, oldest first (they stay there)."""
+        ...
+
+    async def requeue_dead_letters(
+        self,
+        topic: str,
+        *,
+        group: str | None,
+        selection: DeadLetterSelection | None = None,
+        rate: float | None = None,
+    ) -> list[DeadLetter]:
+        """Send the selected letters back to the subscription (`topic`, `group`) and remove them
+        from its dead-letter queue; returns the letters requeued, in the order sent.
+
+        Letters go oldest first, one at a time, so letters with the same key keep their original
+        order; `rate` caps them at that many per second. A letter whose body decodes is re-encoded
+        at its class's current schema version (the bus's upcasters applied); one that does not is
+        sent as it was. A requeued letter reaches only `group` (other groups on the topic skip it);
+        `group=None` re-broadcasts it. Each letter is removed only after the broker accepted its
+        copy: an interruption between the two leaves it in the queue, so a second requeue sends it
+        again, at least once in all; the subscriber's inbox (same message id) absorbs that copy.
+        A letter is never removed without having been sent."""
+        ...
+
+    async def purge_dead_letters(
+        self, topic: str, *, group: str | None, selection: DeadLetterSelection | None = None
+    ) -> int:
+        """Remove the selected letters of (`topic`, `group`) for good; returns how many."""
         ...
 
     async def health_check(self) -> HealthStatus: ...

@@ -23,11 +23,12 @@ from bento.application.ports.message_bus import DeadLetter, MessageBus
 from bento.application.serialization import JsonCodec
 from bento.domain.events import DomainEvent
 from bento.testing.collector import Collector
+from bento.testing.contracts.dead_letters import DeadLetterContract
 from bento.testing.contracts.wire_format import WireFormatContract
 from bento.testing.events import ContractEvent, make_event
 
 
-class MessageBusContract(WireFormatContract):
+class MessageBusContract(WireFormatContract, DeadLetterContract):
     """The MessageBus promises, as tests. Subclasses provide the `bus` fixture."""
 
     @pytest.fixture
