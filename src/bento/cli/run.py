@@ -106,6 +106,8 @@ async def serve(container_class: Any, *, http: str | None = None) -> int:
         loop.add_signal_handler(number, on_signal, number)
     container = container_class() if isinstance(container_class, type) else container_class
     state: dict[str, Any] = {"runtime": None, "container": container, "metrics": _metrics() if http else None}
+    if state["metrics"] is not None:
+        state["metrics"].watch(container)  # seed 003's bus counters (bento_bus_*) on /metrics
     server = await _http_server(http, state) if http else None
     try:
         settings = container.settings()

@@ -63,7 +63,11 @@ class HealthReport:
         return {
             "status": "healthy" if self.healthy else "unhealthy",
             "components": {
-                c.name: {**{k: v for k, v in asdict(c).items() if k != "name"}, "status": c.status}
+                c.name: {
+                    **{k: v for k, v in asdict(c).items() if k != "name"},
+                    "latency_ms": round(c.latency_ms, 3),
+                    "status": c.status,
+                }
                 for c in self.components
             },
         }
@@ -123,6 +127,24 @@ def _branches(container: containers.Container, name: str) -> Iterable[Any]:
     return [v for p in getattr(provider, "providers", {}).values() if (v := _opened(p)) is not None]
 
 
+def opened_buses(container: containers.Container) -> dict[str, MessageBus]:
+    """`event:<instance>` → every message bus `container` has opened (the default one first),
+    and `command:default` → the command transport once opened (`COMMAND__…` on a broker)."""
+    found: dict[str, MessageBus] = {}
+    for bus in _branches(container, "message_bus"):
+        found.setdefault("event:default", bus)
+    named = _opened(getattr(container, "message_buses", None))
+    if named is not None:
+        for name, bus in named.opened().items():
+            if all(bus is not known for known in found.values()):
+                found.setdefault(f"event:{name}", bus)
+    link = getattr(container, "command_link", None)
+    transport = getattr(link() if callable(link) else None, "opened", None)
+    if transport is not None and all(transport is not known for known in found.values()):
+        found["command:default"] = transport
+    return found
+
+
 def store_check(kind: str, store: Any) -> HealthCheck:
     """A read through the port of a store that has no `health_check()` of its own."""
     if callable(getattr(store, "health_check", None)):
@@ -158,12 +180,8 @@ def opened_checks(container: containers.Container) -> dict[str, HealthCheck]:
             seen.add(id(target))
             checks[name] = check
 
-    for bus in _branches(container, "message_bus"):
-        add("event:default", bus, bus.health_check)
-    named = _opened(getattr(container, "message_buses", None))
-    if named is not None:
-        for name, bus in named.opened().items():
-            add(f"event:{name}", bus, bus.health_check)
+    for name, bus in opened_buses(container).items():
+        add(name, bus, bus.health_check)
     for kind in _STORES:
         for store in _branches(container, kind):
             add(kind, store, store_check(kind, store))
@@ -223,6 +241,8 @@ async def probe_health(container: containers.Container, *, timeout: float = 5.0)
     for name in sorted(settings.event):
         if name != "default":
             checks[f"event:{name}"] = _named_bus(container, name, timeout)
+    if container.command_link() is not None:  # COMMAND__… names a broker
+        checks["command:default"] = _command_transport(container, timeout)
     for kind in _STORES:
         section = getattr(settings, kind)
         if section.backend == "clickhouse":
@@ -254,6 +274,16 @@ def _named_bus(container: containers.Container, name: str, timeout: float) -> He
             buses = container.message_buses()
             buses = await buses if hasattr(buses, "__await__") else buses
             bus = await buses.get(name)
+        status: HealthStatus = await bus.health_check()
+        return status
+
+    return check
+
+
+def _command_transport(container: containers.Container, timeout: float) -> HealthCheck:
+    async def check() -> HealthStatus:
+        async with asyncio.timeout(timeout):
+            bus = await container.command_link().transport()
         status: HealthStatus = await bus.health_check()
         return status
 

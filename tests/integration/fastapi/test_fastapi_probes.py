@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi_support import PrivateRedis, Served
 
 from bento.infrastructure.container import BentoContainer
-from bento.integrations.fastapi import health_router, lifespan
+from bento.integrations.fastapi import health_router, lifespan, metrics_router
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
@@ -20,6 +20,7 @@ pytestmark = pytest.mark.usefixtures("isolated")
 def build_app(container: BentoContainer) -> FastAPI:
     app = FastAPI(lifespan=lifespan(container, start=("message_bus", "inbox", "health_checks")))
     app.include_router(health_router(timeout=2.0))
+    app.include_router(metrics_router())
     return app
 
 
@@ -50,6 +51,10 @@ async def test_live_and_ready_then_not_ready_when_redis_is_killed(
         }
         assert all(c["status"] == "up" for c in body["components"].values())
         assert (await http.get("/api/health")).status_code == 200
+        scraped = (await http.get("/metrics")).text
+        published = next(line for line in scraped.splitlines() if line.startswith("bento_bus_messages_published_total"))
+        assert published.startswith('bento_bus_messages_published_total{bus="event:default"} ')
+        assert float(published.split()[-1]) >= 1  # the health-check publisher's messages
 
         private_redis.kill()  # by PID
 
