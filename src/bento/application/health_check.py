@@ -31,6 +31,7 @@ from typing import Self
 from bento.application.ports.capabilities import HealthStatus
 from bento.application.ports.message_bus import MessageBus, Subscription
 from bento.domain.events import DomainEvent
+from bento.domain.metadata import utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -176,6 +177,9 @@ class HealthCheckPublisher:
 class HealthCheckSubscriber:
     """Seed 003's `SubscriberHealthChecker`: subscribes to `topic` and is unhealthy when no
     health message arrived within `max_age` seconds (counting from `start()` until the first).
+    A message already older than `max_age` when it arrives (a redelivery after an outage) is
+    counted in `stale` and ignored; clocks of publisher and subscriber hosts must agree to
+    well within `max_age`.
 
     It subscribes for broadcast where the bus offers it (every checker sees every message),
     else in a group of its own."""
@@ -195,6 +199,8 @@ class HealthCheckSubscriber:
         self.bus, self.topic, self.max_age = bus, topic, max_age
         self.check_interval = check_interval if check_interval is not None else max(0.05, max_age / 4)
         self.received = 0
+        #: Health messages ignored because they were already older than max_age on arrival.
+        self.stale = 0
         self.last_source: str | None = None
         self._state = _Transitions(f"health-check subscriber on {topic!r}", on_failure, on_recovery)
         self._last_at: float | None = None
@@ -227,6 +233,11 @@ class HealthCheckSubscriber:
         self._task = asyncio.create_task(self._loop(), name=f"bento-health-subscriber-{self.topic}")
 
     async def _received(self, message: DomainEvent) -> None:
+        # A broker that comes back may redeliver health messages sent before the outage; one
+        # older than max_age (by its own timestamp) proves nothing about the link now.
+        if (utc_now() - message.timestamp).total_seconds() > self.max_age:
+            self.stale += 1
+            return
         self.received += 1
         self._last_at = time.monotonic()
         if isinstance(message, HealthCheckMessage):

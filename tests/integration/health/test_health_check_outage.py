@@ -118,4 +118,6 @@ async def test_the_checker_turns_unhealthy_when_the_broker_stops_and_healthy_aft
             assert len(failures) == 1
         metrics = bus.metrics
         assert metrics.connection_errors >= 1 and metrics.reconnects >= 1
-        assert metrics.messages_published >= 3 and metrics.messages_consumed >= 3
+        # A publish that timed out during the outage may still be delivered after it (Pulsar
+        # queues it in the client), so it counts as an error here and arrives there.
+        assert metrics.messages_published + metrics.publish_errors >= 3 and metrics.messages_consumed >= 3

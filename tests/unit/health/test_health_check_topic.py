@@ -136,3 +136,25 @@ async def test_disabled_by_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
         assert "health_check:subscriber" not in {c.name for c in (await collect_health(container)).components}
     finally:
         await shutdown(container)
+
+
+async def test_a_health_message_older_than_max_age_does_not_count() -> None:
+    """What a broker redelivers after an outage was sent before it: it proves nothing now."""
+    from datetime import timedelta
+
+    from bento.application.health_check import HealthCheckMessage
+    from bento.domain.metadata import utc_now
+
+    async with (
+        InProcessMessageBus() as bus,
+        HealthCheckSubscriber(bus, topic="hc.stale", max_age=0.2, check_interval=0.01) as checker,
+    ):
+        old = HealthCheckMessage(source="before-outage", sequence=1, timestamp=utc_now() - timedelta(seconds=5))
+        await asyncio.sleep(0.25)
+        await bus.publish("hc.stale", old)
+        await _until(lambda: checker.stale == 1)
+        assert checker.received == 0
+        assert not (await checker.status()).healthy
+        await bus.publish("hc.stale", HealthCheckMessage(source="after", sequence=2))
+        await _until(lambda: checker.healthy is True)
+        assert checker.last_source == "after"
