@@ -6,13 +6,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from servers import start_private
-from servers.redis_server import RedisServer
+from servers.redis_server import PrivateRedis
 
 
 @pytest.fixture
-def private_redis() -> Iterator[RedisServer]:
-    server: RedisServer = start_private(RedisServer(), "redis-server", "apt-get install redis-server")
+def private_redis() -> Iterator[PrivateRedis]:
+    server = PrivateRedis()
+    server.start()
     try:
         yield server
     finally:

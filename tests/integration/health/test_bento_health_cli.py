@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from servers.redis_server import RedisServer
+from servers.redis_server import PrivateRedis
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -31,7 +31,7 @@ def _bento_health(redis_url: str, cwd: Path, *args: str) -> subprocess.Completed
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
 
 
-def test_every_component_up_then_the_redis_ones_down(private_redis: RedisServer, tmp_path: Path) -> None:
+def test_every_component_up_then_the_redis_ones_down(private_redis: PrivateRedis, tmp_path: Path) -> None:
     up = _bento_health(private_redis.url, tmp_path)
     assert up.returncode == 0, up.stdout + up.stderr
     lines = up.stdout.splitlines()

@@ -18,8 +18,10 @@ from bento.application.ports.capabilities import HealthStatus
 from bento.application.ports.message_bus import MessageBus
 from servers import start_private
 from servers._private_server import PrivateServer
+from servers.nats_server import NatsServer
 from servers.pulsar_lite import PulsarLite
-from servers.redis_server import RedisServer
+from servers.rabbitmq_server import RabbitMQServer
+from servers.redis_server import PrivateRedis
 from servers.tansu import Tansu
 
 MAX_AGE = 2.0
@@ -30,7 +32,8 @@ INTERVAL = 0.3
 def _redis() -> tuple[PrivateServer, Callable[[], Any]]:
     from bento.adapters.redis import RedisMessageBus, RedisSettings
 
-    server: RedisServer = start_private(RedisServer(), "redis-server", "apt-get install redis-server")
+    server = PrivateRedis()
+    server.start()
     return server, lambda: RedisMessageBus(RedisSettings(url=server.url, connection_check_interval=0.2))
 
 
@@ -48,7 +51,22 @@ def _pulsar() -> tuple[PrivateServer, Callable[[], Any]]:
     return server, lambda: PulsarMessageBus(PulsarSettings(service_url=server.url, reconnect_check_interval=0.3))
 
 
-BROKERS = {"redis": _redis, "kafka": _kafka, "pulsar": _pulsar}
+def _nats() -> tuple[PrivateServer, Callable[[], Any]]:
+    from bento.adapters.nats import NatsMessageBus, NatsSettings
+
+    server: NatsServer = start_private(NatsServer(), "nats-server", "apt-get install nats-server")
+    settings = NatsSettings(servers=[server.url], reconnect_wait=0.2, publish_timeout=1.0, connect_timeout=1.0)
+    return server, lambda: NatsMessageBus(settings)
+
+
+def _rabbitmq() -> tuple[PrivateServer, Callable[[], Any]]:
+    from bento.adapters.rabbitmq import RabbitMQMessageBus, RabbitMQSettings
+
+    server: RabbitMQServer = start_private(RabbitMQServer(), "rabbitmq-server", "apt-get install rabbitmq-server")
+    return server, lambda: RabbitMQMessageBus(RabbitMQSettings(url=server.url, reconnect_interval=0.5))
+
+
+BROKERS = {"redis": _redis, "kafka": _kafka, "pulsar": _pulsar, "nats": _nats, "rabbitmq": _rabbitmq}
 
 
 @pytest.fixture(params=sorted(BROKERS))
