@@ -120,6 +120,9 @@ async def serve(container_class: Any, *, http: str | None = None) -> int:
             prometheus.install_gauges(runtime.gauges)
         for line in runtime.lines:
             logger.info(line)
+        if settings.health.enabled:  # seed 003's health-check topic (HEALTH__…), on the default bus
+            await container.health_checks()
+            logger.info("health-check topic %r: every %gs, max age %gs", *_health_line(settings.health))
         logger.info("ready: %d piece(s) running; SIGTERM or Ctrl-C stops", len(runtime.lines))
     except Exception as exc:
         print(f"bento run: cannot start: {_one_line(exc)}", file=sys.stderr)
@@ -190,6 +193,10 @@ async def _http_server(address: str, state: dict[str, Any]) -> asyncio.Server:
             writer.close()
 
     return await asyncio.start_server(answer, host or "0.0.0.0", number)
+
+
+def _health_line(health: Any) -> tuple[str, float, float]:
+    return health.topic, health.interval, health.max_age
 
 
 def _metrics() -> prometheus.PrometheusMetrics | None:
