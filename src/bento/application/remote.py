@@ -101,12 +101,6 @@ class RequestReply:
         self.redeliveries_absorbed = 0
 
     # -- lifecycle ------------------------------------------------------------------------
-    @property
-    def opened(self) -> MessageBus | None:
-        """The command transport once opened, else None (health reports and metrics read it
-        without opening it)."""
-        return self._bus
-
     async def transport(self) -> MessageBus:
         """The opened MessageBus (opened once, on first use)."""
         if self._bus is not None:

@@ -119,17 +119,29 @@ def _opened(provider: Any) -> Any | None:
     return None
 
 
-def _branches(container: containers.Container, name: str) -> Iterable[Any]:
-    """The opened values of a Selector's branches (or of a plain Resource)."""
-    provider = getattr(container, name, None)
-    if isinstance(provider, providers.Resource):
-        return [v for v in (_opened(provider),) if v is not None]
-    return [v for p in getattr(provider, "providers", {}).values() if (v := _opened(p)) is not None]
+def _branches(container: containers.Container, name: str) -> list[Any]:
+    """The opened values of the provider `name`: a Resource, or each opened branch of a Selector
+    of Resources; of the provider that overrides it when a service replaced it (an Object
+    counts as opened)."""
+    return _opened_branches(getattr(container, name, None))
+
+
+def _opened_branches(provider: Any) -> list[Any]:
+    overriding = getattr(provider, "last_overriding", None)
+    if overriding is not None:
+        return _opened_branches(overriding)
+    if isinstance(provider, providers.Object):
+        value = provider()
+        return [] if value is None else [value]
+    if isinstance(provider, providers.Selector):
+        return [v for p in provider.providers.values() if (v := _opened(p)) is not None]
+    value = _opened(provider)
+    return [] if value is None else [value]
 
 
 def opened_buses(container: containers.Container) -> dict[str, MessageBus]:
     """`event:<instance>` → every message bus `container` has opened (the default one first),
-    and `command:default` → the command transport once opened (`COMMAND__…` on a broker)."""
+    and `command` → the command transport once opened (`COMMAND__…` on a broker)."""
     found: dict[str, MessageBus] = {}
     for bus in _branches(container, "message_bus"):
         found.setdefault("event:default", bus)
@@ -139,9 +151,10 @@ def opened_buses(container: containers.Container) -> dict[str, MessageBus]:
             if all(bus is not known for known in found.values()):
                 found.setdefault(f"event:{name}", bus)
     link = getattr(container, "command_link", None)
-    transport = getattr(link() if callable(link) else None, "opened", None)
+    # Building the link opens nothing (the transport opens on first use).
+    transport = getattr(link() if callable(link) else None, "opened_transport", None)
     if transport is not None and all(transport is not known for known in found.values()):
-        found["command:default"] = transport
+        found["command"] = transport
     return found
 
 
@@ -242,7 +255,7 @@ async def probe_health(container: containers.Container, *, timeout: float = 5.0)
         if name != "default":
             checks[f"event:{name}"] = _named_bus(container, name, timeout)
     if container.command_link() is not None:  # COMMAND__… names a broker
-        checks["command:default"] = _command_transport(container, timeout)
+        checks["command"] = _command_transport(container, timeout)
     for kind in _STORES:
         section = getattr(settings, kind)
         if section.backend == "clickhouse":

@@ -186,6 +186,7 @@ class TelemetrySettings(BaseModel):
         "(0: only when /metrics is scraped)",
     )
 
+
 class HealthCheckSettings(BaseModel):
     """Seed 003's health-check topic (`HEALTH__…`): with `enabled`, the container's
     `health_checks` resource publishes a health message to `topic` every `interval` seconds
