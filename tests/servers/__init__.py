@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Any
 
 import pytest
 
@@ -37,3 +38,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def start_private(server: Any, what: str, install: str) -> Any:
+    """Start a private server (tests/servers), or fail (CI) / skip (locally) the calling test
+    naming how to install it; the server is cleaned up when it cannot start."""
+    try:
+        server.start()
+    except (OSError, RuntimeError, TimeoutError) as exc:
+        server.cleanup()
+        reason = f"{what} could not be started ({exc}); install it with: {install}"
+        if in_ci():
+            pytest.fail(f"CI=true and {reason}", pytrace=False)
+        pytest.skip(reason)
+    return server

@@ -15,13 +15,13 @@ from bento.domain.errors import BentoError
 
 def build_parser() -> argparse.ArgumentParser:
     from bento import __version__
-    from bento.cli import asyncapi, config, demo, dlq, events, projections, run
+    from bento.cli import asyncapi, config, demo, dlq, events, health, projections, run
 
     parser = argparse.ArgumentParser(prog="bento", description="Bento: hexagonal DDD messaging for Python services.")
     parser.add_argument("--version", action="version", version=f"bento {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (demo, run, config, events, projections, dlq, asyncapi):
+    for module in (demo, run, config, events, projections, dlq, health, asyncapi):
         module.register(sub)
     return parser
 

@@ -106,6 +106,8 @@ async def serve(container_class: Any, *, http: str | None = None) -> int:
         loop.add_signal_handler(number, on_signal, number)
     container = container_class() if isinstance(container_class, type) else container_class
     state: dict[str, Any] = {"runtime": None, "container": container, "metrics": _metrics() if http else None}
+    if state["metrics"] is not None:
+        state["metrics"].watch(container)  # seed 003's bus counters (bento_bus_*) on /metrics
     server = await _http_server(http, state) if http else None
     try:
         settings = container.settings()
@@ -118,6 +120,9 @@ async def serve(container_class: Any, *, http: str | None = None) -> int:
             prometheus.install_gauges(runtime.gauges)
         for line in runtime.lines:
             logger.info(line)
+        if settings.health.enabled:  # seed 003's health-check topic (HEALTH__…), on the default bus
+            await container.health_checks()
+            logger.info("health-check topic %r: every %gs, max age %gs", *_health_line(settings.health))
         logger.info("ready: %d piece(s) running; SIGTERM or Ctrl-C stops", len(runtime.lines))
     except Exception as exc:
         print(f"bento run: cannot start: {_one_line(exc)}", file=sys.stderr)
@@ -188,6 +193,10 @@ async def _http_server(address: str, state: dict[str, Any]) -> asyncio.Server:
             writer.close()
 
     return await asyncio.start_server(answer, host or "0.0.0.0", number)
+
+
+def _health_line(health: Any) -> tuple[str, float, float]:
+    return health.topic, health.interval, health.max_age
 
 
 def _metrics() -> prometheus.PrometheusMetrics | None:

@@ -23,6 +23,7 @@ from bento.application.handlers import CommandHandler, EventHandler, QueryHandle
 from bento.application.remote import RequestReply
 from bento.application.serialization import JsonCodec, MessageRegistry
 from bento.infrastructure import backends, builders, hosted, runtime
+from bento.infrastructure.health import open_health_checks
 from bento.infrastructure.named_buses import named_message_buses
 from bento.infrastructure.settings import load_settings
 
@@ -46,6 +47,9 @@ class BentoContainer(containers.DeclarativeContainer):
         settings.provided.event_backend, settings.provided.default_event, codec=codec
     )
     message_buses = providers.Resource(named_message_buses, settings.provided.event, codec)
+    # Seed 003's health-check topic on the default bus (HEALTH__ENABLED=true): a publisher and a
+    # subscriber checker, reported by collect_health; `await container.health_checks()` starts them.
+    health_checks = providers.Resource(open_health_checks, message_bus, settings.provided.health)
 
     # Application buses: in-process unless COMMAND__BACKEND names a broker; then commands and
     # queries without a local handler go to the service hosting theirs (request/reply).

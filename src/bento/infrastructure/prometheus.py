@@ -10,15 +10,20 @@ outbox and projection lag, consumer backlog and dead-letter depth per subscripti
 `bento.integrations.fastapi.metrics_router()` mounts it in an application. An application
 already exporting with the OpenTelemetry SDK calls `telemetry.enable_metrics()` and
 `gauges.observe_with_opentelemetry()` instead and does not need this module.
+
+`watch(container)` adds seed 003's counters of every bus the container opened (the
+`MessageBus.metrics` snapshot, read at each scrape) as `bento_bus_*{bus="event:default"}`.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
 from bento.application import telemetry
 from bento.application.gauges import GAUGES, Gauges
+from bento.infrastructure.health import opened_buses
 
 #: The Prometheus text format's content type (version 0.0.4).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -63,6 +68,7 @@ class PrometheusMetrics:
         self._dead = prom.Counter(
             "bento_messaging_dead_letters", "Messages dead-lettered", (*_CONSUMER_LABELS, "error_type"), **kw
         )
+        self._buses: BusCountersCollector | None = None
 
     def sent(self, system: str, topic: str) -> None:
         self._sent.labels(system, topic).inc()
@@ -89,11 +95,69 @@ class PrometheusMetrics:
     def dead_lettered(self, system: str, topic: str, group: str | None, error_type: str) -> None:
         self._dead.labels(system, topic, group or "", error_type).inc()
 
+    def watch(self, container: Any) -> None:
+        """Export the counters of every bus `container` opens (idempotent; held weakly)."""
+        if self._buses is None:
+            self._buses = BusCountersCollector()
+            self.registry.register(self._buses)
+        self._buses.containers.add(container)
+
     def exposition(self) -> bytes:
         """Every metric of the registry in the Prometheus text format."""
         from prometheus_client import generate_latest
 
         return bytes(generate_latest(self.registry))
+
+
+#: Seed 003's counters (BusMetrics field → help); exported as `bento_bus_<field>_total`.
+_BUS_COUNTERS = {
+    "messages_published": "Messages the broker accepted from this bus",
+    "messages_consumed": "Deliveries whose handler returned",
+    "publish_errors": "Messages whose publish raised (refused, too large, broker down)",
+    "consume_errors": "Deliveries retried or dead-lettered",
+    "connection_errors": "Broker connections lost or refused",
+    "reconnects": "Broker connections restored",
+    "retries": "Deliveries scheduled for another attempt",
+    "dead_lettered": "Messages sent to the dead-letter path",
+    "loop_failures": "Unexpected failures of a consume loop (restarted)",
+}
+
+
+class BusCountersCollector:
+    """A prometheus-client collector reading `bus.metrics` of the watched containers' opened
+    buses at each scrape (nothing is copied on the hot path)."""
+
+    def __init__(self) -> None:
+        self.containers: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        families = {
+            field: CounterMetricFamily(f"bento_bus_{field}", text, labels=["bus"])
+            for field, text in _BUS_COUNTERS.items()
+        }
+        checked = GaugeMetricFamily(
+            "bento_bus_last_health_check_timestamp_seconds", "When health_check() last ran", labels=["bus"]
+        )
+        healthy = GaugeMetricFamily(
+            "bento_bus_health_check_status", "Latest health_check(): 1 healthy, 0 unhealthy", labels=["bus"]
+        )
+        seen: set[int] = set()
+        for container in list(self.containers):
+            for name, bus in opened_buses(container).items():
+                if id(bus) in seen:
+                    continue
+                seen.add(id(bus))
+                metrics = bus.metrics
+                for field, family in families.items():
+                    family.add_metric([name], getattr(metrics, field))
+                if metrics.last_health_check is not None:
+                    checked.add_metric([name], metrics.last_health_check.timestamp())
+                    healthy.add_metric([name], 1.0 if metrics.health_check_status == "healthy" else 0.0)
+        yield from families.values()
+        yield checked
+        yield healthy
 
 
 _installed: PrometheusMetrics | None = None

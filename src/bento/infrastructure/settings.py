@@ -14,7 +14,7 @@ and the source that set the value.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -187,6 +187,29 @@ class TelemetrySettings(BaseModel):
     )
 
 
+class HealthCheckSettings(BaseModel):
+    """Seed 003's health-check topic (`HEALTH__…`): with `enabled`, the container's
+    `health_checks` resource publishes a health message to `topic` every `interval` seconds
+    on the default bus and is unhealthy when none arrived within `max_age` seconds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    enabled: bool = Field(False, description="run the health-check publisher and subscriber checker")
+    topic: str = Field("health_check_topic", min_length=1, description="the topic health messages travel on")
+    interval: float = Field(30.0, gt=0, description="seconds between two health messages of the publisher")
+    max_age: float = Field(
+        90.0, gt=0, description="the subscriber checker is unhealthy when the newest health message is older"
+    )
+    publish: bool = Field(True, description="this process publishes health messages")
+    subscribe: bool = Field(True, description="this process checks that health messages arrive")
+
+    @model_validator(mode="after")
+    def _age_above_interval(self) -> Self:
+        if self.publish and self.subscribe and self.max_age <= self.interval:
+            raise ValueError("max_age must be greater than interval, or every gap between two messages is an outage")
+        return self
+
+
 def _default_event_instances() -> dict[str, EventBusSettings]:
     return {DEFAULT_INSTANCE: InProcessSettings()}
 
@@ -205,6 +228,7 @@ class BentoSettings(BaseSettings):
 
     service: ServiceSettings = ServiceSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
+    health: HealthCheckSettings = HealthCheckSettings()
     event: dict[str, EventBusSettings] = Field(default_factory=lambda: _default_event_instances())
     command: dict[str, EventBusSettings] = Field(default_factory=lambda: _default_event_instances())
     event_store: EventStoreSettings = MemoryEventStoreSettings()

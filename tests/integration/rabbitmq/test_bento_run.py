@@ -260,6 +260,9 @@ async def test_metrics_show_the_counts_of_a_known_workload(service: tuple[Path, 
         assert samples[("bento_handler_duration_seconds_count", handler)] == 12
         replies = [v for (name, _), v in samples.items() if name == "messaging_client_sent_messages_total"]
         assert sum(replies) >= 12  # one reply per command
+        command = (("bus", "command"),)  # seed 003's counters of the command transport
+        assert samples[("bento_bus_messages_consumed_total", command)] == 12
+        assert samples[("bento_bus_messages_published_total", command)] >= 12
     finally:
         worker.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(worker.wait, 30) == 0

@@ -41,8 +41,8 @@ from bento.adapters.shared.dead_letters import replay_copy, requeue_each
 from bento.adapters.shared.delivery import typed_handler
 from bento.adapters.shared.lifecycle import StartsAndCloses, opened
 from bento.adapters.shared.limits import all_within_limit, within_limit
-from bento.adapters.shared.metrics import BusCounters, BusMetrics
-from bento.adapters.shared.reconnect import ReconnectCallback, ReconnectCallbacks
+from bento.adapters.shared.metrics import BusCounters
+from bento.adapters.shared.reconnect import ObservedBus, ReconnectCallbacks
 from bento.adapters.shared.supervision import Supervisor
 from bento.adapters.shared.wire_headers import KAFKA, WireEncoder, byte_headers
 from bento.application.credentials import mask_credentials
@@ -58,7 +58,7 @@ logger = logging.getLogger(__name__)
 _WHAT = "KafkaMessageBus"
 
 
-class KafkaMessageBus(StartsAndCloses):
+class KafkaMessageBus(ObservedBus, StartsAndCloses):
     """MessageBus on Kafka; see the module docstring for the layout and guarantees."""
 
     def __init__(self, settings: KafkaSettings, *, codec: JsonCodec | None = None) -> None:
@@ -91,11 +91,6 @@ class KafkaMessageBus(StartsAndCloses):
                 "per consumer, one message per key at a time; offsets committed over contiguous successes"
             ),
         )
-
-    @property
-    def metrics(self) -> BusMetrics:
-        """Seed 003's counters (published, consumed, errors, reconnects, last health check)."""
-        return self._counters.snapshot()
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -154,11 +149,6 @@ class KafkaMessageBus(StartsAndCloses):
         opened(_WHAT, f"probe the backlog of {topic!r}", self._producer, closed=self._closed)
         return await self._backlog.probe(topic, group)
 
-    def register_reconnect_callback(self, callback: ReconnectCallback) -> None:
-        """Run `callback` after the broker came back (seed 003), once topics are re-declared.
-        Sync or async; a callback that raises is logged and counted, the others still run."""
-        self._reconnect_callbacks.register(callback)
-
     # -- publishing ---------------------------------------------------------------------
     async def publish(
         self,
@@ -169,7 +159,7 @@ class KafkaMessageBus(StartsAndCloses):
         headers: Mapping[str, str] | None = None,
     ) -> None:
         body, wire_headers = self._wire.encode(message, headers, topic=topic)
-        within_limit(body, self.settings.max_message_bytes, topic)
+        within_limit(body, self.settings.max_message_bytes, topic, self._counters)
         await self._send(topic, body, key or message.metadata.aggregate_id or None, wire_headers)
 
     async def publish_raw(
@@ -185,7 +175,7 @@ class KafkaMessageBus(StartsAndCloses):
         name = await self._publish_topic(topic)
         # Encoded and checked whole first: an oversized message fails the batch with nothing sent.
         encoded = [self._wire.encode(message, topic=topic) for message in messages]
-        all_within_limit((body for body, _ in encoded), self.settings.max_message_bytes, topic)
+        all_within_limit((body for body, _ in encoded), self.settings.max_message_bytes, topic, self._counters)
         futures: list[asyncio.Future[Any]] = []
         try:
             for message, (body, headers) in zip(messages, encoded, strict=True):
@@ -408,6 +398,7 @@ class KafkaMessageBus(StartsAndCloses):
                 lost = True
                 self._counters.connection_errors += 1
                 logger.warning("Kafka broker unreachable: %s", detail)
+                await self._reconnect_callbacks.disconnected()
             elif healthy and lost:
                 lost = False
                 await self._restore()

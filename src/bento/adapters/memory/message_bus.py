@@ -26,8 +26,10 @@ from bento.adapters.shared.dead_letters import letter, replay_copy, requeue_each
 from bento.adapters.shared.delivery import FIRST_FAILED_AT_HEADER, KEY_HEADER, Action, handle_delivery, typed_handler
 from bento.adapters.shared.lifecycle import StartsAndCloses
 from bento.adapters.shared.limits import all_within_limit, within_limit
+from bento.adapters.shared.reconnect import ObservedBus, ReconnectCallbacks
 from bento.adapters.shared.supervision import Supervisor
 from bento.adapters.shared.wire_headers import INPROCESS, WireEncoder
+from bento.application.bus_metrics import BusCounters
 from bento.application.errors import BusClosedError, SubscribeError
 from bento.application.ports.backlog import Backlog
 from bento.application.ports.capabilities import Capabilities, HealthStatus
@@ -109,8 +111,11 @@ class _InProcessSubscription:
         await self._bus._remove(self._group, self._member)
 
 
-class InProcessMessageBus(StartsAndCloses):
-    """MessageBus inside one process; see the module docstring for the semantics."""
+class InProcessMessageBus(ObservedBus, StartsAndCloses):
+    """MessageBus inside one process; see the module docstring for the semantics.
+
+    It keeps seed 003's counters like every bus; having no broker, it never loses a
+    connection, so its connection callbacks are accepted and never called."""
 
     def __init__(self, settings: InProcessSettings | None = None, *, codec: JsonCodec | None = None) -> None:
         self.settings = settings or InProcessSettings()
@@ -127,7 +132,9 @@ class InProcessMessageBus(StartsAndCloses):
         self._idle.set()
         self._closed = False
         self._dropped = 0
-        self.supervisor = Supervisor("in-process bus")
+        self._counters = BusCounters()
+        self._reconnect_callbacks = ReconnectCallbacks(self._counters)
+        self.supervisor = Supervisor("in-process bus", self._counters)
 
     @property
     def capabilities(self) -> Capabilities:
@@ -147,14 +154,14 @@ class InProcessMessageBus(StartsAndCloses):
         headers: Mapping[str, str] | None = None,
     ) -> None:
         body, wire_headers = self._wire.encode(message, headers, topic=topic)
-        within_limit(body, self.settings.max_message_bytes, topic)
+        within_limit(body, self.settings.max_message_bytes, topic, self._counters)
         await self.publish_raw(topic, body, key=key or message.metadata.aggregate_id, headers=wire_headers)
 
     async def publish_batch(self, topic: str, messages: Sequence[DomainEvent]) -> None:
         """Encodes and checks the whole batch first: an unencodable or oversized message fails
         it with nothing delivered."""
         encoded = [self._wire.encode(m, topic=topic) for m in messages]
-        all_within_limit([body for body, _ in encoded], self.settings.max_message_bytes, topic)
+        all_within_limit([body for body, _ in encoded], self.settings.max_message_bytes, topic, self._counters)
         for message, (body, headers) in zip(messages, encoded, strict=True):
             await self.publish_raw(topic, body, key=message.metadata.aggregate_id, headers=headers)
 
@@ -164,11 +171,13 @@ class InProcessMessageBus(StartsAndCloses):
         """Delivers `body` as given (no size check: this is how a foreign producer's message
         is simulated); subscribers decode it, and dead-letter it when they cannot."""
         if self._closed:
+            self._counters.publish_errors += 1
             raise BusClosedError(f"cannot publish to {topic!r}: the in-process bus is closed")
         for group in list(self._groups.values()):
             if group.members and group.matches(topic):
                 delivery = _Delivery(topic, body, key, dict(headers or {}))
                 await group.queue_for(delivery).put(delivery)
+        self._counters.messages_published += 1
 
     # -- subscribing --------------------------------------------------------------------
     async def subscribe(
@@ -236,14 +245,21 @@ class InProcessMessageBus(StartsAndCloses):
             headers=delivery.headers,
             transport=delivery.facts,
         )
+        counters = self._counters
+        if verdict.action is Action.ACK:
+            counters.messages_consumed += 1
+            return
+        counters.consume_errors += 1
         if verdict.action is Action.RETRY:
             delivery.headers.setdefault(FIRST_FAILED_AT_HEADER, utc_now().isoformat())
+            counters.retries += 1
             delivery.attempt += 1
             # Re-queue later without holding the worker: other messages keep flowing.
             queue = group.queue_for(delivery) if group.members else member.queue
             handle = asyncio.get_running_loop().call_later(verdict.delay, self._requeue, queue, delivery)
             self._timers.add(handle)
         elif verdict.action is Action.DEAD:
+            counters.dead_lettered += 1
             headers = {**delivery.headers, **verdict.dead_letter_headers(delivery.attempt, delivery.topic)}
             if delivery.key:
                 headers.setdefault(KEY_HEADER, delivery.key)
@@ -322,11 +338,12 @@ class InProcessMessageBus(StartsAndCloses):
         started = time.perf_counter()
         await asyncio.sleep(0)
         problem = "closed" if self._closed else self.supervisor.problem()
+        self._counters.record_health_check(problem is None)
         return HealthStatus(
             healthy=problem is None,
             component="inprocess",
             latency_ms=(time.perf_counter() - started) * 1000,
-            detail=problem or "",
+            detail=problem or f"in-process, {len(self._groups)} subscription group(s)",
         )
 
     async def close(self) -> None:

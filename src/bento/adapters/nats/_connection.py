@@ -139,6 +139,7 @@ class Connection:
     async def _on_disconnected(self) -> None:
         if not self._closing and self.nc is not None and not self.nc.is_closed:
             logger.warning("disconnected from NATS; the client reconnects on its own")
+            self._spawn(self._callbacks.disconnected(), "bento-nats-disconnected")
 
     async def _on_reconnected(self) -> None:
         self._counters.reconnects += 1

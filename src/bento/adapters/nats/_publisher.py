@@ -78,7 +78,7 @@ class Publisher:
             for m in messages
             for body, headers in (self._wire.encode(m, topic=topic),)
         ]
-        all_within_limit((body for _, body, _ in prepared), self.settings.max_message_bytes, topic)
+        all_within_limit((body for _, body, _ in prepared), self.settings.max_message_bytes, topic, self._counters)
         self._check_size(topic, prepared)  # body and headers against the server's max_payload
         confirmed = 0
         for start in range(0, len(prepared), PUBLISH_WINDOW):

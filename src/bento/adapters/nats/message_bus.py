@@ -40,8 +40,8 @@ from bento.adapters.shared.dead_letters import replay_copy, requeue_each
 from bento.adapters.shared.delivery import typed_handler
 from bento.adapters.shared.lifecycle import StartsAndCloses, opened
 from bento.adapters.shared.limits import within_limit
-from bento.adapters.shared.metrics import BusCounters, BusMetrics
-from bento.adapters.shared.reconnect import ReconnectCallback, ReconnectCallbacks
+from bento.adapters.shared.metrics import BusCounters
+from bento.adapters.shared.reconnect import ObservedBus, ReconnectCallbacks
 from bento.adapters.shared.wire_headers import NATS, WireEncoder
 from bento.application.errors import (
     BrokerUnavailableError,
@@ -59,7 +59,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_PAYLOAD = 1024 * 1024  # nats-server's default, until a server said otherwise
 
 
-class NatsMessageBus(StartsAndCloses):
+class NatsMessageBus(ObservedBus, StartsAndCloses):
     """MessageBus on JetStream; see the module docstring for the layout and guarantees."""
 
     def __init__(self, settings: NatsSettings, *, codec: JsonCodec | None = None) -> None:
@@ -93,11 +93,6 @@ class NatsMessageBus(StartsAndCloses):
             ),
         )
 
-    @property
-    def metrics(self) -> BusMetrics:
-        """Seed 003's counters (published, consumed, errors, last health check)."""
-        return self._counters.snapshot()
-
     # -- lifecycle ----------------------------------------------------------------------
     @property
     def request_reply(self) -> NatsRequestReply:
@@ -126,11 +121,6 @@ class NatsMessageBus(StartsAndCloses):
         await asyncio.gather(*(s.cancel() for s in list(self._subscriptions)))
         await self._conn.close(deadline)
 
-    def register_reconnect_callback(self, callback: ReconnectCallback) -> None:
-        """Run `callback` after every reconnect (seed 003), once the streams are re-declared.
-        Sync or async; a callback that raises is logged and counted, the others still run."""
-        self._reconnect_callbacks.register(callback)
-
     # -- publishing ---------------------------------------------------------------------
     async def publish(
         self,
@@ -141,7 +131,7 @@ class NatsMessageBus(StartsAndCloses):
         headers: Mapping[str, str] | None = None,
     ) -> None:
         body, wire_headers = self._wire.encode(message, headers, topic=topic)
-        within_limit(body, self.settings.max_message_bytes, topic)
+        within_limit(body, self.settings.max_message_bytes, topic, self._counters)
         # The key travels as a header only when the body does not already imply it.
         key_header = key if key is not None and key != message.metadata.aggregate_id else None
         await self._publish_one(

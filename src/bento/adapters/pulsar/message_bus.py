@@ -44,7 +44,7 @@ from bento.adapters.shared.delivery import typed_handler
 from bento.adapters.shared.lifecycle import StartsAndCloses, opened
 from bento.adapters.shared.limits import all_within_limit, within_limit
 from bento.adapters.shared.metrics import BusCounters
-from bento.adapters.shared.reconnect import ReconnectCallback, ReconnectCallbacks
+from bento.adapters.shared.reconnect import ObservedBus, ReconnectCallbacks
 from bento.adapters.shared.supervision import Supervisor
 from bento.adapters.shared.wire_headers import PULSAR, WireEncoder
 from bento.application.credentials import mask_credentials
@@ -64,7 +64,7 @@ _HEALTH_TOPIC = "bento-health-check"
 _ENCODE_SLICE = 256
 
 
-class PulsarMessageBus(StartsAndCloses):
+class PulsarMessageBus(ObservedBus, StartsAndCloses):
     """MessageBus on Pulsar; see the module docstring. Use as an async context manager.
 
     `PulsarMessageBus(settings)`, or seed 002's `PulsarMessageBus(service_url=...)`:
@@ -89,12 +89,12 @@ class PulsarMessageBus(StartsAndCloses):
         self.settings = settings
         self.codec = codec or JsonCodec()
         self._wire = WireEncoder(self.codec, self.settings, PULSAR, "pulsar")
-        self.metrics = BusCounters()
-        self.supervisor = Supervisor("Pulsar bus", self.metrics)
+        self._counters = BusCounters()
+        self.supervisor = Supervisor("Pulsar bus", self._counters)
         self._policy = settings.retry_policy()
         self._runtime: Runtime | None = None
         self._subscriptions: list[PulsarSubscription] = []
-        self._reconnect_callbacks = ReconnectCallbacks(self.metrics)
+        self._reconnect_callbacks = ReconnectCallbacks(self._counters)
         self._monitor: asyncio.Task[None] | None = None
         self._names = itertools.count()
         self._closing = False
@@ -145,7 +145,7 @@ class PulsarMessageBus(StartsAndCloses):
             policy=self._policy,
             bridge=bridge,
             calls=calls,
-            metrics=self.metrics,
+            metrics=self._counters,
             producers=ProducerPool(client, self.settings, bridge, calls),
             supervisor=self.supervisor,
         )
@@ -195,7 +195,7 @@ class PulsarMessageBus(StartsAndCloses):
         headers: Mapping[str, str] | None = None,
     ) -> None:
         body, wire_headers = self._wire.encode(message, headers, topic=topic)
-        within_limit(body, self.settings.max_message_bytes, topic)
+        within_limit(body, self.settings.max_message_bytes, topic, self._counters)
         await self._send(topic, [(body, key or message.metadata.aggregate_id, wire_headers)])
 
     async def publish_batch(self, topic: str, messages: Sequence[DomainEvent]) -> None:
@@ -213,7 +213,7 @@ class PulsarMessageBus(StartsAndCloses):
             for m in messages[start : start + _ENCODE_SLICE]:
                 body, headers = encode(m, topic=topic)
                 outgoing.append((body, m.metadata.aggregate_id, headers))
-        all_within_limit((body for body, _, _ in outgoing), self.settings.max_message_bytes, topic)
+        all_within_limit((body for body, _, _ in outgoing), self.settings.max_message_bytes, topic, self._counters)
         await self._send(topic, outgoing)
 
     async def publish_raw(
@@ -227,9 +227,9 @@ class PulsarMessageBus(StartsAndCloses):
         try:
             await runtime.producers.send(self.settings.full_topic(topic), messages)
         except Exception:
-            self.metrics.publish_errors += len(messages)
+            self._counters.publish_errors += len(messages)
             raise
-        self.metrics.messages_published += len(messages)
+        self._counters.messages_published += len(messages)
 
     # -- subscribing ------------------------------------------------------------------
     async def subscribe(
@@ -361,16 +361,8 @@ class PulsarMessageBus(StartsAndCloses):
         problem = self.supervisor.problem() if healthy else None
         if problem is not None:
             healthy, detail = False, problem
-        self.metrics.record_health_check(healthy)
+        self._counters.record_health_check(healthy)
         return HealthStatus(healthy=healthy, component="pulsar", latency_ms=latency, detail=detail)
-
-    def register_reconnect_callback(self, callback: ReconnectCallback) -> None:
-        """Run `callback` each time the bus regains its broker connection after losing it.
-
-        pulsar-client reconnects producers and consumers by itself; the callback is
-        for the service's own re-initialization (seed 003). Sync or async; one that raises
-        is logged and counted as a connection error, the others still run."""
-        self._reconnect_callbacks.register(callback)
 
     async def _watch_connections(self) -> None:
         connected = True
@@ -378,13 +370,14 @@ class PulsarMessageBus(StartsAndCloses):
             await asyncio.sleep(self.settings.reconnect_check_interval)
             now = self._all_connected()
             if connected and not now:
-                self.metrics.connection_errors += 1
+                self._counters.connection_errors += 1
                 logger.warning(
                     "lost the connection to the Pulsar broker at %s; the client reconnects",
                     self.settings.service_url,
                 )
+                await self._reconnect_callbacks.disconnected()
             elif now and not connected:
-                self.metrics.reconnects += 1
+                self._counters.reconnects += 1
                 logger.info("reconnected to the Pulsar broker at %s", self.settings.service_url)
                 await self._reconnect_callbacks.run()
             connected = now

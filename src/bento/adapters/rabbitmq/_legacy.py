@@ -121,7 +121,7 @@ async def move(
                 headers[_ORIGIN_HEADER] = origin
             headers.setdefault(ORIGINAL_TOPIC_HEADER, message.routing_key or pattern)
             props = _codec.republished(message.message_id, message.content_type, headers)
-            await publisher.send("", target if ours else name, [(message.body, props)], topic=pattern)
+            await publisher.send("", target if ours else name, [(message.body, props)], topic=pattern, counted=False)
             await message.ack()
             moved, left = (moved + 1, left) if ours else (moved, left + 1)
     finally:

@@ -35,8 +35,12 @@ class ConfirmedPublisher:
         self._channel, self._metrics = channel, metrics
         self._timeout, self._window = settings.publish_timeout, settings.publish_window
 
-    async def send(self, exchange: str, routing_key: str, items: Sequence[Item], *, topic: str) -> None:
-        """Return once the broker confirmed every item; raise PublishError otherwise."""
+    async def send(
+        self, exchange: str, routing_key: str, items: Sequence[Item], *, topic: str, counted: bool = True
+    ) -> None:
+        """Return once the broker confirmed every item; raise PublishError otherwise.
+        `counted=False` for the bus's own retry and dead-letter copies: they are not messages
+        a service published, so they stay out of `messages_published`."""
         loop = asyncio.get_running_loop()
         for start in range(0, len(items), self._window):
             pending = list(items[start : start + self._window])
@@ -44,7 +48,10 @@ class ConfirmedPublisher:
             while pending:
                 try:
                     async with asyncio.timeout_at(deadline):
+                        sent = len(pending)
                         pending = await self._send_window(exchange, routing_key, pending)
+                        if counted:
+                            self._metrics.messages_published += sent - len(pending)
                 except DeliveryError as exc:
                     self._metrics.publish_errors += 1
                     raise PublishError(topic, f"the broker refused the message (nack): {exc}") from exc
@@ -69,7 +76,6 @@ class ConfirmedPublisher:
         if len(items) == 1:
             body, props = items[0]
             await channel.basic_publish(body, exchange=exchange, routing_key=routing_key, properties=props)
-            self._metrics.messages_published += 1
             return []
         # Keep aiormq's default wait=True: with wait=False a publish queued just as the connection
         # dropped was seen to wait for a confirm that never came, instead of failing fast.
@@ -97,5 +103,4 @@ class ConfirmedPublisher:
                 failed.append(item)
                 continue
             raise outcome
-        self._metrics.messages_published += len(items) - len(failed)
         return failed

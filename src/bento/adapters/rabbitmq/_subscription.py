@@ -135,7 +135,7 @@ class RabbitMQSubscription:
         except _SETTLE_ERRORS as exc:
             # The ack or the retry/dead-letter copy did not reach the broker; the message stays
             # unacknowledged and comes back after the reconnect (a redelivery, not a new attempt).
-            self._bus.metrics.consume_errors += 1
+            self._bus.counters.consume_errors += 1
             logger.warning("could not settle a message from %r (it will be redelivered): %s", self.queue_name, exc)
             await self._give_back(message)  # on a live channel it would hold a prefetch slot for good
         except Exception as exc:  # a bug of ours: report it, and never freeze the consumer
@@ -169,20 +169,20 @@ class RabbitMQSubscription:
             transport=lambda: transport_facts(properties),
         )
         if verdict.action is not Action.ACK:
-            bus.metrics.consume_errors += 1
+            bus.counters.consume_errors += 1
             if verdict.action is Action.RETRY:
                 await bus.send_retry(
                     message.body, properties, self.queue_name, topic, attempt, verdict.delay, verdict.message
                 )
-                bus.metrics.retries += 1
+                bus.counters.retries += 1
             else:
                 await bus.send_dead(message.body, properties, self.dead_letter_queue, topic, attempt, verdict)
-                bus.metrics.dead_lettered += 1
+                bus.counters.dead_lettered += 1
         tag = message.delivery_tag
         assert tag is not None  # always set on a Basic.Deliver
         self._batcher(message).settle(tag)
         if verdict.action is Action.ACK:
-            bus.metrics.messages_consumed += 1
+            bus.counters.messages_consumed += 1
 
     def _batcher(self, message: DeliveredMessage) -> AckBatcher:
         acks = self._acks

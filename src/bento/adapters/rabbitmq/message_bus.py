@@ -43,7 +43,7 @@ from bento.adapters.shared.delivery import (
 from bento.adapters.shared.lifecycle import StartsAndCloses, opened
 from bento.adapters.shared.limits import all_within_limit, within_limit
 from bento.adapters.shared.metrics import BusCounters
-from bento.adapters.shared.reconnect import ReconnectCallback, ReconnectCallbacks
+from bento.adapters.shared.reconnect import ObservedBus, ReconnectCallbacks
 from bento.adapters.shared.supervision import Supervisor
 from bento.adapters.shared.wire_headers import AMQP, WireEncoder
 from bento.application.errors import BusClosedError, ConfigurationError, SubscribeError
@@ -73,21 +73,22 @@ _CAPABILITIES = Capabilities(
 )
 
 
-class RabbitMQMessageBus(StartsAndCloses):
+class RabbitMQMessageBus(ObservedBus, StartsAndCloses):
     """MessageBus on RabbitMQ; see the module docstring for topology and guarantees."""
 
     def __init__(self, settings: RabbitMQSettings, *, codec: JsonCodec | None = None) -> None:
         self.settings = settings
         self.codec = codec or JsonCodec()
         self._wire = WireEncoder(self.codec, settings, AMQP, "rabbitmq")
-        self.metrics = BusCounters()
-        self.supervisor = Supervisor("RabbitMQ bus", self.metrics)
+        self._counters = BusCounters()
+        self.supervisor = Supervisor("RabbitMQ bus", self._counters)
         self.retry_policy = settings.retry_policy()
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._publisher: ConfirmedPublisher | None = None
         self._subscriptions: set[RabbitMQSubscription] = set()
-        self._reconnect_callbacks = ReconnectCallbacks(self.metrics)
+        self._reconnect_callbacks = ReconnectCallbacks(self._counters)
+        self._background: set[asyncio.Task[None]] = set()
         self._retry_routes: set[str] = set()
         self._retry_lock = asyncio.Lock()
         self._start_lock = asyncio.Lock()
@@ -105,7 +106,7 @@ class RabbitMQMessageBus(StartsAndCloses):
                 raise BusClosedError("this RabbitMQMessageBus was closed; build a new one")
             if self._connection is not None:
                 return
-            connection = await open_connection(self.settings, self.metrics, "bus")
+            connection = await open_connection(self.settings, self._counters, "bus")
             try:
                 channel = await connection.channel(publisher_confirms=True)
                 await channel.declare_exchange(self.settings.exchange_name, self.settings.exchange_type, durable=True)
@@ -121,8 +122,9 @@ class RabbitMQMessageBus(StartsAndCloses):
                 await connection.close()
                 raise SubscribeError(self.settings.exchange_name, f"declaring the exchange failed: {exc}") from exc
             connection.reconnect_callbacks.add(self._on_reconnect)
+            connection.close_callbacks.add(self._on_lost)
             self._connection, self._channel = connection, channel
-            self._publisher = ConfirmedPublisher(channel, self.settings, self.metrics)
+            self._publisher = ConfirmedPublisher(channel, self.settings, self._counters)
             if self.settings.legacy_queue_names:
                 logger.warning(_legacy.legacy_warning(self.settings))
 
@@ -142,14 +144,20 @@ class RabbitMQMessageBus(StartsAndCloses):
         connection, self._connection, self._channel, self._publisher = self._connection, None, None, None
         await close_connection(connection)
 
-    def register_reconnect_callback(self, callback: ReconnectCallback) -> None:
-        """Run `callback()` (sync or async) after each reconnect, once consumers are restored (seed 003)."""
-        self._reconnect_callbacks.register(callback)
-
     async def _on_reconnect(self, _connection: object) -> None:
+        """aio-pika restored topology and consumers; now the reconnect callbacks (seed 003)."""
         logger.info("RabbitMQ bus reconnected; topology and consumers restored")
-        self.metrics.reconnects += 1
+        self._counters.reconnects += 1
         await self._reconnect_callbacks.run()
+
+    def _on_lost(self, _sender: object, exc: BaseException | None = None) -> None:
+        """The connection dropped (not closed by us): run the disconnect callbacks in a task,
+        since aio-pika calls this synchronously from its connection loop."""
+        if self._closed or exc is None or isinstance(exc, asyncio.CancelledError):
+            return
+        task = asyncio.get_running_loop().create_task(self._reconnect_callbacks.disconnected())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _live_publisher(self, topic: str) -> ConfirmedPublisher:
         return opened("the RabbitMQ bus", f"use {topic!r}", self._publisher, closed=self._closed)
@@ -167,7 +175,7 @@ class RabbitMQMessageBus(StartsAndCloses):
         # The aggregate id travels in the body's metadata; only an explicit key becomes a header.
         body, wire_headers = self._wire.encode(message, headers, topic=topic)
         props = _codec.message_properties(message, key, wire_headers, self._wire.content_type)
-        within_limit(body, self.settings.max_message_bytes, topic)
+        within_limit(body, self.settings.max_message_bytes, topic, self._counters)
         await publisher.send(self.settings.exchange_name, topic, [(body, props)], topic=topic)
 
     async def publish_batch(self, topic: str, messages: Sequence[DomainEvent]) -> None:
@@ -177,7 +185,7 @@ class RabbitMQMessageBus(StartsAndCloses):
         for message in messages:
             body, headers = encode(message, topic=topic)
             items.append((body, properties(message, None, headers, content_type)))
-        all_within_limit((body for body, _ in items), self.settings.max_message_bytes, topic)
+        all_within_limit((body for body, _ in items), self.settings.max_message_bytes, topic, self._counters)
         await publisher.send(self.settings.exchange_name, topic, items, topic=topic)
 
     async def publish_raw(
@@ -317,7 +325,7 @@ class RabbitMQMessageBus(StartsAndCloses):
         exchange = "" if _topology.delay_ms(delay) == 0 else _topology.retry_name(self.settings, delay)
         if exchange and exchange not in self._retry_routes:
             await self._declare_retry_routes()
-        await self._internal_publisher().send(exchange, queue, [(body, props)], topic=topic)
+        await self._internal_publisher().send(exchange, queue, [(body, props)], topic=topic, counted=False)
 
     async def send_dead(
         self,
@@ -331,7 +339,7 @@ class RabbitMQMessageBus(StartsAndCloses):
         headers = {**_codec.forwardable(properties.headers), **verdict.dead_letter_headers(attempt, topic)}
         headers[_codec.LETTER_ID_HEADER] = uuid.uuid4().hex
         props = _codec.republished(properties.message_id, properties.content_type, headers, properties)
-        await self._internal_publisher().send("", dead_letter_queue, [(body, props)], topic=topic)
+        await self._internal_publisher().send("", dead_letter_queue, [(body, props)], topic=topic, counted=False)
 
     def _internal_publisher(self) -> ConfirmedPublisher:
         # Still usable while close() drains handlers; gone only once the connection is closed.
@@ -392,7 +400,7 @@ class RabbitMQMessageBus(StartsAndCloses):
         problem = self.supervisor.problem() if healthy else None
         if problem is not None:
             healthy, detail = False, problem
-        self.metrics.record_health_check(healthy)
+        self._counters.record_health_check(healthy)
         return HealthStatus(
             healthy=healthy,
             component=f"rabbitmq:{self.settings.exchange_name}",

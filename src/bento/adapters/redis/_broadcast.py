@@ -97,6 +97,11 @@ class BroadcastSubscription:
                 self._ctx.in_flight -= 1
                 if self._ctx.in_flight == 0:
                     self._ctx.idle.set()
+            counters = self._ctx.supervisor.counters
+            if verdict.action is Action.ACK:
+                counters.messages_consumed += 1
+            else:
+                counters.consume_errors += 1
             if verdict.action is Action.DEAD:
                 logger.error(
                     "broadcast message on %r dropped after a failure (%s: %s); pub/sub has no redelivery",

@@ -96,13 +96,15 @@ class DurableContext:
                 body, headers = _body_and_headers(fields)
             except DeserializationError as exc:
                 malformed = exc
+        counters = self.supervisor.counters
         if malformed is not None:
+            counters.consume_errors += 1
             logger.error("dead-lettering a malformed entry on %r: %s", topic, malformed)
             return Verdict(Action.DEAD, error_type=type(malformed).__name__, error_message=str(malformed))
         self.in_flight += 1
         self.idle.clear()
         try:
-            return await handle_delivery(
+            verdict = await handle_delivery(
                 self.codec,
                 handler,
                 body,
@@ -121,6 +123,12 @@ class DurableContext:
             self.in_flight -= 1
             if self.in_flight == 0:
                 self.idle.set()
+        if verdict.action is Action.ACK:
+            counters.messages_consumed += 1
+        else:
+            counters.consume_errors += 1
+            counters.retries += verdict.action is Action.RETRY
+        return verdict
 
     async def create_group(self, stream: str, group: str, start: str) -> None:
         """Create `group` on `stream` (and the stream); an existing group is kept as is."""
@@ -175,6 +183,7 @@ class DurableContext:
             pipe.xadd(self.keys.dead_letters(*label), record)  # type: ignore[arg-type]
             pipe.xack(stream, group, entry_id)
             await pipe.execute()
+        self.supervisor.counters.dead_lettered += 1
 
     async def read_dead_letters(self, topic: str, group: str | None, limit: int | None) -> list[DeadLetter]:
         """Oldest first; every letter when `limit` is None (read in pages of 1,000)."""

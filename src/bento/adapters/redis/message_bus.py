@@ -50,8 +50,10 @@ from bento.adapters.shared.dead_letters import replay_copy, requeue_each
 from bento.adapters.shared.delivery import typed_handler
 from bento.adapters.shared.lifecycle import StartsAndCloses, opened
 from bento.adapters.shared.limits import all_within_limit, within_limit
+from bento.adapters.shared.reconnect import ObservedBus, ReconnectCallbacks, watch_connection
 from bento.adapters.shared.supervision import Supervisor
 from bento.adapters.shared.wire_headers import REDIS, WireEncoder
+from bento.application.bus_metrics import BusCounters
 from bento.application.errors import BusClosedError, PublishError, SubscribeError
 from bento.application.ports.backlog import Backlog
 from bento.application.ports.capabilities import Capabilities, HealthStatus
@@ -87,10 +89,12 @@ BROADCAST_CAPABILITIES = Capabilities(
 _Subscription = StreamSubscription | OrderedSubscription | BroadcastSubscription
 
 
-class RedisMessageBus(StartsAndCloses):
+class RedisMessageBus(ObservedBus, StartsAndCloses):
     """MessageBus on Redis; see the module docstring. Use as `async with RedisMessageBus(settings)`.
 
-    `client` lets a caller share an existing `redis.asyncio.Redis` (it is then not closed here)."""
+    `client` lets a caller share an existing `redis.asyncio.Redis` (it is then not closed here).
+    redis-py reconnects on the next command by itself; a PING every `connection_check_interval`
+    notices the outage and the return, for the counters and the connection callbacks."""
 
     def __init__(self, settings: RedisSettings, *, codec: JsonCodec | None = None, client: Redis | None = None) -> None:
         self.settings = settings
@@ -106,7 +110,10 @@ class RedisMessageBus(StartsAndCloses):
         self._round_robin = itertools.count()
         self._instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._closed = False
-        self.supervisor = Supervisor("Redis bus")
+        self._counters = BusCounters()
+        self._reconnect_callbacks = ReconnectCallbacks(self._counters)
+        self.supervisor = Supervisor("Redis bus", self._counters)
+        self._watch: asyncio.Task[None] | None = None
 
     @property
     def capabilities(self) -> Capabilities:
@@ -125,6 +132,28 @@ class RedisMessageBus(StartsAndCloses):
         )
         if self.settings.mode == "broadcast":
             self._hub = PubSubHub(client, self.supervisor)
+        where = f"Redis at {self._address()}"
+        self._watch = self.supervisor.spawn(
+            "connection watch",
+            lambda: watch_connection(
+                self._answers, self.settings.connection_check_interval, self._counters, self._reconnect_callbacks, where
+            ),
+            stopping=lambda: self._closed,
+        )
+
+    def _address(self) -> str:
+        url = self.settings.url.get_secret_value()
+        return url.rsplit("@", 1)[-1].split("://", 1)[-1]
+
+    async def _answers(self) -> bool:
+        if self._client is None:
+            return False
+        try:
+            async with asyncio.timeout(min(5.0, self.settings.connection_check_interval * 2)):
+                await self._client.ping()
+        except (RedisError, OSError, TimeoutError):
+            return False
+        return True
 
     def _context(self, action: str, topic: str) -> DurableContext:
         return opened("the Redis bus", f"{action} {topic!r}", self._ctx, closed=self._closed)
@@ -139,7 +168,7 @@ class RedisMessageBus(StartsAndCloses):
         headers: Mapping[str, str] | None = None,
     ) -> None:
         body, wire_headers = self._wire.encode(message, headers, topic=topic)
-        within_limit(body, self.settings.max_message_bytes, topic)
+        within_limit(body, self.settings.max_message_bytes, topic, self._counters)
         await self._send(topic, [body], [key or message.metadata.aggregate_id or message.message_id], [wire_headers])
 
     async def publish_batch(self, topic: str, messages: Sequence[DomainEvent]) -> None:
@@ -148,7 +177,7 @@ class RedisMessageBus(StartsAndCloses):
         keys = None if self.settings.partitions == 1 else [m.metadata.aggregate_id or m.message_id for m in messages]
         encoded = [encode(m, topic=topic) for m in messages]
         bodies = [body for body, _ in encoded]
-        all_within_limit(bodies, self.settings.max_message_bytes, topic)
+        all_within_limit(bodies, self.settings.max_message_bytes, topic, self._counters)
         await self._send(topic, bodies, keys, [headers for _, headers in encoded])
 
     async def publish_raw(
@@ -192,7 +221,9 @@ class RedisMessageBus(StartsAndCloses):
                         pipe.xadd(stream, entry, **trim)  # type: ignore[arg-type]
                 await pipe.execute()
         except RedisError as exc:
+            self._counters.publish_errors += len(bodies)
             raise publish_error(topic, exc) from exc
+        self._counters.messages_published += len(bodies)
         if new_topic:
             self._known_topics.add(topic)
 
@@ -325,6 +356,7 @@ class RedisMessageBus(StartsAndCloses):
             async with asyncio.timeout(5.0):
                 await self._ctx.redis.ping()
         except (RedisError, TimeoutError) as exc:
+            self._counters.record_health_check(False)
             return HealthStatus(
                 healthy=False,
                 component=component,
@@ -332,6 +364,7 @@ class RedisMessageBus(StartsAndCloses):
                 detail=f"{type(exc).__name__}: {exc}",
             )
         problem = self.supervisor.problem()
+        self._counters.record_health_check(problem is None)
         return HealthStatus(
             healthy=problem is None,
             component=component,
@@ -345,6 +378,9 @@ class RedisMessageBus(StartsAndCloses):
         if self._closed:
             return
         self._closed = True
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
         await asyncio.gather(*(s.cancel() for s in list(self._subscriptions)))
         if self._hub is not None:
             await self._hub.close()

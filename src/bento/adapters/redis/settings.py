@@ -50,6 +50,9 @@ class RedisSettings(MessageBusSettingsBase):
     pattern_refresh: float = Field(
         0.5, gt=0, description="seconds between looks at the topic registry for pattern subscriptions"
     )
+    connection_check_interval: float = Field(
+        2.0, gt=0, description="seconds between PINGs that detect a lost and restored server (callbacks)"
+    )
 
     # -- broadcast mode ---------------------------------------------------------------
     queue_size: int = Field(

@@ -8,11 +8,15 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
+from bento.application.bus_metrics import BusMetrics
 from bento.application.ports.capabilities import Capabilities, HealthStatus
 from bento.domain.events import DomainEvent
 
 #: What a subscriber provides: an async callable that raises to refuse a message.
 MessageHandler = Callable[[DomainEvent], Awaitable[None]]
+
+#: What the connection callbacks accept: a function, or a coroutine function, of no arguments.
+ConnectionCallback = Callable[[], Awaitable[None] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +92,18 @@ class MessageBus(Protocol):
     Topics may contain `*` wildcards when `capabilities.pattern_subscriptions`.
     `publish` returns only once the backend has accepted the message (confirms);
     `publish_batch` pipelines and returns when all are accepted.
+
+    Every bus keeps seed 003's counters (`metrics`, a snapshot): a message the backend
+    accepted counts in `messages_published`, a `publish` or `publish_batch` that raised
+    (refused, too large, unencodable, broker down) in `publish_errors`, one per message;
+    a delivery whose handler returned counts in `messages_consumed`, one that was retried
+    or dead-lettered in `consume_errors`; a lost broker link in `connection_errors`;
+    `last_health_check` and `health_check_status` are those of the latest `health_check()`.
+    Each client library reconnects by itself; `register_disconnect_callback` runs once
+    when the bus notices it lost the broker, `register_reconnect_callback` once it has
+    it back and restored its own state (seed 003's `RegisterReconnectCallback`). Both
+    take sync or async callables; one that raises is logged and counted as a connection
+    error, the others still run. A bus without a broker (in-process) never calls them.
     """
 
     @property
@@ -165,3 +181,12 @@ class MessageBus(Protocol):
         ...
 
     async def health_check(self) -> HealthStatus: ...
+
+    @property
+    def metrics(self) -> BusMetrics:
+        """A point-in-time copy of seed 003's counters (see the class docstring)."""
+        ...
+
+    def register_reconnect_callback(self, callback: ConnectionCallback) -> None: ...
+
+    def register_disconnect_callback(self, callback: ConnectionCallback) -> None: ...

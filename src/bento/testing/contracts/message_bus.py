@@ -15,6 +15,7 @@ import asyncio
 import random
 import uuid
 from collections import defaultdict
+from datetime import UTC, datetime
 
 import pytest
 
@@ -315,6 +316,73 @@ class MessageBusContract(WireFormatContract, DeadLetterContract):
         status = await bus.health_check()
         assert status.healthy, status.detail
         assert status.latency_ms >= 0
+
+    # -- seed 003 counters and connection callbacks -------------------------------------
+    async def test_counters_follow_a_known_workload(
+        self, bus: MessageBus, topic: str, group: str, max_message_bytes: int
+    ) -> None:
+        """Publish 10 (one at a time and as a batch), refuse one too large, consume all 10
+        with one handler failure on the way: each counter moves by exactly that much."""
+        before = bus.metrics
+        flaky = make_event(0)
+        fails = 1 if bus.capabilities.redelivery else 0
+
+        def fail_first_delivery(event: DomainEvent, attempt: int) -> None:
+            if fails and event.message_id == flaky.message_id and attempt == 1:
+                raise RuntimeError("first delivery refused")
+
+        received = Collector(fail_first_delivery)
+        await bus.subscribe(topic, received, group=group)
+        for message in [flaky, *(make_event(n) for n in range(1, 5))]:
+            await bus.publish(topic, message)
+        await bus.publish_batch(topic, [make_event(n) for n in range(5, 10)])
+        with pytest.raises(MessageTooLargeError):
+            await bus.publish(topic, make_event(99, blob="x" * max_message_bytes))
+        await received.wait_for(10, timeout=20)
+        await received.wait_until(lambda: bus.metrics.messages_consumed - before.messages_consumed >= 10, timeout=10)
+        await asyncio.sleep(0.2)  # a stray extra count would show up here
+        after = bus.metrics
+        fields = ["messages_published", "publish_errors", "messages_consumed", "consume_errors", "retries"]
+        fields += ["dead_lettered", "connection_errors"]
+        moved = {name: getattr(after, name) - getattr(before, name) for name in fields}
+        assert moved == {
+            "messages_published": 10,
+            "publish_errors": 1,
+            "messages_consumed": 10,
+            "consume_errors": fails,
+            "retries": fails,
+            "dead_lettered": 0,
+            "connection_errors": 0,
+        }
+
+    async def test_health_check_is_recorded_in_the_counters(self, bus: MessageBus) -> None:
+        assert bus.metrics.health_check_status in ("unknown", "healthy")
+        status = await bus.health_check()
+        metrics = bus.metrics
+        assert status.healthy, status.detail
+        assert metrics.health_check_status == "healthy"
+        assert metrics.last_health_check is not None
+        assert (datetime.now(UTC) - metrics.last_health_check).total_seconds() < 10
+
+    async def test_connection_callbacks_stay_quiet_while_the_broker_is_up(
+        self, bus: MessageBus, topic: str, group: str
+    ) -> None:
+        """Registering works on every bus; the calls themselves are tested per broker by
+        stopping a private server (tests/integration/*/…restart…, tests/integration/health)."""
+        calls: list[str] = []
+
+        async def reconnected() -> None:
+            calls.append("reconnected")
+
+        bus.register_reconnect_callback(reconnected)
+        bus.register_disconnect_callback(lambda: calls.append("disconnected"))
+        received = Collector()
+        await bus.subscribe(topic, received, group=group)
+        await bus.publish(topic, make_event(1))
+        await received.wait_for(1)
+        await bus.health_check()
+        assert calls == []
+        assert bus.metrics.reconnects == 0
 
     async def test_stress_many_publishers_and_consumers(self, bus: MessageBus, topic: str, group: str) -> None:
         members = [Collector() for _ in range(3)]
