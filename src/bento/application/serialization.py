@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
@@ -28,6 +28,9 @@ from bento.application.wire import Transport
 from bento.domain.errors import DuplicateMessageTypeError, clipped
 from bento.domain.events import DomainEvent
 from bento.domain.wire import concrete_message_types
+
+if TYPE_CHECKING:
+    from bento.application.ports.event_store import StoredEvent
 
 #: Turns the JSON dict of one schema version into the next version's dict.
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
@@ -367,6 +370,27 @@ class JsonCodec:
             raise DeserializationError(
                 f"{type(exc).__name__}: {exc}", wire_name=event_type, message_id=event_id
             ) from exc
+
+    def decode_stored_many(self, events: Sequence[StoredEvent]) -> list[DomainEvent]:
+        """`decode_stored` of every event, in order, with the per-event overhead shared
+        (application/stored_decoding.py): what aggregate loads and projections use."""
+        from bento.application.stored_decoding import decode_stored_events
+
+        return decode_stored_events(self, events)
+
+    def decode_stored_columns(
+        self,
+        event_ids: Sequence[str],
+        event_types: Sequence[str],
+        schema_versions: Sequence[int],
+        data: Sequence[str],
+        metadata: Sequence[str],
+    ) -> list[DomainEvent]:
+        """`decode_stored_many` from the stored columns themselves (equal lengths), for a store
+        that reads them column-wise: no StoredEvent is built."""
+        from bento.application.stored_decoding import decode_stored_rows
+
+        return decode_stored_rows(self, zip(event_ids, event_types, schema_versions, data, metadata, strict=True))
 
     def encode_stored(self, event_id: str, event_type: str, schema_version: int, data: str, metadata: str) -> bytes:
         """The wire envelope of a stored event, as `encode` would write it for the event, built

@@ -55,7 +55,7 @@ from bento.adapters.clickhouse._event_store_schema import (
     MIGRATIONS,
     SELECT_COLUMNS,
     datetime_to_micros,
-    to_stored,
+    to_stored_events,
 )
 from bento.adapters.clickhouse._group_commit import GroupCommitter, PendingAppend
 from bento.adapters.clickhouse._migrations import apply_migrations
@@ -291,12 +291,22 @@ class ClickHouseEventStore:
     # -- reading ----------------------------------------------------------------------
     async def read_stream(self, stream: str, from_version: int = 0) -> list[StoredEvent]:
         require_text("stream name", stream)
-        rows = await self.engine.execute(
+        columns = await self.engine.execute_columns(
             f"SELECT {SELECT_COLUMNS} FROM {self.table} "
             "WHERE stream = %(stream)s AND version > %(from_version)s ORDER BY version",
             {"stream": stream, "from_version": max(from_version, 0)},
         )
-        return [to_stored(r) for r in rows]
+        return to_stored_events(columns)
+
+    async def read_stream_events(self, stream: str, from_version: int = 0, *, codec: JsonCodec) -> list[DomainEvent]:
+        # Only the five columns decoding needs (no ALIAS columns computed), decoded column-wise.
+        require_text("stream name", stream)
+        columns = await self.engine.execute_columns(
+            f"SELECT event_id, event_type, schema_version, data, metadata FROM {self.table} "
+            "WHERE stream = %(stream)s AND version > %(from_version)s ORDER BY version",
+            {"stream": stream, "from_version": max(from_version, 0)},
+        )
+        return codec.decode_stored_columns(*columns) if columns else []
 
     async def get_events(self, aggregate_type: str, aggregate_id: str, from_version: int = 0) -> list[StoredEvent]:
         """Seed-002 convenience: the events of one aggregate with version >= from_version."""
@@ -307,12 +317,12 @@ class ClickHouseEventStore:
         # the range (after, after + limit]; PREWHERE reads the wide columns of those rows only.
         if limit <= 0:
             return []
-        rows = await self.engine.execute(
+        columns = await self.engine.execute_columns(
             f"SELECT {SELECT_COLUMNS} FROM {self.table} "
             "PREWHERE position > %(after)s AND position <= %(upto)s ORDER BY position",
             {"after": after_position, "upto": after_position + limit},
         )
-        return [to_stored(r) for r in rows]
+        return to_stored_events(columns)
 
     async def stream_version(self, stream: str) -> int:
         require_text("stream name", stream)
@@ -378,11 +388,11 @@ class ClickHouseEventStore:
             where.append("recorded_date <= %(until_date)s AND recorded_at_us < %(until)s")
             params["until"] = datetime_to_micros(criteria.until)
             params["until_date"] = _utc(criteria.until).date()
-        rows = await self.engine.execute(
+        columns = await self.engine.execute_columns(
             f"SELECT {SELECT_COLUMNS} FROM {self.table} WHERE {' AND '.join(where)} ORDER BY position LIMIT %(limit)s",
             params,
         )
-        return [to_stored(r) for r in rows]
+        return to_stored_events(columns)
 
     async def active_parts(self) -> int:
         """Active data parts of the events table (bounded by merges; for tests and benchmarks)."""
