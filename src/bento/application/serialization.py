@@ -31,6 +31,7 @@ from bento.domain.wire import concrete_message_types
 
 if TYPE_CHECKING:
     from bento.application.ports.event_store import StoredEvent
+    from bento.application.store_encoding import EncodedColumns
 
 #: Turns the JSON dict of one schema version into the next version's dict.
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
@@ -329,6 +330,13 @@ class JsonCodec:
             meta.causation_id or "",
             aggregate_type or meta.aggregate_type or "",
         )
+
+    def encode_many_for_store(self, events: Sequence[DomainEvent], *, aggregate_type: str = "") -> EncodedColumns:
+        """`encode_for_store` of every event, as one list per column (application/store_encoding.py):
+        what a column-wise store writes, without an `EncodedEvent` per event."""
+        from bento.application.store_encoding import encode_store_columns
+
+        return encode_store_columns(self, events, aggregate_type)
 
     def _encode_for_store_by_fields(self, event: DomainEvent, meta_json: str, aggregate_type: str) -> EncodedEvent:
         """`encode_for_store` for an event whose JSON does not start with the envelope fields."""

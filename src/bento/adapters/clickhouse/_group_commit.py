@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bento.application.errors import BusClosedError
-from bento.application.serialization import EncodedEvent
+from bento.application.store_encoding import EncodedColumns
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 class PendingAppend:
     stream: str
     expected_version: int
-    events: list[EncodedEvent]
+    events: EncodedColumns
     future: asyncio.Future[int] = field(repr=False)
     arrived: float = 0.0
 
@@ -67,7 +67,7 @@ class GroupCommitter:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="bento-clickhouse-group-commit")
 
-    async def submit(self, stream: str, expected_version: int, events: list[EncodedEvent]) -> int:
+    async def submit(self, stream: str, expected_version: int, events: EncodedColumns) -> int:
         if self._closing or self._task is None:
             raise BusClosedError("the ClickHouse event store is closed (or was never started)")
         loop = asyncio.get_running_loop()
