@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 
 import pytest
 from pydantic import BaseModel
@@ -13,6 +15,7 @@ from bento.adapters.memory.read_model import InMemoryReadModel
 from bento.application.ports.event_store import StoredEvent
 from bento.application.ports.read_model import ReadModelPort
 from bento.application.projections import Projection, ProjectionError, ProjectionRunner, handles
+from bento.application.serialization import EncodedEvent, JsonCodec
 from bento.domain.events import DomainEvent
 
 
@@ -164,3 +167,24 @@ async def test_events_of_unhandled_types_are_not_decoded() -> None:
     assert stored.event_type not in Tickets(InMemoryReadModel(TicketRow)).handled_types()
     runner = ProjectionRunner(Tickets(InMemoryReadModel(TicketRow)), store, checkpoints)
     assert await runner.run_until_caught_up() == 1
+
+
+async def test_an_event_that_does_not_decode_stops_the_batch_at_its_own_position() -> None:
+    """Batches are decoded in one pass; a bad event still names its own position."""
+
+    class DropsTitles(JsonCodec):
+        def encode_for_store(self, event: DomainEvent, *, aggregate_type: str = "") -> EncodedEvent:
+            encoded = super().encode_for_store(event, aggregate_type=aggregate_type)
+            if isinstance(event, TicketOpened) and event.ticket == "t-2":
+                return dataclasses.replace(encoded, data=json.dumps({"ticket": "t-2"}))  # no title
+            return encoded
+
+    store, checkpoints = InMemoryEventStore(codec=DropsTitles()), InMemoryCheckpointStore()
+    await fill(store, tickets=4, comments=1)
+    bad = next(s for s in await store.read_all(0, 100) if s.stream == "t-2" and s.version == 1)
+    runner = ProjectionRunner(Tickets(InMemoryReadModel(TicketRow)), store, checkpoints, batch_size=100)
+    with pytest.raises(ProjectionError) as caught:
+        await runner.run_until_caught_up()
+    assert (caught.value.position, caught.value.event_type) == (bad.position, "test.proj.ticket_opened")
+    assert "title" in caught.value.reason
+    assert await checkpoints.load("tickets") == 0

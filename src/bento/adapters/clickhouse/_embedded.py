@@ -66,10 +66,8 @@ def _converter(kind: str) -> Callable[[Any], Any] | None:
 
 def _plain(values: Sequence[Any]) -> bool:
     """Only ints (not bools) or only strings: what chdb's Python() input reads exactly."""
-    if not values:
-        return False
-    kind = type(values[0])
-    return kind in (int, str) and all(type(v) is kind for v in values)
+    kinds = set(map(type, values))  # C-speed: this runs on every value of a 10,000-row commit
+    return len(kinds) == 1 and next(iter(kinds)) in (int, str)
 
 
 def _json_default(value: Any) -> Any:
