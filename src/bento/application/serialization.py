@@ -396,9 +396,9 @@ class JsonCodec:
     ) -> list[DomainEvent]:
         """`decode_stored_many` from the stored columns themselves (equal lengths), for a store
         that reads them column-wise: no StoredEvent is built."""
-        from bento.application.stored_decoding import decode_stored_rows
+        from bento.application.stored_decoding import decode_stored_columns
 
-        return decode_stored_rows(self, zip(event_ids, event_types, schema_versions, data, metadata, strict=True))
+        return decode_stored_columns(self, event_ids, event_types, schema_versions, data, metadata)
 
     def encode_stored(self, event_id: str, event_type: str, schema_version: int, data: str, metadata: str) -> bytes:
         """The wire envelope of a stored event, as `encode` would write it for the event, built
