@@ -123,7 +123,7 @@ def _decode(codec: JsonCodec, rows: Iterable[StoredRow], clean: bool) -> list[Do
         for event_id, event_type, schema_version, data, metadata in rows:
             if event_type != last_type or schema_version != last_version:
                 key = last_type, last_version = event_type, schema_version
-                fast = classes.get(key, _UNSEEN)  # type: ignore[arg-type]
+                fast = classes.get(key, _UNSEEN)
                 if fast is _UNSEEN:
                     fast = classes[key] = _fast_class(codec, event_type, schema_version)
             event: DomainEvent | None = None
