@@ -147,4 +147,7 @@ class GroupCommitter:
             # Let the callers this commit just woke run first: a caller in a loop appends
             # again at once, and joins the next batch instead of trailing it. Without this,
             # callers split into two groups whose batches alternate (1 append, then 99).
-            await asyncio.sleep(0)
+            # A full batch already waiting is committed at once instead: its INSERT then
+            # overlaps the woken callers encoding their next appends.
+            if self._queued_events < self.max_events:
+                await asyncio.sleep(0)
