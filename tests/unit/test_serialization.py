@@ -1,6 +1,8 @@
 import json
+from typing import Any
 
 import pytest
+from pydantic import model_serializer
 
 from bento import DeserializationError, DomainEvent, JsonCodec, MessageRegistry, UnknownMessageTypeError
 
@@ -220,3 +222,65 @@ def test_a_bad_stored_row_is_a_typed_error(data: str, metadata: str | None, text
     with pytest.raises(DeserializationError) as caught:
         codec.decode_stored(row.event_id, row.event_type, row.schema_version, data, metadata or row.metadata)
     assert text in str(caught.value)
+
+
+class ReversedFields(DomainEvent, name="test.codec.reversed"):
+    """Serialises its payload first: the store encoding must take the general path."""
+
+    note: str = ""
+
+    @model_serializer(mode="wrap")
+    def _payload_first(self, handler: Any) -> dict[str, Any]:
+        fields = handler(self)
+        return {"note": fields.pop("note", ""), **fields}
+
+
+class Nested(DomainEvent, name="test.codec.nested"):
+    items: list[dict[str, str]] = []
+
+
+def test_encoding_many_for_the_store_gives_what_encoding_each_does() -> None:
+    from bento.application.serialization import EncodedEvent
+
+    codec = JsonCodec()
+    events: list[DomainEvent] = [
+        PriceChanged(sku='a "b" ünï', cents=7).with_metadata(tenant_id="t", correlation_id="c", headers={"k": "v"}),
+        Blank(message_id='odd "id"'),
+        ReversedFields(note="n").with_metadata(aggregate_type="Mine", causation_id="x"),
+    ]
+    # Runs of one class are encoded by list (two serializer calls cut apart), short ones one by one.
+    events += [PriceChanged(sku=str(n) + ' "},{\\"message_id\\":', cents=n) for n in range(6)]
+    events += [Blank(message_id=f"id-{n}").with_metadata(headers={"},{": '"},{"correlation_id":'}) for n in range(5)]
+    events += [Nested(items=[{"message_id": "x"}, {"message_id": "y"}]) for _ in range(5)]  # cut marks inside
+    for aggregate_type in ("", "Order"):
+        columns = codec.encode_many_for_store(events, aggregate_type=aggregate_type)
+        one_by_one = [codec.encode_for_store(e, aggregate_type=aggregate_type) for e in events]
+        names = list(EncodedEvent.__dataclass_fields__)
+        assert len(columns) == len(events)
+        assert [EncodedEvent(*(getattr(columns, n)[i] for n in names)) for i in range(len(events))] == one_by_one
+
+
+def test_encoding_many_uses_a_codec_that_overrides_encode_for_store() -> None:
+    import dataclasses
+
+    from bento.application.serialization import EncodedEvent
+
+    class Marking(JsonCodec):
+        def encode_for_store(self, event: DomainEvent, *, aggregate_type: str = "") -> EncodedEvent:
+            return dataclasses.replace(super().encode_for_store(event, aggregate_type=aggregate_type), schema_version=9)
+
+    assert Marking().encode_many_for_store([Blank(), Blank()]).schema_version == [9, 9]
+
+
+def test_encoding_many_refuses_an_unencodable_event_with_a_typed_error() -> None:
+    from bento import SerializationError
+
+    class Holder(DomainEvent, name="test.codec.holder"):
+        value: Any = None
+
+    with pytest.raises(SerializationError) as caught:
+        JsonCodec().encode_many_for_store([Blank(), Holder(value=object(), message_id="bad-1")])
+    with pytest.raises(SerializationError) as in_a_run:
+        JsonCodec().encode_many_for_store([Holder(), Holder(), Holder(value=object(), message_id="bad-2"), Holder()])
+    assert in_a_run.value.message_id == "bad-2"
+    assert caught.value.message_id == "bad-1"

@@ -25,7 +25,7 @@ from typing import Generic, TypeVar
 
 from bento.application import telemetry
 from bento.application.errors import ConcurrencyError
-from bento.application.ports.event_store import EventStore, StoredEvent
+from bento.application.ports.event_store import EventStore
 from bento.application.ports.snapshot_store import Snapshot, SnapshotStore
 from bento.application.serialization import JsonCodec
 from bento.domain.aggregate import AggregateRoot
@@ -111,20 +111,20 @@ class EventSourcedRepository(Generic[A]):
         snapshot = await self._usable_snapshot(stream)
         start = snapshot.version if snapshot is not None else 0
         if snapshot is not None and await self.store.known_version(stream) == start:
-            stored: list[StoredEvent] = []  # the snapshot is at the stream's proven head
+            events: list[DomainEvent] = []  # the snapshot is at the stream's proven head
         elif telemetry.tracer is None:
-            stored = await self.store.read_stream(stream, from_version=start)
+            events = await self.store.read_stream_events(stream, start, codec=self.codec)
         else:
             with telemetry.span(f"read {stream}", "CLIENT", self._span_attributes("read", stream)) as span:
-                stored = await self.store.read_stream(stream, from_version=start)
-                span.set_attribute("bento.event_store.events", len(stored))
-        if snapshot is None and not stored:
+                events = await self.store.read_stream_events(stream, start, codec=self.codec)
+                span.set_attribute("bento.event_store.events", len(events))
+        if snapshot is None and not events:
             return None
         aggregate = self.aggregate.from_history(id, ())
         if snapshot is not None:
             aggregate.restore_state(snapshot.state)
             aggregate.version = snapshot.version
-        aggregate.replay(self._decode(s) for s in stored)
+        aggregate.replay(events)
         return aggregate
 
     async def load(self, id: str) -> A:
@@ -153,11 +153,6 @@ class EventSourcedRepository(Generic[A]):
         self._cache.move_to_end(stream)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
-
-    def _decode(self, stored: StoredEvent) -> DomainEvent:
-        return self.codec.decode_stored(
-            stored.event_id, stored.event_type, stored.schema_version, stored.data, stored.metadata
-        )
 
     async def _usable_snapshot(self, stream: str) -> Snapshot | None:
         if self.snapshots is None or not supports_snapshots(self.aggregate):

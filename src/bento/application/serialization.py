@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
@@ -28,6 +28,10 @@ from bento.application.wire import Transport
 from bento.domain.errors import DuplicateMessageTypeError, clipped
 from bento.domain.events import DomainEvent
 from bento.domain.wire import concrete_message_types
+
+if TYPE_CHECKING:
+    from bento.application.ports.event_store import StoredEvent
+    from bento.application.store_encoding import EncodedColumns
 
 #: Turns the JSON dict of one schema version into the next version's dict.
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
@@ -327,6 +331,13 @@ class JsonCodec:
             aggregate_type or meta.aggregate_type or "",
         )
 
+    def encode_many_for_store(self, events: Sequence[DomainEvent], *, aggregate_type: str = "") -> EncodedColumns:
+        """`encode_for_store` of every event, as one list per column (application/store_encoding.py):
+        what a column-wise store writes, without an `EncodedEvent` per event."""
+        from bento.application.store_encoding import encode_store_columns
+
+        return encode_store_columns(self, events, aggregate_type)
+
     def _encode_for_store_by_fields(self, event: DomainEvent, meta_json: str, aggregate_type: str) -> EncodedEvent:
         """`encode_for_store` for an event whose JSON does not start with the envelope fields."""
         meta = event.metadata
@@ -367,6 +378,27 @@ class JsonCodec:
             raise DeserializationError(
                 f"{type(exc).__name__}: {exc}", wire_name=event_type, message_id=event_id
             ) from exc
+
+    def decode_stored_many(self, events: Sequence[StoredEvent]) -> list[DomainEvent]:
+        """`decode_stored` of every event, in order, with the per-event overhead shared
+        (application/stored_decoding.py): what aggregate loads and projections use."""
+        from bento.application.stored_decoding import decode_stored_events
+
+        return decode_stored_events(self, events)
+
+    def decode_stored_columns(
+        self,
+        event_ids: Sequence[str],
+        event_types: Sequence[str],
+        schema_versions: Sequence[int],
+        data: Sequence[str],
+        metadata: Sequence[str],
+    ) -> list[DomainEvent]:
+        """`decode_stored_many` from the stored columns themselves (equal lengths), for a store
+        that reads them column-wise: no StoredEvent is built."""
+        from bento.application.stored_decoding import decode_stored_columns
+
+        return decode_stored_columns(self, event_ids, event_types, schema_versions, data, metadata)
 
     def encode_stored(self, event_id: str, event_type: str, schema_version: int, data: str, metadata: str) -> bytes:
         """The wire envelope of a stored event, as `encode` would write it for the event, built

@@ -20,7 +20,7 @@ async def test_callers_that_fell_out_of_step_share_one_batch_again() -> None:
 
     committer = GroupCommitter(commit, window=0.002, max_events=10_000)
     committer.start()
-    encoded = [JsonCodec().encode_for_store(make_event(0))]
+    encoded = JsonCodec().encode_many_for_store([make_event(0)])
 
     async def caller(delay: float) -> None:
         await asyncio.sleep(delay)

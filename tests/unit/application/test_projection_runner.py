@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 
 import pytest
 from pydantic import BaseModel
@@ -13,6 +15,7 @@ from bento.adapters.memory.read_model import InMemoryReadModel
 from bento.application.ports.event_store import StoredEvent
 from bento.application.ports.read_model import ReadModelPort
 from bento.application.projections import Projection, ProjectionError, ProjectionRunner, handles
+from bento.application.serialization import EncodedEvent, JsonCodec
 from bento.domain.events import DomainEvent
 
 
@@ -164,3 +167,62 @@ async def test_events_of_unhandled_types_are_not_decoded() -> None:
     assert stored.event_type not in Tickets(InMemoryReadModel(TicketRow)).handled_types()
     runner = ProjectionRunner(Tickets(InMemoryReadModel(TicketRow)), store, checkpoints)
     assert await runner.run_until_caught_up() == 1
+
+
+async def test_an_event_that_does_not_decode_stops_the_batch_at_its_own_position() -> None:
+    """Batches are decoded in one pass; a bad event still names its own position."""
+
+    class DropsTitles(JsonCodec):
+        def encode_for_store(self, event: DomainEvent, *, aggregate_type: str = "") -> EncodedEvent:
+            encoded = super().encode_for_store(event, aggregate_type=aggregate_type)
+            if isinstance(event, TicketOpened) and event.ticket == "t-2":
+                return dataclasses.replace(encoded, data=json.dumps({"ticket": "t-2"}))  # no title
+            return encoded
+
+    store, checkpoints = InMemoryEventStore(codec=DropsTitles()), InMemoryCheckpointStore()
+    await fill(store, tickets=4, comments=1)
+    bad = next(s for s in await store.read_all(0, 100) if s.stream == "t-2" and s.version == 1)
+    runner = ProjectionRunner(Tickets(InMemoryReadModel(TicketRow)), store, checkpoints, batch_size=100)
+    with pytest.raises(ProjectionError) as caught:
+        await runner.run_until_caught_up()
+    assert (caught.value.position, caught.value.event_type) == (bad.position, "test.proj.ticket_opened")
+    assert "title" in caught.value.reason
+    assert await checkpoints.load("tickets") == 0
+
+
+async def test_checkpoints_overlap_the_next_batch_but_land_in_order_after_their_commit() -> None:
+    """A batch's checkpoint is saved while the next batch is applied: never before its
+    own commit, always in order, and the last one has landed when the catch-up returns."""
+    log: list[tuple[str, int]] = []
+
+    class SlowCheckpoints(InMemoryCheckpointStore):
+        async def save(self, name: str, position: int) -> None:
+            log.append(("save starts", position))
+            await asyncio.sleep(0.01)
+            await super().save(name, position)
+            log.append(("saved", position))
+
+    class Logged(Tickets):
+        async def commit(self) -> None:
+            await super().commit()
+            log.append(("committed", self.last_seen))
+
+        async def apply(self, event: DomainEvent, stored: StoredEvent) -> None:
+            self.last_seen = stored.position
+            await super().apply(event, stored)
+
+    store, checkpoints = InMemoryEventStore(), SlowCheckpoints()
+    await fill(store, tickets=10, comments=2)
+    runner = ProjectionRunner(Logged(InMemoryReadModel(TicketRow)), store, checkpoints, batch_size=7)
+    await runner.run_until_caught_up()
+    head = await store.last_position()
+    assert await checkpoints.load(runner.name) == head
+    saves = [p for kind, p in log if kind == "saved"]
+    assert saves == sorted(saves) and saves[-1] == head
+    for kind, position in log:
+        if kind == "save starts":
+            committed = [p for k, p in log[: log.index((kind, position))] if k == "committed"]
+            assert committed and committed[-1] >= position - 7  # its own batch was committed first
+    # The next batch was applied (and committed) while an earlier checkpoint was still being saved.
+    overlapped = any(log[n][0] == "save starts" and log[n + 1][0] == "committed" for n in range(len(log) - 1))
+    assert overlapped, log

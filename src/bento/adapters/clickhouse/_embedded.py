@@ -4,7 +4,8 @@ Extra: `bento-ddd[embedded]`. chdb calls block (and are thread-safe), so they ru
 the engine's thread pool. chdb holds ONE folder per process (a second folder is an
 error) and a folder can be open in one process at a time: share one engine.
 
-Results are read as JSONCompact and converted by column type. Large inserts whose
+Results are read as JSONCompact (rows) or JSONColumnsWithMetadata (`execute_columns`)
+and converted by column type. Large inserts whose
 columns hold only ints or only strings (the event store's group commits) hand chdb the
 Python lists themselves (`INSERT ... SELECT ... FROM Python(frame)`, chdb reading the
 local variable `frame`): 2-4x faster than JSON text for 10,000 events, but with a
@@ -65,10 +66,8 @@ def _converter(kind: str) -> Callable[[Any], Any] | None:
 
 def _plain(values: Sequence[Any]) -> bool:
     """Only ints (not bools) or only strings: what chdb's Python() input reads exactly."""
-    if not values:
-        return False
-    kind = type(values[0])
-    return kind in (int, str) and all(type(v) is kind for v in values)
+    kinds = set(map(type, values))  # C-speed: this runs on every value of a 10,000-row commit
+    return len(kinds) == 1 and next(iter(kinds)) in (int, str)
 
 
 def _json_default(value: Any) -> Any:
@@ -132,6 +131,27 @@ class EmbeddedEngine(ClickHouseEngine):
                 row[n] = convert(row[n])
             out.append(tuple(row))
         return out
+
+    def _execute_columns(self, sql: str, params: Mapping[str, Any] | None) -> list[Sequence[Any]]:
+        text = render(sql, params)
+        raw = self._query(text, "JSONColumnsWithMetadata").bytes()
+        if not raw:
+            return []
+        document = json.loads(raw)
+        if not document.get("rows"):
+            return []
+        data: dict[str, list[Any]] = document.get("data") or {}
+        meta = document.get("meta", [])
+        if len(data) != len(meta):
+            raise ClickHouseError("execute_columns needs distinct column names in the SELECT", sql=text)
+        columns: list[Sequence[Any]] = []
+        for column in meta:
+            values = data[column["name"]]
+            convert = _converter(column["type"])
+            if convert is _to_int and all(type(v) is int for v in values):  # not quoted: nothing to do
+                convert = None
+            columns.append([convert(v) for v in values] if convert is not None else values)
+        return columns
 
     def _insert(self, table: str, columns: list[str], rows: Sequence[Sequence[Any]], columnar: bool) -> None:
         names = ", ".join(columns)

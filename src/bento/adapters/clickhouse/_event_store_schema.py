@@ -21,6 +21,7 @@ The SQL runs unchanged on ClickHouse 18.16 and on chdb's modern engine.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,7 +45,7 @@ INSERT_COLUMNS = (
 #: Stored in tables created before the ALIAS columns, appended after INSERT_COLUMNS.
 LEGACY_COLUMNS = ("tenant_id", "correlation_id", "causation_id", "recorded_date")
 
-#: Columns read back, in the order `to_stored` expects.
+#: Columns read back, in the order `to_stored_events` expects.
 SELECT_COLUMNS = (
     "position, stream, version, event_id, event_type, schema_version, data, metadata, recorded_at_us, "
     "aggregate_type, tenant_id, correlation_id, causation_id"
@@ -94,19 +95,27 @@ def datetime_to_micros(value: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def to_stored(row: tuple[Any, ...]) -> StoredEvent:
-    return StoredEvent(
-        position=int(row[0]),
-        stream=row[1],
-        version=int(row[2]),
-        event_id=row[3],
-        event_type=row[4],
-        schema_version=int(row[5]),
-        data=row[6],
-        metadata=row[7],
-        recorded_at=micros_to_datetime(int(row[8])),
-        aggregate_type=row[9],
-        tenant_id=row[10],
-        correlation_id=row[11],
-        causation_id=row[12],
+def to_stored_events(columns: Sequence[Sequence[Any]]) -> list[StoredEvent]:
+    """The StoredEvents of a result read column by column (`engine.execute_columns` of
+    SELECT_COLUMNS): one per row, straight from the columns, with no row tuples.
+    A group commit gives every event the same recording time, so each distinct time is
+    converted once."""
+    if not columns:
+        return []
+    (positions, streams, versions, ids, types, schema_versions, data, metadata, recorded, *rest) = columns
+    times = {micros: micros_to_datetime(micros) for micros in set(recorded)}
+    return list(
+        map(
+            StoredEvent,
+            positions,
+            streams,
+            versions,
+            ids,
+            types,
+            schema_versions,
+            data,
+            metadata,
+            map(times.__getitem__, recorded),
+            *rest,
+        )
     )

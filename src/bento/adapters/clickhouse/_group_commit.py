@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bento.application.errors import BusClosedError
-from bento.application.serialization import EncodedEvent
+from bento.application.store_encoding import EncodedColumns
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 class PendingAppend:
     stream: str
     expected_version: int
-    events: list[EncodedEvent]
+    events: EncodedColumns
     future: asyncio.Future[int] = field(repr=False)
     arrived: float = 0.0
 
@@ -67,7 +67,7 @@ class GroupCommitter:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="bento-clickhouse-group-commit")
 
-    async def submit(self, stream: str, expected_version: int, events: list[EncodedEvent]) -> int:
+    async def submit(self, stream: str, expected_version: int, events: EncodedColumns) -> int:
         if self._closing or self._task is None:
             raise BusClosedError("the ClickHouse event store is closed (or was never started)")
         loop = asyncio.get_running_loop()
@@ -147,4 +147,7 @@ class GroupCommitter:
             # Let the callers this commit just woke run first: a caller in a loop appends
             # again at once, and joins the next batch instead of trailing it. Without this,
             # callers split into two groups whose batches alternate (1 append, then 99).
-            await asyncio.sleep(0)
+            # A full batch already waiting is committed at once instead: its INSERT then
+            # overlaps the woken callers encoding their next appends.
+            if self._queued_events < self.max_events:
+                await asyncio.sleep(0)

@@ -142,6 +142,20 @@ class ServerEngine(ClickHouseEngine):
             out.append(tuple(values))
         return out
 
+    def _execute_columns(self, sql: str, params: Mapping[str, Any] | None) -> list[Sequence[Any]]:
+        text = render(sql, params)
+        result = self._with_client(lambda c: c.execute(text, with_column_types=True, columnar=True), text)
+        if not isinstance(result, tuple):
+            return []
+        columns, types = result
+        if not columns or not columns[0]:
+            return []
+        out: list[Sequence[Any]] = list(columns)  # the driver's tuples, not copied
+        for n, (_, kind) in enumerate(types):
+            if "UUID" in kind:
+                out[n] = [None if v is None else str(v) for v in out[n]]
+        return out
+
     def _insert(self, table: str, columns: list[str], rows: Sequence[Sequence[Any]], columnar: bool) -> None:
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES"
         data = [list(c) for c in rows] if columnar else rows

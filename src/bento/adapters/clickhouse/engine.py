@@ -91,6 +91,13 @@ class ClickHouseEngine(abc.ABC):
         """Run one statement; SELECTs return their rows, other statements []."""
         return await self._run(self._execute, sql, params)
 
+    async def execute_columns(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
+        """Run one SELECT and return its result column by column (one list per column,
+        [] for no rows), with the same value types as `execute`. Bulk readers (the event
+        store's stream and page reads) build their objects from whole columns: no
+        per-row tuple is made, which is most of the client's cost for wide results."""
+        return await self._run(self._execute_columns, sql, params)
+
     async def insert(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, columnar: bool = False
     ) -> None:
@@ -129,6 +136,9 @@ class ClickHouseEngine(abc.ABC):
 
     @abc.abstractmethod
     def _execute(self, sql: str, params: Mapping[str, Any] | None) -> list[Row]: ...
+
+    @abc.abstractmethod
+    def _execute_columns(self, sql: str, params: Mapping[str, Any] | None) -> list[Sequence[Any]]: ...
 
     @abc.abstractmethod
     def _insert(self, table: str, columns: list[str], rows: Sequence[Sequence[Any]], columnar: bool) -> None: ...

@@ -55,7 +55,7 @@ from bento.adapters.clickhouse._event_store_schema import (
     MIGRATIONS,
     SELECT_COLUMNS,
     datetime_to_micros,
-    to_stored,
+    to_stored_events,
 )
 from bento.adapters.clickhouse._group_commit import GroupCommitter, PendingAppend
 from bento.adapters.clickhouse._migrations import apply_migrations
@@ -73,7 +73,8 @@ from bento.application.ports.event_store import (
     require_text,
 )
 from bento.application.ports.stream_lock import StreamLock
-from bento.application.serialization import EncodedEvent, JsonCodec
+from bento.application.serialization import JsonCodec
+from bento.application.store_encoding import EncodedColumns
 from bento.domain.events import DomainEvent
 
 logger = logging.getLogger(__name__)
@@ -192,7 +193,7 @@ class ClickHouseEventStore:
             if expected_version not in (ANY_VERSION, actual):
                 raise ConcurrencyError(stream, expected_version, actual)
             return actual
-        encoded = [self.codec.encode_for_store(e, aggregate_type=aggregate_type) for e in events]
+        encoded = self.codec.encode_many_for_store(events, aggregate_type=aggregate_type)
         return await self._committer.submit(stream, expected_version, encoded)
 
     async def save_events(self, events: Sequence[DomainEvent], *, expected_version: int = ANY_VERSION) -> int:
@@ -236,7 +237,7 @@ class ClickHouseEventStore:
         positions: list[int] = []
         stream_column: list[str] = []
         version_column: list[int] = []
-        events: list[EncodedEvent] = []
+        events = EncodedColumns()
         for pending in batch:
             actual = versions[pending.stream]
             expected = pending.expected_version
@@ -252,26 +253,22 @@ class ClickHouseEventStore:
             actual += count
             versions[pending.stream] = actual
             accepted.append((pending, actual))
-        # Whole columns at once (in INSERT_COLUMNS order): far cheaper than rows then a transpose.
+        # Whole columns at once (in INSERT_COLUMNS order), as the codec encoded them.
+        count = len(events)
         columns: list[list[Any]] = [
             positions,
             stream_column,
             version_column,
-            [e.aggregate_type for e in events],
-            [e.event_id for e in events],
-            [e.event_type for e in events],
-            [e.schema_version for e in events],
-            [e.data for e in events],
-            [e.metadata for e in events],
-            [now_us] * len(events),
+            events.aggregate_type,
+            events.event_id,
+            events.event_type,
+            events.schema_version,
+            events.data,
+            events.metadata,
+            [now_us] * count,
         ]
         if legacy:
-            columns += [
-                [e.tenant_id for e in events],
-                [e.correlation_id for e in events],
-                [e.causation_id for e in events],
-                [today] * len(events),
-            ]
+            columns += [events.tenant_id, events.correlation_id, events.causation_id, [today] * count]
         if accepted:
             if time.monotonic() - began > self.max_commit_seconds:
                 raise LockTimeoutError([p.stream for p, _ in accepted], self.max_commit_seconds)
@@ -291,12 +288,22 @@ class ClickHouseEventStore:
     # -- reading ----------------------------------------------------------------------
     async def read_stream(self, stream: str, from_version: int = 0) -> list[StoredEvent]:
         require_text("stream name", stream)
-        rows = await self.engine.execute(
+        columns = await self.engine.execute_columns(
             f"SELECT {SELECT_COLUMNS} FROM {self.table} "
             "WHERE stream = %(stream)s AND version > %(from_version)s ORDER BY version",
             {"stream": stream, "from_version": max(from_version, 0)},
         )
-        return [to_stored(r) for r in rows]
+        return to_stored_events(columns)
+
+    async def read_stream_events(self, stream: str, from_version: int = 0, *, codec: JsonCodec) -> list[DomainEvent]:
+        # Only the five columns decoding needs (no ALIAS columns computed), decoded column-wise.
+        require_text("stream name", stream)
+        columns = await self.engine.execute_columns(
+            f"SELECT event_id, event_type, schema_version, data, metadata FROM {self.table} "
+            "WHERE stream = %(stream)s AND version > %(from_version)s ORDER BY version",
+            {"stream": stream, "from_version": max(from_version, 0)},
+        )
+        return codec.decode_stored_columns(*columns) if columns else []
 
     async def get_events(self, aggregate_type: str, aggregate_id: str, from_version: int = 0) -> list[StoredEvent]:
         """Seed-002 convenience: the events of one aggregate with version >= from_version."""
@@ -307,12 +314,12 @@ class ClickHouseEventStore:
         # the range (after, after + limit]; PREWHERE reads the wide columns of those rows only.
         if limit <= 0:
             return []
-        rows = await self.engine.execute(
+        columns = await self.engine.execute_columns(
             f"SELECT {SELECT_COLUMNS} FROM {self.table} "
             "PREWHERE position > %(after)s AND position <= %(upto)s ORDER BY position",
             {"after": after_position, "upto": after_position + limit},
         )
-        return [to_stored(r) for r in rows]
+        return to_stored_events(columns)
 
     async def stream_version(self, stream: str) -> int:
         require_text("stream name", stream)
@@ -378,11 +385,11 @@ class ClickHouseEventStore:
             where.append("recorded_date <= %(until_date)s AND recorded_at_us < %(until)s")
             params["until"] = datetime_to_micros(criteria.until)
             params["until_date"] = _utc(criteria.until).date()
-        rows = await self.engine.execute(
+        columns = await self.engine.execute_columns(
             f"SELECT {SELECT_COLUMNS} FROM {self.table} WHERE {' AND '.join(where)} ORDER BY position LIMIT %(limit)s",
             params,
         )
-        return [to_stored(r) for r in rows]
+        return to_stored_events(columns)
 
     async def active_parts(self) -> int:
         """Active data parts of the events table (bounded by merges; for tests and benchmarks)."""

@@ -67,6 +67,9 @@ class InMemoryEventStore:
         require_text("stream name", stream)
         return list(self._streams.get(stream, [])[from_version:])
 
+    async def read_stream_events(self, stream: str, from_version: int = 0, *, codec: JsonCodec) -> list[DomainEvent]:
+        return codec.decode_stored_many(await self.read_stream(stream, from_version))
+
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:
         return self._log[after_position : after_position + limit]
 

@@ -195,37 +195,72 @@ class RedisMessageBus(ObservedBus, StartsAndCloses):
         headers: Sequence[Mapping[str, str] | None] | None = None,
     ) -> None:
         """The hot path of every publish: one pipeline, one XADD per message with the body in `b`
-        and the transport headers (docs/wire-format.md) as JSON in `h`."""
+        and the transport headers (docs/wire-format.md) as JSON in `h`. A single message to a
+        known durable topic is one plain XADD: measured interleaved with redis-py, the
+        pipeline's own set-up and release added about 20 µs (a fifth) to that call's p50."""
         ctx = self._context("publish to", topic)
         if is_pattern(topic):
             raise PublishError(topic, "a topic name cannot contain wildcards (*, ?, [)")
-        durable, settings = self.settings.mode == "durable", self.settings
+        durable = self.settings.mode == "durable"
         new_topic = durable and topic not in self._known_topics
         try:
-            async with ctx.redis.pipeline(transaction=False) as pipe:
-                if not durable:
-                    channel = self._keys.channel(topic)
-                    for body in bodies:
-                        pipe.publish(channel, body)
-                else:
-                    if new_topic:
-                        pipe.sadd(self._keys.topics, topic)
-                    trim = {"maxlen": settings.maxlen, "approximate": True} if settings.maxlen else {}
-                    single = self._keys.stream(topic) if keys is None or settings.partitions == 1 else None
-                    for index, body in enumerate(bodies):
-                        stream = single or self._stream(topic, keys[index] if keys else None)
-                        entry: dict[FieldT, EncodableT] = {b"b": body}
-                        entry_headers = headers[index] if headers else None
-                        if entry_headers:
-                            entry[b"h"] = json.dumps(entry_headers, separators=(",", ":")).encode()
-                        pipe.xadd(stream, entry, **trim)  # type: ignore[arg-type]
-                await pipe.execute()
+            if durable and not new_topic and len(bodies) == 1:
+                await self._xadd_one(ctx.redis, topic, bodies[0], keys[0] if keys else None, headers)
+            else:
+                await self._pipelined(ctx.redis, topic, bodies, keys, headers, new_topic=new_topic)
         except RedisError as exc:
             self._counters.publish_errors += len(bodies)
             raise publish_error(topic, exc) from exc
         self._counters.messages_published += len(bodies)
         if new_topic:
             self._known_topics.add(topic)
+
+    async def _xadd_one(
+        self,
+        redis: Redis,
+        topic: str,
+        body: bytes,
+        key: str | None,
+        headers: Sequence[Mapping[str, str] | None] | None,
+    ) -> None:
+        settings = self.settings
+        trim = {"maxlen": settings.maxlen, "approximate": True} if settings.maxlen else {}
+        entry = self._entry(body, headers[0] if headers else None)
+        await redis.xadd(self._stream(topic, key), entry, **trim)  # type: ignore[arg-type]
+
+    async def _pipelined(
+        self,
+        redis: Redis,
+        topic: str,
+        bodies: list[bytes],
+        keys: Sequence[str | None] | None,
+        headers: Sequence[Mapping[str, str] | None] | None,
+        *,
+        new_topic: bool,
+    ) -> None:
+        durable, settings = self.settings.mode == "durable", self.settings
+        async with redis.pipeline(transaction=False) as pipe:
+            if not durable:
+                channel = self._keys.channel(topic)
+                for body in bodies:
+                    pipe.publish(channel, body)
+            else:
+                if new_topic:
+                    pipe.sadd(self._keys.topics, topic)
+                trim = {"maxlen": settings.maxlen, "approximate": True} if settings.maxlen else {}
+                single = self._keys.stream(topic) if keys is None or settings.partitions == 1 else None
+                for index, body in enumerate(bodies):
+                    stream = single or self._stream(topic, keys[index] if keys else None)
+                    entry = self._entry(body, headers[index] if headers else None)
+                    pipe.xadd(stream, entry, **trim)  # type: ignore[arg-type]
+            await pipe.execute()
+
+    @staticmethod
+    def _entry(body: bytes, headers: Mapping[str, str] | None) -> dict[FieldT, EncodableT]:
+        entry: dict[FieldT, EncodableT] = {b"b": body}
+        if headers:
+            entry[b"h"] = json.dumps(headers, separators=(",", ":")).encode()
+        return entry
 
     def _stream(self, topic: str, key: str | None) -> str:
         partitions = self.settings.partitions

@@ -57,6 +57,18 @@ class EventStoreContract:
         assert await event_store.stream_version(stream) == 3
         assert await event_store.read_stream(stream, from_version=2) == stored[2:]
 
+    async def test_read_stream_events_decodes_like_read_stream(self, event_store: EventStore, prefix: str) -> None:
+        stream = prefix + "decoded"
+        codec = JsonCodec()
+        events = [make_event(n, key="decoded", blob="é✓") for n in range(4)]
+        other = OtherContractEvent(note='a "quoted" \\ note').with_metadata(tenant_id="t1", headers={"h": "v"})
+        await event_store.append(stream, [*events, other], 0, aggregate_type="Order")
+        assert await event_store.read_stream_events(stream, codec=codec) == [*events, other]
+        assert await event_store.read_stream_events(stream, 3, codec=codec) == [events[3], other]
+        assert await event_store.read_stream_events(prefix + "nothing", codec=codec) == []
+        stored = await event_store.read_stream(stream)
+        assert codec.decode_stored_many(stored) == [*events, other]
+
     async def test_recorded_at_keeps_microseconds_and_is_utc(self, event_store: EventStore, prefix: str) -> None:
         before = datetime.now(UTC) - timedelta(seconds=1)
         await event_store.append(prefix + "s", [make_event(1)], 0)
