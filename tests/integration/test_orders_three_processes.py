@@ -10,13 +10,14 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from servers import require_tcp
+from servers import free_port, require_tcp
 from servers.pulsar_lite import PulsarLite
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,9 +57,9 @@ def _env(settings: dict[str, str], service: str) -> dict[str, str]:
     return env
 
 
-def _worker(target: str, settings: dict[str, str], service: str) -> subprocess.Popen[str]:
+def _worker(target: str, settings: dict[str, str], service: str, *extra: str) -> subprocess.Popen[str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "bento.cli", "run", f"bento.examples.orders.service:{target}"],
+        [sys.executable, "-m", "bento.cli", "run", f"bento.examples.orders.service:{target}", *extra],
         cwd=ROOT,
         env=_env(settings, service),
         stderr=subprocess.PIPE,
@@ -78,9 +79,10 @@ def _worker(target: str, settings: dict[str, str], service: str) -> subprocess.P
 def test_three_processes_on_one_broker(backend: str, request: pytest.FixtureRequest) -> None:
     settings = broker_settings(backend, request)
     workers = []
+    ports = {"CommandWorker": free_port(), "ReadWorker": free_port()}
     try:
-        workers.append(_worker("CommandWorker", settings, "orders-commands"))
-        workers.append(_worker("ReadWorker", settings, "orders-read"))
+        for target, service in (("CommandWorker", "orders-commands"), ("ReadWorker", "orders-read")):
+            workers.append(_worker(target, settings, service, "--http", f"127.0.0.1:{ports[target]}"))
         client = subprocess.run(
             [sys.executable, "-m", "bento.examples.orders.client", "60"],
             cwd=ROOT,
@@ -96,8 +98,34 @@ def test_three_processes_on_one_broker(backend: str, request: pytest.FixtureRequ
         assert "is paid; only placed orders can be paid" in result["refused"]
         summary = result["summary"]
         assert (summary["status"], summary["stock_reserved"], summary["amount"]) == ("paid", True, 13.5)
+        # The operator's view of the same workload, scraped from each worker's /metrics.
+        handled = _handled(ports["CommandWorker"], backend)
+        assert handled == {
+            "inventory.restock": 1,
+            "orders.place_order": 1,
+            "orders.pay_order": 2,  # the second is refused with a DomainError, still handled once
+            "inventory.reserve_stock": 1,  # dispatched by ReadWorker's subscriber
+        }
+        assert _handled(ports["ReadWorker"], backend).get("orders.get_order", 0) >= 1
     finally:
         for worker in workers:
             worker.send_signal(signal.SIGTERM)
         codes = [worker.wait(timeout=60) for worker in workers]
     assert codes == [0, 0]
+
+
+def _handled(port: int, backend: str) -> dict[str, int]:
+    """Messages each consumer group of a worker consumed, by destination, from its /metrics;
+    every sample must name the broker as `messaging_system`."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    counts: dict[str, int] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "messaging_client_consumed_messages_total":
+                assert sample.labels["messaging_system"] == backend, sample
+                name = sample.labels["messaging_destination_name"]
+                counts[name] = counts.get(name, 0) + int(sample.value)
+    return counts

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 import nats.errors
 from nats.aio.msg import Msg
 
+from bento.application import telemetry
 from bento.application.errors import DeserializationError
 from bento.application.ports.request_reply import RequestHandler
 from bento.application.serialization import JsonCodec
@@ -78,17 +80,27 @@ class _Served:
         task.add_done_callback(self._running.discard)
 
     async def _answer(self, msg: Msg) -> None:
+        started, message_type, outcome, error_type = perf_counter(), "", "ack", ""
         try:
             request = self._codec.decode(msg.data)
+            message_type = type(request).__wire_name__
             reply = await self._handler(request)
             if reply is not None and msg.reply:
                 await msg.respond(self._codec.encode(reply))
         except DeserializationError as exc:
+            outcome, error_type = "dead", type(exc).__name__
             logger.warning("request on %s could not be decoded; not answered: %s", self._topic, exc)
         except Exception as exc:  # the requester times out; the server keeps serving
+            outcome, error_type = "dead", type(exc).__name__
             logger.error("request on %s failed: %s", self._topic, exc)
         finally:
             self._slots.release()
+            # Counted like a delivery off the stream, so /metrics shows natively served requests.
+            if telemetry.metrics is not None:
+                seconds = perf_counter() - started
+                telemetry.metrics.processed(
+                    "nats", self._topic, self._group, message_type, outcome, seconds, error_type
+                )
 
     async def cancel(self) -> None:
         if self.subscription is not None:
