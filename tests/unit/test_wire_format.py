@@ -199,3 +199,35 @@ def test_metadata_headers_can_be_turned_off_in_the_bento_format() -> None:
     body, headers = WireEncoder(JsonCodec(), settings, NATS).encode(event, {"x-origin": "t"})
     assert headers == {"x-origin": "t"}
     assert JsonCodec().decode(body, headers) == event.with_metadata(headers={"x-origin": "t"})
+
+
+@pytest.mark.parametrize("fmt", ["bento", "cloudevents-binary", "cloudevents-structured"])
+@pytest.mark.parametrize("metadata_headers", [True, False])
+@pytest.mark.parametrize("free", [None, {"x-origin": "t", "x-bento-tenant-id": "other"}])
+def test_header_pairs_are_the_text_headers_encoded_in_the_same_order(
+    fmt: str, metadata_headers: bool, free: dict[str, str] | None
+) -> None:
+    """Kafka's publisher builds the pairs directly (`encode_pairs`); they must be exactly what
+    encoding the text headers would give, for a bare message and a fully set one alike."""
+    settings = InProcessSettings(wire_format=fmt, metadata_headers=metadata_headers, cloudevents_source="orders")
+    encoder = WireEncoder(JsonCodec(), settings, KAFKA)
+    plain = make_event(7, key="k-7")
+    tracestate = {"traceparent": TRACEPARENT, "tracestate": "a=1"}
+    for event in (plain, _event(), _event().with_metadata(trace_context=tracestate), plain):
+        body, text = encoder.encode(event, free)
+        pairs = [(name, value.encode()) for name, value in text.items()] or None
+        assert encoder.encode_pairs(event, free) == (body, pairs)
+
+
+def test_header_values_are_read_as_bytes_and_a_null_value_is_empty() -> None:
+    """Kafka hands the codec its headers with bytes values (and None for a null value)."""
+    event = _event()
+    body, headers = _encoder("cloudevents-binary", KAFKA).encode(event)
+    assert JsonCodec().decode(body, {name: value.encode() for name, value in headers.items()}) == event
+    plain = json.dumps({"seq": 1, "key": "k", "blob": ""}).encode()
+    raw = {"x-bento-correlation-id": None, "x-bento-message-id": b"id-1", "traceparent": TRACEPARENT.encode()}
+    decoded = JsonCodec().decode(plain, raw, message_type=ContractEvent)
+    assert decoded.message_id == "id-1"
+    assert decoded.metadata.correlation_id == ""  # not "None"
+    assert decoded.correlation_id == "id-1"  # so the message starts its own conversation
+    assert decoded.metadata.trace_context == {"traceparent": TRACEPARENT}

@@ -52,6 +52,8 @@ _TIMESTAMP_KEY = b'"timestamp":"'
 #: Every binding's binary-mode prefix: AMQP (`cloudEvents_`, and the older `cloudEvents:`),
 #: Kafka/Pulsar/Redis (`ce_`), NATS (`ce-`). Decoding accepts any of them on any broker.
 CE_PREFIXES = ("cloudEvents_", "cloudEvents:", "ce_", "ce-")
+#: (prefix, the `specversion` header under it): looked for in every received message's headers.
+_SPECVERSION_HEADERS = tuple((prefix, prefix + "specversion") for prefix in CE_PREFIXES)
 #: CloudEvents extension attributes for Bento's metadata (lowercase alphanumerics, per the spec).
 CE_EXTENSIONS = {
     "correlationid": "correlation_id",
@@ -114,6 +116,40 @@ def metadata_headers(message: DomainEvent, timestamp: str | None = None) -> dict
     return headers
 
 
+#: (name, UTF-8 value) pairs, as Kafka clients take headers.
+HeaderPairs = list[tuple[str, bytes]]
+
+
+def type_header_pairs(cls: type[DomainEvent]) -> HeaderPairs:
+    """The metadata headers every message of `cls` carries alike (its type and version),
+    encoded; `metadata_header_pairs` takes them so a publisher encodes them once per class."""
+    return [(TYPE_HEADER, cls.__wire_name__.encode()), (VERSION_HEADER, str(cls.__schema_version__).encode())]
+
+
+def metadata_header_pairs(message: DomainEvent, body: bytes, type_pairs: HeaderPairs) -> HeaderPairs:
+    """`metadata_headers(message)` as encoded pairs, in the same order, for the envelope `body`
+    of `message`: built straight as bytes (the timestamp is the envelope's own bytes), because
+    a Kafka publisher would otherwise build the text dict and then encode every value of it."""
+    meta = message.metadata
+    pairs = [
+        (ID_HEADER, message.message_id.encode()),
+        *type_pairs,
+        (TIME_HEADER, _envelope_timestamp_bytes(message, body)),
+    ]
+    if meta.correlation_id:
+        pairs.append((CORRELATION_HEADER, meta.correlation_id.encode()))
+    if meta.causation_id:
+        pairs.append((CAUSATION_HEADER, meta.causation_id.encode()))
+    if meta.tenant_id:
+        pairs.append((TENANT_HEADER, meta.tenant_id.encode()))
+    if meta.trace_context:
+        for name in (TRACEPARENT, TRACESTATE):
+            value = meta.trace_context.get(name)
+            if value:
+                pairs.append((name, value.encode()))
+    return pairs
+
+
 def stored_metadata_headers(
     event_id: str, event_type: str, schema_version: int, metadata: Mapping[str, Any]
 ) -> dict[str, str]:
@@ -164,10 +200,13 @@ def _add_trace(target: dict[str, str], trace_context: Mapping[str, str]) -> None
 
 
 def text(value: object) -> str:
-    """A header value as text: AMQP tables hold bytes, other brokers str."""
+    """A header value as text: AMQP tables and Kafka headers hold bytes, other brokers str;
+    a header without a value (Kafka's null, AMQP's void) is empty."""
+    if isinstance(value, str):
+        return value
     if isinstance(value, bytes | bytearray):
         return bytes(value).decode("utf-8", errors="replace")
-    return value if isinstance(value, str) else str(value)
+    return "" if value is None else str(value)
 
 
 def binary_attributes(headers: Mapping[str, Any] | None) -> dict[str, str] | None:
@@ -175,11 +214,13 @@ def binary_attributes(headers: Mapping[str, Any] | None) -> dict[str, str] | Non
     `specversion` under any binding's prefix)."""
     if not headers:
         return None
-    for prefix in CE_PREFIXES:
-        if prefix + "specversion" in headers:
-            break
-    else:
-        return None
+    for prefix, key in _SPECVERSION_HEADERS:
+        if key in headers:
+            return _binary_attributes(headers, prefix)
+    return None
+
+
+def _binary_attributes(headers: Mapping[str, Any], prefix: str) -> dict[str, str]:
     cut = len(prefix)
     attributes = {k[cut:]: text(v) for k, v in headers.items() if k.startswith(prefix)}
     content_type = headers.get(CONTENT_TYPE_HEADER)
@@ -303,6 +344,17 @@ def _envelope_timestamp(body: bytes) -> str | None:
     start += len(_TIMESTAMP_KEY)
     end = body.find(b'"', start)
     return body[start:end].decode() if end > start else None
+
+
+def _envelope_timestamp_bytes(message: DomainEvent, body: bytes) -> bytes:
+    """`_envelope_timestamp` without decoding it (the message's own when the body has none)."""
+    start = body.find(_TIMESTAMP_KEY)
+    if start >= 0:
+        start += len(_TIMESTAMP_KEY)
+        end = body.find(b'"', start)
+        if end > start:
+            return body[start:end]
+    return message.timestamp.isoformat().encode()
 
 
 def cloudevent_message(

@@ -163,3 +163,60 @@ async def test_a_faststream_record_reaches_a_bento_subscriber(
         got = (await received.wait_for(1))[0]
         assert isinstance(got, ContractEvent) and (got.seq, got.key) == (13, "fs")
         assert got.metadata.correlation_id == "fs-c"
+
+
+async def test_publish_batch_writes_what_publish_writes_where_publish_writes_it(kafka_url: str, topic: str) -> None:
+    """publish_batch builds the producer's batches itself: each key must still land on the
+    partition `publish` (the producer's partitioner) puts it on, in order, with the same key
+    and headers, and a keyless message must still be published."""
+    settings = kafka_settings(kafka_url, topic_prefix=PREFIX, partitions=4, batch_size=2048)
+    keys = [f"k-{n}" for n in range(12)]
+    singles = [make_event(n, key=keys[n % 12]) for n in range(24)]
+    batch = [make_event(100 + n, key=keys[n % 12], blob="b" * 300) for n in range(240)]
+    keyless = make_event(999)
+    async with KafkaMessageBus(settings) as bus:
+        for event in singles:
+            await bus.publish(topic, event)
+        await bus.publish_batch(topic, [*batch, keyless])  # 300-byte bodies: many batches per partition
+        published = bus.metrics.messages_published
+    consumer = AIOKafkaConsumer(bootstrap_servers=_servers(kafka_url), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        name = f"{PREFIX}{topic}"
+        await consumer.topics()
+        partitions = [TopicPartition(name, n) for n in sorted(consumer.partitions_for_topic(name) or ())]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        records = []
+        async with asyncio.timeout(20):
+            while len(records) < len(singles) + len(batch) + 1:
+                for got in (await consumer.getmany(timeout_ms=200)).values():
+                    records.extend(got)
+    finally:
+        await consumer.stop()
+    assert published == len(singles) + len(batch) + 1
+    where: dict[bytes | None, set[int]] = {}
+    order: dict[bytes | None, list[int]] = {}
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        where.setdefault(record.key, set()).add(record.partition)
+        order.setdefault(record.key, []).append(json.loads(record.value)["message"]["seq"])
+    assert {key: len(found) for key, found in where.items()} == {key: 1 for key in where}  # one partition per key
+    assert len({next(iter(found)) for found in where.values()}) > 1  # and the keys are spread
+    for key in keys:
+        expected = [e.seq for e in singles if e.key == key] + [e.seq for e in batch if e.key == key]
+        assert order[key.encode()] == expected
+    assert order[None] == [999]
+    by_seq = {json.loads(r.value)["message"]["seq"]: r for r in records}
+    one, many = by_seq[0], by_seq[100]
+    names = [name for name, _ in one.headers]
+    assert (
+        names
+        == [name for name, _ in many.headers]
+        == [
+            "x-bento-message-id",
+            "x-bento-type",
+            "x-bento-version",
+            "x-bento-timestamp",
+        ]
+    )
+    assert dict(many.headers)["x-bento-message-id"] == batch[0].message_id.encode()

@@ -32,6 +32,10 @@ class PartitionOffsets:
         """Offsets arrive in increasing order, as the partition delivers them."""
         self._received.append(offset)
 
+    def received_all(self, offsets: list[int]) -> None:
+        """`received` for a fetched batch at once."""
+        self._received.extend(offsets)
+
     def settled(self, offset: int) -> None:
         """The message at `offset` was handled (or dead-lettered): nothing more to do for it."""
         received = self._received

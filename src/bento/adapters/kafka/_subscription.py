@@ -33,13 +33,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from bento.adapters.kafka._lanes import Job, Lanes
+from bento.adapters.kafka._lanes import Lane, Lanes, Record
 from bento.adapters.kafka._offsets import PartitionOffsets
 from bento.adapters.kafka.settings import KafkaSettings
 from bento.adapters.shared.delivery import FIRST_FAILED_AT_HEADER, KEY_HEADER, Action, Verdict, handle_delivery
 from bento.adapters.shared.metrics import BusCounters
 from bento.adapters.shared.supervision import Supervisor
-from bento.adapters.shared.wire_headers import text_headers
 from bento.application.ports.message_bus import MessageHandler
 from bento.application.serialization import JsonCodec
 from bento.application.wire import TIME_HEADER, TransportFacts
@@ -81,6 +80,7 @@ class KafkaSubscription:
         self._on_cancel = on_cancel
         self._supervisor = supervisor
         self._policy = settings.retry_policy()
+        self._handler_timeout, self._max_bytes = settings.handler_timeout, settings.max_message_bytes
         self._partitions: dict[TopicPartition, PartitionOffsets] = {}
         self._lanes = Lanes(settings.max_concurrency, self._run, name=f"bento-kafka:{topic}")
         self._commit_lock = asyncio.Lock()
@@ -165,21 +165,8 @@ class KafkaSubscription:
             failures, self.failure = 0, None
             for partition, records in batches.items():
                 offsets = self._partitions.get(partition)
-                if offsets is None:
-                    continue  # revoked while the records were on their way
-                for record in records:
-                    offsets.received(record.offset)
-                    self._lanes.submit(
-                        Job(
-                            partition,
-                            record.offset,
-                            record.key,
-                            record.value if record.value is not None else b"",
-                            record.headers,
-                            offsets,
-                            record.timestamp,
-                        )
-                    )
+                if offsets is not None:  # else revoked while the records were on their way
+                    self._lanes.submit(partition, offsets, records)
             self._backpressure()
 
     def _backpressure(self) -> None:
@@ -196,21 +183,24 @@ class KafkaSubscription:
             self._paused = False
 
     # -- handling -----------------------------------------------------------------------
-    async def _run(self, job: Job) -> float | None:
-        """Handle one record; None once it is settled, else seconds until the next try."""
-        if job.dead is None:
+    async def _run(self, lane: Lane, record: Record) -> float | None:
+        """Handle the head record of `lane`; None once it is settled, else seconds until the next try."""
+        if lane.dead is None:
+            headers = record.headers
             try:
                 verdict = await handle_delivery(
                     self._codec,
                     self._handler,
-                    job.body,
-                    attempt=job.attempt,
+                    record.value if record.value is not None else b"",
+                    attempt=lane.attempt,
                     policy=self._policy,
-                    timeout=self._settings.handler_timeout,
+                    timeout=self._handler_timeout,
                     topic=self._topic,
-                    max_bytes=self._settings.max_message_bytes,
-                    headers=text_headers(job.headers) if job.headers else None,
-                    transport=functools.partial(transport_facts, job),
+                    max_bytes=self._max_bytes,
+                    # Values stay bytes: the codec reads every header value as text itself
+                    # (wire.text), so only the values it needs are ever decoded.
+                    headers=dict(headers) if headers else None,
+                    transport=functools.partial(transport_facts, record),
                     system="kafka",
                     group=self._group,
                 )
@@ -219,51 +209,56 @@ class KafkaSubscription:
                 verdict = Verdict(Action.DEAD, error_type=type(exc).__name__, error_message=str(exc)[:500] or repr(exc))
             if verdict.action is Action.ACK:
                 self._counters.messages_consumed += 1
-                self._settled(job)
+                lane.offsets.settled(record.offset)
+                self._commit_wanted.set()
                 return None
             self._counters.consume_errors += 1
             if verdict.action is Action.RETRY:
                 self._counters.retries += 1
-                job.first_failed_at = job.first_failed_at or utc_now().isoformat()
-                job.attempt += 1
+                lane.first_failed_at = lane.first_failed_at or utc_now().isoformat()
+                lane.attempt += 1
                 return verdict.delay
-            job.dead = verdict
+            lane.dead = verdict
         try:
-            await self._send_dead_letter(self._dead_letter_topic, job.key, job.body, self._dead_letter_headers(job))
+            await self._send_dead_letter(
+                self._dead_letter_topic,
+                record.key,
+                record.value if record.value is not None else b"",
+                self._dead_letter_headers(lane, record),
+            )
         except Exception as exc:  # the broker is away: keep the record, try again later
             self._counters.connection_errors += 1
             logger.error(
                 "could not dead-letter offset %d of %s (%s: %s); trying again",
-                job.offset,
-                job.partition,
+                record.offset,
+                lane.partition,
                 type(exc).__name__,
                 str(exc)[:300],
             )
-            return max(self._policy.delay_after(job.attempt), 1.0)
+            return max(self._policy.delay_after(lane.attempt), 1.0)
         self._counters.dead_lettered += 1
-        self._settled(job)
+        lane.offsets.settled(record.offset)
+        self._commit_wanted.set()
         return None
 
-    def _dead_letter_headers(self, job: Job) -> list[tuple[str, bytes]]:
-        assert job.dead is not None
-        ours = job.dead.dead_letter_headers(job.attempt, self._topic)
+    def _dead_letter_headers(self, lane: Lane, record: Record) -> list[tuple[str, bytes]]:
+        dead = lane.dead
+        assert dead is not None
+        ours = dead.dead_letter_headers(lane.attempt, self._topic)
+        headers = record.headers or ()
         # The decoded id is in `ours` already; a plain payload's time came from this record.
-        message = job.dead.message
-        if message is not None and not any(name == TIME_HEADER for name, _ in job.headers):
+        message = dead.message
+        if message is not None and not any(name == TIME_HEADER for name, _ in headers):
             ours[TIME_HEADER] = message.timestamp.isoformat()
-        if job.first_failed_at is not None:
-            ours[FIRST_FAILED_AT_HEADER] = job.first_failed_at
+        if lane.first_failed_at is not None:
+            ours[FIRST_FAILED_AT_HEADER] = lane.first_failed_at
         ours[GROUP_HEADER] = self._group or ""
-        ours[PARTITION_HEADER] = str(job.partition.partition)
-        ours[OFFSET_HEADER] = str(job.offset)
-        if job.key is not None:
-            ours[KEY_HEADER] = job.key.decode("utf-8", "replace")
-        kept = [(k, v) for k, v in job.headers if k not in ours]
+        ours[PARTITION_HEADER] = str(record.partition)
+        ours[OFFSET_HEADER] = str(record.offset)
+        if record.key is not None:
+            ours[KEY_HEADER] = record.key.decode("utf-8", "replace")
+        kept = [(k, v) for k, v in headers if k not in ours]
         return kept + [(k, v.encode()) for k, v in ours.items()]
-
-    def _settled(self, job: Job) -> None:
-        job.offsets.settled(job.offset)
-        self._commit_wanted.set()
 
     # -- committing ---------------------------------------------------------------------
     async def _commit_loop(self) -> None:
@@ -329,11 +324,11 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self._subscription.assigned(set(assigned))
 
 
-def transport_facts(job: Job) -> TransportFacts:
+def transport_facts(record: Record) -> TransportFacts:
     """A record's id (`{kafka topic}/{partition}/{offset}`) and timestamp: the same on every
     attempt, for a plain payload from a foreign producer."""
-    stamp = job.timestamp
+    stamp = record.timestamp
     return TransportFacts(
-        message_id=f"{job.partition.topic}/{job.partition.partition}/{job.offset}",
-        timestamp=datetime.fromtimestamp(stamp / 1000, UTC) if stamp >= 0 else None,
+        message_id=f"{record.topic}/{record.partition}/{record.offset}",
+        timestamp=datetime.fromtimestamp(stamp / 1000, UTC) if stamp is not None and stamp >= 0 else None,
     )

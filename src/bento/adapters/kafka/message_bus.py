@@ -33,6 +33,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from bento.adapters.kafka._backlog import KafkaBacklog
+from bento.adapters.kafka._batches import Record, Sent, send_batched
 from bento.adapters.kafka._connection import Topics, client_options, topic_problem
 from bento.adapters.kafka._dead_letters import read_dead_letters, removal_topic
 from bento.adapters.kafka._subscription import KafkaSubscription
@@ -158,9 +159,9 @@ class KafkaMessageBus(ObservedBus, StartsAndCloses):
         key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        body, wire_headers = self._wire.encode(message, headers, topic=topic)
+        body, record_headers = self._wire.encode_pairs(message, headers, topic=topic)
         within_limit(body, self.settings.max_message_bytes, topic, self._counters)
-        await self._send(topic, body, key or message.metadata.aggregate_id or None, wire_headers)
+        await self._send_record(topic, body, key or message.metadata.aggregate_id or None, record_headers)
 
     async def publish_raw(
         self, topic: str, body: bytes, *, key: str | None = None, headers: Mapping[str, str] | None = None
@@ -168,42 +169,52 @@ class KafkaMessageBus(ObservedBus, StartsAndCloses):
         await self._send(topic, body, key, headers)
 
     async def publish_batch(self, topic: str, messages: Sequence[DomainEvent]) -> None:
-        """Every record goes to the producer before any ack is awaited (the producer batches
-        them per partition); returns once all are acknowledged, else raises PublishError
+        """Every record goes to the producer before any ack is awaited, in per-partition
+        batches (`_batches`); returns once all are acknowledged, else raises PublishError
         naming how many were not (those that were stay published)."""
         producer = opened(_WHAT, f"publish to {topic!r}", self._producer, closed=self._closed)
         name = await self._publish_topic(topic)
         # Encoded and checked whole first: an oversized message fails the batch with nothing sent.
-        encoded = [self._wire.encode(message, topic=topic) for message in messages]
+        encode = self._wire.encode_pairs
+        encoded = [encode(message, topic=topic) for message in messages]
         all_within_limit((body for body, _ in encoded), self.settings.max_message_bytes, topic, self._counters)
-        futures: list[asyncio.Future[Any]] = []
+        records: list[Record] = []
+        for message, (body, record_headers) in zip(messages, encoded, strict=True):
+            key = message.metadata.aggregate_id
+            records.append((key.encode() if key else None, body, record_headers))
+        sent: list[Sent] = []
         try:
-            for message, (body, headers) in zip(messages, encoded, strict=True):
-                key = message.metadata.aggregate_id
-                record_headers = byte_headers(headers) if headers else None
-                futures.append(
-                    await producer.send(name, body, key=key.encode() if key else None, headers=record_headers)
-                )
+            if self.settings.idempotent:
+                # aiokafka's batch API is not used with idempotence: one send per record.
+                for key_bytes, body, record_headers in records:
+                    sent.append((await producer.send(name, body, key=key_bytes, headers=record_headers), 1))
+            else:
+                await send_batched(producer, name, records, sent)
         except KafkaError as exc:
-            self._counters.publish_errors += len(messages) - len(futures)
-            await asyncio.gather(*futures, return_exceptions=True)
-            reason = f"{len(messages) - len(futures)} of {len(messages)} not sent: {_reason(exc)}"
-            raise PublishError(topic, reason) from exc
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        failed = [r for r in results if isinstance(r, BaseException)]
-        self._counters.messages_published += len(results) - len(failed)
-        if failed:
-            self._counters.publish_errors += len(failed)
+            unsent = len(messages) - sum(count for _, count in sent)
+            self._counters.publish_errors += unsent
+            await asyncio.gather(*(future for future, _ in sent), return_exceptions=True)
+            raise PublishError(topic, f"{unsent} of {len(messages)} not sent: {_reason(exc)}") from exc
+        results = await asyncio.gather(*(future for future, _ in sent), return_exceptions=True)
+        failures = [(r, count) for r, (_, count) in zip(results, sent, strict=True) if isinstance(r, BaseException)]
+        failed = sum(count for _, count in failures)
+        self._counters.messages_published += len(messages) - failed
+        if failures:
+            self._counters.publish_errors += failed
             raise PublishError(
                 topic,
-                f"{len(failed)} of {len(results)} messages were not acknowledged (first: {_reason(failed[0])}); "
+                f"{failed} of {len(messages)} messages were not acknowledged (first: {_reason(failures[0][0])}); "
                 "the others are published",
             )
 
     async def _send(self, topic: str, body: bytes, key: str | None, headers: Mapping[str, str] | None) -> None:
+        await self._send_record(topic, body, key, byte_headers(headers) if headers else None)
+
+    async def _send_record(
+        self, topic: str, body: bytes, key: str | None, record_headers: list[tuple[str, bytes]] | None
+    ) -> None:
         producer = opened(_WHAT, f"publish to {topic!r}", self._producer, closed=self._closed)
         name = await self._publish_topic(topic)
-        record_headers = byte_headers(headers) if headers else None
         record_key = key.encode() if key else None
         retries = self.settings.publish_retries
         for attempt in range(retries + 1):
