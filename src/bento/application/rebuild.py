@@ -62,13 +62,14 @@ class RebuildProgress:
     """Where a rebuild is: `done` of `total` events since it (re)started, at `rate` events/s."""
 
     name: str
-    phase: str  # "replaying", "switching", "done" or "interrupted"
+    phase: str  # "starting", "replaying", "switching", "done" or "interrupted"
     position: int
     head: int
     done: int
     total: int
     rate: float
     elapsed: float
+    resumed_from: int = 0
 
     @property
     def eta(self) -> float | None:
@@ -188,7 +189,7 @@ class ProjectionRebuild:
         tracked.last = resumed_from
         head_at_start = await self.store.last_position()
         state = _Reporter(self, tracked, resumed_from, started)
-        state.report("replaying", head_at_start)
+        state.report("starting", head_at_start)
         try:
             for buffer, model in zip(self._buffers, self._serving, strict=True):
                 buffer.target = await model.shadow()
@@ -267,6 +268,7 @@ class _Reporter:
                 total=max(head - self.start, done),
                 rate=done / elapsed if elapsed > 0 else 0.0,
                 elapsed=elapsed,
+                resumed_from=self.start,
             )
         )
 

@@ -216,7 +216,13 @@ class ProgressPrinter:
 
     def __call__(self, progress: Any) -> None:
         p = progress
-        if p.phase == "replaying":
+        if p.phase == "starting":
+            line = (
+                f"rebuild {p.name}: resuming the interrupted rebuild at position {p.resumed_from:,} of {p.head:,}"
+                if p.resumed_from
+                else f"rebuild {p.name}: building a new version beside the serving one ({p.head:,} events)"
+            )
+        elif p.phase == "replaying":
             percent = 100.0 * p.done / p.total if p.total else 100.0
             eta = "?" if p.eta is None else _duration(p.eta)
             line = (

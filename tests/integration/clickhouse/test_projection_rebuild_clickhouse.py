@@ -222,6 +222,7 @@ async def test_sigint_leaves_the_old_version_serving_and_a_second_run_resumes(
             await reader
             reader = None
             assert code == 0, err
+            assert f"resuming the interrupted rebuild at position {stopped_at:,} of {total:,}" in err
             summary = json.loads(out)
             assert summary["switched"] is True and summary["resumed_from"] == stopped_at
             assert summary["position"] == summary["head"] == total

@@ -222,13 +222,15 @@ async def test_progress_is_reported_per_phase_and_printed_as_plain_lines_off_a_t
         TicketsV2(rows), store, checkpoints, batch_size=10, on_progress=both, progress_interval=0.0
     ).run()
     phases = [r.phase for r in reports]
-    assert phases[0] == "replaying" and phases[-2:] == ["switching", "done"]
+    assert phases[0] == "starting" and phases[-2:] == ["switching", "done"]
+    assert set(phases[1:-2]) == {"replaying"}
     total = TICKETS * (1 + COMMENTS)
     middle = [r for r in reports if r.phase == "replaying" and 0 < r.done < total]
     assert middle and all(r.total == total and r.rate > 0 and r.eta is not None for r in middle)
     lines = out.getvalue().splitlines()
     assert "\r" not in out.getvalue() and len(lines) == len(reports)
     assert any(f"/{total} events (" in line and "events/s, ETA " in line for line in lines)
+    assert lines[0] == f"rebuild rb-tickets: building a new version beside the serving one ({total} events)"
     assert lines[-1].startswith(f"rebuild rb-tickets: done, {total} events in ")
 
 
