@@ -30,7 +30,7 @@ def engine(request: pytest.FixtureRequest) -> ClickHouseEngine:
     return found
 
 
-class TestClickHouseReadModel(ReadModelContract, RebuildableReadModelContract):
+class TestClickHouseReadModel(ReadModelContract):
     @pytest.fixture
     async def read_model(
         self, engine: ClickHouseEngine, table_name: str
@@ -39,6 +39,12 @@ class TestClickHouseReadModel(ReadModelContract, RebuildableReadModelContract):
             yield model
         await model.drop_shadow()
         await engine.execute(f"DROP TABLE IF EXISTS {model.qualified}")
+
+
+class TestClickHouseReadModelRebuilds(RebuildableReadModelContract):
+    """The optional shadow/promote extension: EXCHANGE on chdb, one RENAME on 18.16."""
+
+    read_model = TestClickHouseReadModel.read_model
 
 
 class TestClickHouseCheckpointStore(CheckpointStoreContract):

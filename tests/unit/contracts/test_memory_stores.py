@@ -27,7 +27,13 @@ class TestInMemoryEventStore(EventStoreContract):
         await store.close()
 
 
-class TestInMemoryReadModel(ReadModelContract, RebuildableReadModelContract):
+class TestInMemoryReadModel(ReadModelContract):
+    @pytest.fixture
+    def read_model(self) -> RebuildableReadModel[ContractRecord]:
+        return InMemoryReadModel(ContractRecord)
+
+
+class TestInMemoryReadModelRebuilds(RebuildableReadModelContract):
     @pytest.fixture
     def read_model(self) -> RebuildableReadModel[ContractRecord]:
         return InMemoryReadModel(ContractRecord)
