@@ -10,15 +10,15 @@ the service's runner carries on from there.
   (Ctrl-C, a crash) leaves the old version serving, and the next rebuild resumes from it
   into the same shadow. A resumed rebuild whose shadow is gone (a memory read model in a
   new process, a dropped table) starts over from zero.
-* The switch — promote, catch up again, move the live checkpoint, reset the rebuild's —
-  runs to the end once begun, even when `stop` is set meanwhile.
-* The service's own runner may keep running: it writes the serving version, the rebuild
-  the shadow. Between the promotion and its next poll the live runner may still flush
-  a batch read before the switch into the old table, so the rebuild replays from its
-  checkpoint to the head once more after promoting. That is safe for the projections
-  `Projection` asks for anyway (writes versioned by position, accumulators skipping
-  positions they have seen): two runners applying the same events in the same order
-  write the same rows.
+* The switch runs to the end once begun, even when `stop` is set meanwhile: the service's
+  runner of the projection is asked to stand still (`bento.application.projection_switch`;
+  it may keep running during the whole rebuild otherwise), the new version is caught up to
+  the head, promoted, the live checkpoint set to the rebuilt position, the rebuild's reset,
+  and the runner goes on from there, on the new version. Without the pause a runner that
+  wrote events into the old version and then read a row back from the new one would write
+  that row without them (projections that accumulate read their rows back).
+* Replaying runs in passes to the head as each pass began, and the switch takes the last
+  batch or so: steady appends delay a rebuild only while they outpace it.
 * The rebuild needs its own projection instance (the CLI builds one per process): it
   points that instance's buffers at the shadows, which must not redirect the live
   runner's writes.
@@ -35,8 +35,9 @@ from dataclasses import asdict, dataclass
 from typing import Any, cast
 
 from bento.application.ports.checkpoint_store import CheckpointStore
-from bento.application.ports.event_store import EventStore
+from bento.application.ports.event_store import EventStore, StoredEvent
 from bento.application.ports.read_model import RebuildableReadModel
+from bento.application.projection_switch import pause_live_runner, resume_live_runner
 from bento.application.projections import Projection, ProjectionRunner
 from bento.application.read_model_buffer import ReadModelBuffer
 from bento.application.serialization import JsonCodec
@@ -113,21 +114,23 @@ class _TrackedCheckpoints:
         return await self.inner.all()
 
 
-class _Position:
-    """A checkpoint held in memory: the post-switch catch-up runs from a known position
-    without writing any store checkpoint of its own."""
+class _UpTo:
+    """The event store as far as `head`: the catch-up after the switch ends there even
+    while appends go on (the live runner takes the rest)."""
 
-    def __init__(self, position: int) -> None:
-        self.position = position
+    def __init__(self, store: EventStore, head: int) -> None:
+        self.store, self.head = store, head
 
-    async def load(self, name: str) -> int:
-        return self.position
+    async def read_all(self, after_position: int, limit: int) -> list[StoredEvent]:
+        if after_position >= self.head:
+            return []
+        return [e for e in await self.store.read_all(after_position, limit) if e.position <= self.head]
 
-    async def save(self, name: str, position: int) -> None:
-        self.position = position
+    async def last_position(self) -> int:
+        return self.head
 
-    async def all(self) -> dict[str, int]:
-        return {}
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
 
 
 class ProjectionRebuild:
@@ -147,6 +150,9 @@ class ProjectionRebuild:
         name: str | None = None,
         on_progress: Callable[[RebuildProgress], None] | None = None,
         progress_interval: float = 2.0,
+        switch_quiet: float = 2.0,
+        switch_patience: float = 30.0,
+        switch_lease: float = 120.0,
     ) -> None:
         self.projection = projection
         self.store = store
@@ -157,6 +163,7 @@ class ProjectionRebuild:
         self.checkpoint_name = rebuild_checkpoint(self.name)
         self.on_progress = on_progress
         self.progress_interval = progress_interval
+        self.switch_quiet, self.switch_patience, self.switch_lease = switch_quiet, switch_patience, switch_lease
         self._buffers: list[ReadModelBuffer[Any]] = list(projection._buffers())
         if not self._buffers:
             raise RebuildNotSupportedError(
@@ -193,15 +200,24 @@ class ProjectionRebuild:
         try:
             for buffer, model in zip(self._buffers, self._serving, strict=True):
                 buffer.target = await model.shadow()
-            runner = ProjectionRunner(
-                self.projection,
-                self.store,
-                tracked,
-                codec=self.codec,
-                batch_size=self.batch_size,
-                name=self.checkpoint_name,
+            if not await _until_stopped(self._catch_up(tracked), stop, state):
+                position = tracked.last or 0
+                state.report("interrupted", await self.store.last_position())
+                return RebuildResult(
+                    self.name, False, resumed_from, position, await self.store.last_position(),
+                    position - resumed_from, time.monotonic() - started,
+                )  # fmt: skip
+            paused = asyncio.ensure_future(
+                pause_live_runner(
+                    self.checkpoints,
+                    self.name,
+                    lease=self.switch_lease,
+                    quiet=self.switch_quiet,
+                    patience=self.switch_patience,
+                )
             )
-            if not await _until_stopped(runner.run_until_caught_up(), stop, state):
+            if not await _until_stopped(paused, stop, state):
+                await resume_live_runner(self.checkpoints, self.name)
                 position = tracked.last or 0
                 state.report("interrupted", await self.store.last_position())
                 return RebuildResult(
@@ -219,24 +235,45 @@ class ProjectionRebuild:
             self.name, True, resumed_from, position, head, position - resumed_from, time.monotonic() - started
         )
 
+    async def _replay_to(self, head: int, tracked: _TrackedCheckpoints) -> int:
+        """Apply the events after the rebuild's checkpoint up to `head` to the shadows; returns
+        the checkpoint reached."""
+        await ProjectionRunner(
+            self.projection,
+            cast(EventStore, _UpTo(self.store, head)),
+            tracked,
+            codec=self.codec,
+            batch_size=self.batch_size,
+            name=self.checkpoint_name,
+        ).run_until_caught_up()
+        return await tracked.load(self.checkpoint_name)
+
+    async def _catch_up(self, tracked: _TrackedCheckpoints) -> None:
+        """Replay in passes, each to the head as it was when the pass began, until less than
+        a batch is left: the switch takes that rest, so steady appends cannot keep a rebuild
+        from ever switching as long as it replays faster than events arrive."""
+        while True:
+            position = await self._replay_to(await self.store.last_position(), tracked)
+            if await self.store.last_position() - position <= self.batch_size:
+                return
+
     async def _switch(self, tracked: _TrackedCheckpoints) -> int:
-        """Promote every shadow, catch up once more on the serving version, move the live
-        checkpoint; shielded, so a stop request waits for it."""
+        """With the live runner standing still: catch the new version up to the head, promote
+        every shadow, move the live checkpoint, let the runner go. Shielded: a stop request
+        waits for it."""
 
         async def switch() -> int:
-            built = await self.checkpoints.load(self.checkpoint_name)
-            for buffer, model in zip(self._buffers, self._serving, strict=True):
-                await model.promote_shadow()
-                buffer.target = model
-            after = _Position(built)
-            await ProjectionRunner(
-                self.projection, self.store, after, codec=self.codec, batch_size=self.batch_size, name=self.name
-            ).run_until_caught_up()
-            await self.checkpoints.save(self.name, after.position)
-            await self.checkpoints.save(self.checkpoint_name, 0)
-            tracked.last = after.position
-            logger.info("rebuild of %s switched at position %d", self.name, after.position)
-            return after.position
+            try:
+                built = await self._replay_to(await self.store.last_position(), tracked)
+                for buffer, model in zip(self._buffers, self._serving, strict=True):
+                    await model.promote_shadow()
+                    buffer.target = model
+                await self.checkpoints.save(self.name, built)
+                await self.checkpoints.save(self.checkpoint_name, 0)
+            finally:
+                await resume_live_runner(self.checkpoints, self.name)
+            logger.info("rebuild of %s switched at position %d", self.name, built)
+            return built
 
         task = asyncio.ensure_future(switch())
         try:

@@ -69,7 +69,9 @@ async def test_a_reader_in_a_loop_never_sees_an_empty_or_partial_read_model(engi
             seen: list[Served] = []
             done = asyncio.Event()
             reader = asyncio.create_task(_read_in_a_loop(rows, seen, done))
-            result = await ProjectionRebuild(Summaries(rows), store, checkpoints, batch_size=4, name=name).run()
+            result = await ProjectionRebuild(
+                Summaries(rows), store, checkpoints, batch_size=4, name=name, switch_quiet=0.2
+            ).run()
             await asyncio.sleep(0.05)
             done.set()
             await reader
@@ -89,6 +91,58 @@ async def test_a_reader_in_a_loop_never_sees_an_empty_or_partial_read_model(engi
             await rows.drop_shadow()
             for table in (f"ev_{suffix}", f"rm_{suffix}"):
                 await engine.execute(f"DROP TABLE IF EXISTS {engine.table(table)}")
+
+
+async def test_the_live_runner_keeps_running_through_the_rebuild_and_nothing_is_lost(engine: ClickHouseEngine) -> None:
+    """Appends and the service's runner go on during the rebuild and across the switch: the
+    switched read model equals one built from scratch afterwards."""
+    suffix = uuid.uuid4().hex[:10]
+    name = f"summaries-{suffix}"
+    async with (
+        ClickHouseEventStore(engine, single_writer=True, table=f"ev_{suffix}") as store,
+        ClickHouseCheckpointStore(engine) as checkpoints,
+        ClickHouseReadModel(engine, StreamSummary, table=f"rm_{suffix}") as rows,
+        ClickHouseReadModel(engine, StreamSummary, table=f"fresh_{suffix}") as fresh,
+    ):
+        try:
+            await fill(store, streams=6, per_stream=20)
+            live_stop, appending = asyncio.Event(), asyncio.Event()
+            live = asyncio.create_task(
+                ProjectionRunner(Summaries(rows), store, checkpoints, name=name, poll_interval=0.01).run(stop=live_stop)
+            )
+
+            async def append_more() -> None:
+                version = 20
+                while not appending.is_set():
+                    await asyncio.gather(
+                        *(store.append(f"s{s}", [make_event(version, key=f"s{s}")], version) for s in range(6))
+                    )
+                    version += 1
+                    await asyncio.sleep(0.05)
+
+            appender = asyncio.create_task(append_more())
+            result = await ProjectionRebuild(Summaries(rows), store, checkpoints, batch_size=30, name=name).run()
+            appending.set()
+            await appender
+            head = await store.last_position()
+            await asyncio.wait_for(_caught_up(checkpoints, name, head), 30)  # the live runner, on the new version
+            live_stop.set()
+            await live
+
+            await ProjectionRunner(Summaries(fresh), store, checkpoints, name=f"fresh-{suffix}").run_until_caught_up()
+            assert result.switched and head > 120  # events were appended during the rebuild
+            assert await rows.find(order_by="id") == await fresh.find(order_by="id")
+        finally:
+            await rows.drop_shadow()
+            for table in (f"ev_{suffix}", f"rm_{suffix}", f"fresh_{suffix}"):
+                await engine.execute(f"DROP TABLE IF EXISTS {engine.table(table)}")
+
+
+async def _caught_up(checkpoints: ClickHouseCheckpointStore, name: str, head: int) -> None:
+    position = await checkpoints.load(name)
+    while position < head:
+        await asyncio.sleep(0.02)
+        position = await checkpoints.load(name)
 
 
 async def test_switches_are_atomic_for_concurrent_readers(engine: ClickHouseEngine) -> None:

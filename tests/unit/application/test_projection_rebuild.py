@@ -13,6 +13,7 @@ from bento.adapters.memory.event_store import InMemoryEventStore
 from bento.adapters.memory.read_model import InMemoryReadModel
 from bento.application.ports.event_store import StoredEvent
 from bento.application.ports.read_model import ReadModelPort
+from bento.application.projection_switch import ACK_SUFFIX, PAUSE_SUFFIX, LiveRunnerBusyError, now_ms
 from bento.application.projections import Projection, ProjectionRunner
 from bento.application.read_model_buffer import ReadModelBuffer
 from bento.application.rebuild import (
@@ -25,6 +26,7 @@ from bento.cli.projections import ProgressPrinter
 from bento.domain.events import DomainEvent
 
 TICKETS, COMMENTS = 30, 6
+QUIET = 0.05  # no live runner in these tests: switch after 50 ms without one
 
 
 class RbTicketOpened(DomainEvent, name="test.rebuild.ticket_opened"):
@@ -113,7 +115,7 @@ async def test_a_reader_in_a_loop_sees_the_old_version_then_the_new_one_never_a_
 
     await checkpoints.save("rb-tickets", 5)  # a live runner far behind: the switch moves it
     reading = asyncio.create_task(reader())
-    result = await ProjectionRebuild(TicketsV2(rows), store, checkpoints, batch_size=7).run()
+    result = await ProjectionRebuild(TicketsV2(rows), store, checkpoints, batch_size=7, switch_quiet=QUIET).run()
     await asyncio.sleep(0.01)
     done.set()
     await reading
@@ -140,7 +142,7 @@ async def test_a_stopped_rebuild_leaves_the_old_version_serving_and_the_next_one
             stop.set()
 
     result = await ProjectionRebuild(
-        first, store, checkpoints, batch_size=10, on_progress=stop_midway, progress_interval=0.0
+        first, store, checkpoints, batch_size=10, on_progress=stop_midway, progress_interval=0.0, switch_quiet=QUIET
     ).run(stop=stop)
     assert not result.switched and 60 <= result.position < await store.last_position()
     assert await served(rows) == OLD
@@ -149,7 +151,7 @@ async def test_a_stopped_rebuild_leaves_the_old_version_serving_and_the_next_one
     assert isinstance(first.rows, ReadModelBuffer) and first.rows.target is rows  # buffers point back
 
     second = TicketsV2(rows)
-    resumed = await ProjectionRebuild(second, store, checkpoints, batch_size=10).run()
+    resumed = await ProjectionRebuild(second, store, checkpoints, batch_size=10, switch_quiet=QUIET).run()
     assert resumed.switched and resumed.resumed_from == result.position
     assert second.applied == await store.last_position() - result.position  # nothing replayed twice
     assert await served(rows) == NEW
@@ -161,7 +163,7 @@ async def test_restart_discards_an_interrupted_rebuild(
     store, checkpoints, rows = built
     await checkpoints.save(rebuild_checkpoint("rb-tickets"), 50)
     (await rows.shadow())._rows.clear()  # whatever it held
-    result = await ProjectionRebuild(TicketsV2(rows), store, checkpoints).run(restart=True)
+    result = await ProjectionRebuild(TicketsV2(rows), store, checkpoints, switch_quiet=QUIET).run(restart=True)
     assert result.resumed_from == 0 and await served(rows) == NEW
 
 
@@ -170,7 +172,7 @@ async def test_a_resumed_rebuild_whose_shadow_is_gone_starts_over(
 ) -> None:
     store, checkpoints, rows = built
     await checkpoints.save(rebuild_checkpoint("rb-tickets"), 50)  # e.g. a memory shadow in another process
-    result = await ProjectionRebuild(TicketsV2(rows), store, checkpoints).run()
+    result = await ProjectionRebuild(TicketsV2(rows), store, checkpoints, switch_quiet=QUIET).run()
     assert result.resumed_from == 0 and await served(rows) == NEW
 
 
@@ -219,7 +221,7 @@ async def test_progress_is_reported_per_phase_and_printed_as_plain_lines_off_a_t
         printer(progress)
 
     await ProjectionRebuild(
-        TicketsV2(rows), store, checkpoints, batch_size=10, on_progress=both, progress_interval=0.0
+        TicketsV2(rows), store, checkpoints, batch_size=10, on_progress=both, progress_interval=0.0, switch_quiet=QUIET
     ).run()
     phases = [r.phase for r in reports]
     assert phases[0] == "starting" and phases[-2:] == ["switching", "done"]
@@ -266,3 +268,42 @@ def test_projections_without_rebuildable_read_models_are_refused_with_the_altern
         ProjectionRebuild(NoReadModel(), store, checkpoints)
     with pytest.raises(RebuildNotSupportedError, match="Plain"):
         ProjectionRebuild(Tickets(Plain()), store, checkpoints)  # type: ignore[arg-type]
+
+
+async def test_a_runner_that_never_pauses_makes_the_switch_fail_loudly_and_the_rebuild_stays_resumable(
+    built: tuple[InMemoryEventStore, InMemoryCheckpointStore, InMemoryReadModel[Row]],
+) -> None:
+    store, checkpoints, rows = built
+    moving = True
+
+    async def unaware_runner() -> None:  # e.g. a service on a Bento without the pause request
+        position = await checkpoints.load("rb-tickets")
+        while moving:
+            position += 1
+            await checkpoints.save("rb-tickets", position)
+            await asyncio.sleep(0.005)
+
+    other = asyncio.create_task(unaware_runner())
+    rebuild = ProjectionRebuild(TicketsV2(rows), store, checkpoints, batch_size=50, switch_patience=0.3)
+    with pytest.raises(LiveRunnerBusyError, match="did not pause for the switch"):
+        await rebuild.run()
+    moving = False
+    await other
+    assert await served(rows) == OLD and await rows.has_shadow()
+    assert await checkpoints.load("rb-tickets" + PAUSE_SUFFIX) == 0  # the request is withdrawn
+    assert await checkpoints.load(rebuild_checkpoint("rb-tickets")) == TICKETS * (1 + COMMENTS)
+
+
+async def test_a_pause_request_holds_a_runner_only_until_its_lease_ends() -> None:
+    store, checkpoints, rows = InMemoryEventStore(), InMemoryCheckpointStore(), InMemoryReadModel(Row)
+    await fill(store, tickets=3, comments=1)
+    await checkpoints.save("rb-tickets" + PAUSE_SUFFIX, now_ms() + 300)  # left by a rebuild that died
+    stop = asyncio.Event()
+    runner = asyncio.create_task(ProjectionRunner(Tickets(rows), store, checkpoints, poll_interval=0.01).run(stop=stop))
+    await asyncio.sleep(0.15)
+    assert await rows.count() == 0  # standing still, and saying so
+    assert await checkpoints.load("rb-tickets" + ACK_SUFFIX) > now_ms()
+    await asyncio.sleep(0.4)
+    assert await rows.count() == 3  # the lease ended: going on
+    stop.set()
+    await runner

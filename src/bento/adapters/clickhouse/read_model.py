@@ -24,6 +24,7 @@ thread pool; the engine belongs to its owner, so `close()` does not close it.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any, Generic, Self, TypeVar
 
@@ -50,6 +51,9 @@ M = TypeVar("M", bound=BaseModel)
 #: Suffixes of the table a rebuild fills and of the one it replaces (see the module docstring).
 SHADOW_SUFFIX = "__rebuild"
 RETIRED_SUFFIX = "__retired"
+
+#: Engines found to lack EXCHANGE TABLES (ClickHouse 18.16): they switch with one RENAME.
+_EXCHANGE: weakref.WeakKeyDictionary[ClickHouseEngine, bool] = weakref.WeakKeyDictionary()
 
 #: LIMIT needs a count; this one means "all the rest".
 _NO_LIMIT = 2**63 - 1
@@ -132,6 +136,8 @@ class ClickHouseReadModel(Generic[M]):
         """The `<table>__rebuild` table, created (with the model's current columns) when missing."""
         if self._shadow is None:
             self._shadow = ClickHouseReadModel(self.engine, self.model, table=self.table + SHADOW_SUFFIX)
+            # A leftover of a switch that died before its DROP would make the RENAME fail.
+            await self._drop(self.engine.table(self.table + RETIRED_SUFFIX))
         await self._shadow.start()
         return self._shadow
 
@@ -144,20 +150,27 @@ class ClickHouseReadModel(Generic[M]):
 
     async def promote_shadow(self) -> None:
         """Swap the shadow in under this table's name in one statement, then drop the old rows."""
-        if not await self.has_shadow():
-            raise LookupError(f"read model table {self.qualified} has no shadow to promote")
         serving, shadow = self.qualified, self.engine.table(self.table + SHADOW_SUFFIX)
         retired = self.engine.table(self.table + RETIRED_SUFFIX)
         try:
-            await self.engine.execute(f"EXCHANGE TABLES {serving} AND {shadow}")
-            old = shadow
+            if _EXCHANGE.get(self.engine, True):
+                try:
+                    await self.engine.execute(f"EXCHANGE TABLES {serving} AND {shadow}")
+                    old = shadow
+                except ClickHouseError as exc:
+                    if not await self.has_shadow():
+                        raise
+                    # ClickHouse 18.16 (and non-Atomic databases) have no EXCHANGE: one RENAME of
+                    # both names, done under the server's global lock, is the atomic switch there.
+                    logger.debug("EXCHANGE TABLES refused (%s); switching %s with RENAME", exc, serving)
+                    _EXCHANGE[self.engine] = False
+            if not _EXCHANGE.get(self.engine, True):
+                await self.engine.execute(f"RENAME TABLE {serving} TO {retired}, {shadow} TO {serving}")
+                old = retired
         except ClickHouseError as exc:
-            # ClickHouse 18.16 (and non-Atomic databases) have no EXCHANGE: one RENAME of
-            # both names, done under the server's global lock, is the atomic switch there.
-            logger.debug("EXCHANGE TABLES refused (%s); switching %s with RENAME", exc, serving)
-            await self.engine.execute(f"DROP TABLE IF EXISTS {retired}")
-            await self.engine.execute(f"RENAME TABLE {serving} TO {retired}, {shadow} TO {serving}")
-            old = retired
+            if not await self.has_shadow():
+                raise LookupError(f"read model table {self.qualified} has no shadow to promote") from exc
+            raise
         self._shadow = None
         await self._drop(old)
 
