@@ -63,7 +63,7 @@ class RebuildProgress:
     """Where a rebuild is: `done` of `total` events since it (re)started, at `rate` events/s."""
 
     name: str
-    phase: str  # "starting", "replaying", "switching", "done" or "interrupted"
+    phase: str  # "starting", "replaying", "pausing" (the live runner), "switching", "done" or "interrupted"
     position: int
     head: int
     done: int
@@ -216,7 +216,8 @@ class ProjectionRebuild:
                     patience=self.switch_patience,
                 )
             )
-            if not await _until_stopped(paused, stop, state):
+            state.report("pausing", await self.store.last_position())
+            if not await _until_stopped(paused, stop, state, progress=False):
                 await resume_live_runner(self.checkpoints, self.name)
                 position = tracked.last or 0
                 state.report("interrupted", await self.store.last_position())
@@ -310,7 +311,7 @@ class _Reporter:
         )
 
 
-async def _until_stopped(work: Any, stop: asyncio.Event, state: _Reporter) -> bool:
+async def _until_stopped(work: Any, stop: asyncio.Event, state: _Reporter, *, progress: bool = True) -> bool:
     """Run `work`, reporting progress every interval; True when it finished, False when
     `stop` was set first (the work is then cancelled: its checkpoint stays at the last
     committed batch)."""
@@ -326,7 +327,8 @@ async def _until_stopped(work: Any, stop: asyncio.Event, state: _Reporter) -> bo
                 return True
             if stopping in done:
                 return False
-            state.report("replaying", await state.rebuild.store.last_position())
+            if progress:
+                state.report("replaying", await state.rebuild.store.last_position())
     finally:
         for pending in (task, stopping):
             if not pending.done():

@@ -107,14 +107,16 @@ async def _status(args: argparse.Namespace) -> int:
         await require_event_store(container)
         store = await resolve(container.event_store)
         checkpoints = await resolve(container.checkpoint_store)
+        from bento.application.projection_switch import ACK_SUFFIX, PAUSE_SUFFIX
         from bento.application.rebuild import REBUILD_SUFFIX
 
         names = set(_projection_providers(container))
-        # A rebuild's own checkpoint shows while one is under way or interrupted (0: none).
+        # A rebuild's own checkpoint shows while one is under way or interrupted (0: none); the
+        # pause request and answer of a switch (bento.application.projection_switch) never do.
         positions = {
             name: position
             for name, position in (await checkpoints.all()).items()
-            if position or not name.endswith(REBUILD_SUFFIX)
+            if (position or not name.endswith(REBUILD_SUFFIX)) and not name.endswith((PAUSE_SUFFIX, ACK_SUFFIX))
         }
         head = await store.last_position()
         rows = [
@@ -233,8 +235,13 @@ class ProgressPrinter:
                 self._open_line = True
                 self.stream.flush()
                 return
+        elif p.phase == "pausing":
+            line = (
+                f"rebuild {p.name}: caught up at position {p.position:,}; asking the service's runner of "
+                f"{p.name} to pause for the switch"
+            )
         elif p.phase == "switching":
-            line = f"rebuild {p.name}: caught up at position {p.position:,}; switching to the new version"
+            line = f"rebuild {p.name}: switching to the new version"
         elif p.phase == "interrupted":
             line = (
                 f"rebuild {p.name}: stopped at position {p.position:,} of {p.head:,}; the old version keeps "

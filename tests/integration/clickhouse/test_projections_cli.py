@@ -88,6 +88,7 @@ def test_status_shows_an_interrupted_rebuild_and_hides_a_finished_one(
     line = next(li for li in capsys.readouterr().out.splitlines() if li.startswith("stream-summaries@rebuild"))
     assert line.split()[1:] == ["5", "12", "7", "rebuild"]
 
-    asyncio.run(_save_checkpoint(cli_settings, "stream-summaries@rebuild", 0))  # what a switch leaves
+    for name in ("stream-summaries@rebuild", "stream-summaries@pause", "stream-summaries@paused"):
+        asyncio.run(_save_checkpoint(cli_settings, name, 0))  # what a switch leaves
     assert main(["projections", "status"]) == 0
-    assert "@rebuild" not in capsys.readouterr().out
+    assert "@" not in capsys.readouterr().out

@@ -224,8 +224,8 @@ async def test_progress_is_reported_per_phase_and_printed_as_plain_lines_off_a_t
         TicketsV2(rows), store, checkpoints, batch_size=10, on_progress=both, progress_interval=0.0, switch_quiet=QUIET
     ).run()
     phases = [r.phase for r in reports]
-    assert phases[0] == "starting" and phases[-2:] == ["switching", "done"]
-    assert set(phases[1:-2]) == {"replaying"}
+    assert phases[0] == "starting" and phases[-3:] == ["pausing", "switching", "done"]
+    assert set(phases[1:-3]) == {"replaying"}
     total = TICKETS * (1 + COMMENTS)
     middle = [r for r in reports if r.phase == "replaying" and 0 < r.done < total]
     assert middle and all(r.total == total and r.rate > 0 and r.eta is not None for r in middle)
