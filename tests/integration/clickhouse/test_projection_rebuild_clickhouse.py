@@ -290,3 +290,57 @@ async def test_sigint_leaves_the_old_version_serving_and_a_second_run_resumes(
             if reader is not None:
                 await asyncio.gather(reader, return_exceptions=True)
             await engine.execute(f"DROP DATABASE IF EXISTS {settings.database}")
+
+
+async def test_a_rebuild_hands_over_to_the_service_runner_in_another_process(
+    clickhouse_server_settings: ClickHouseSettings,
+) -> None:
+    """Three processes: this one appending, the service's runner, `bento projections rebuild`.
+    The runner pauses for the switch and goes on from the rebuilt checkpoint; the result equals
+    a read model built from scratch."""
+    settings = clickhouse_server_settings.model_copy(update={"database": f"rb_{uuid.uuid4().hex[:10]}"})
+    async with (
+        open_engine(settings) as engine,
+        ClickHouseEventStore(engine, single_writer=True) as store,
+        ClickHouseCheckpointStore(engine) as checkpoints,
+        ClickHouseReadModel(engine, StreamSummary, table="stream_summary") as rows,
+        ClickHouseReadModel(engine, StreamSummary, table="fresh") as fresh,
+    ):
+        live: asyncio.subprocess.Process | None = None
+        try:
+            await fill(store, streams=6, per_stream=200)
+            env = _environment(settings)
+            live = await asyncio.create_subprocess_exec(
+                sys.executable, str(HERE / "_live_runner.py"), settings.host, str(settings.port), settings.database,
+                env=env, stdout=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            assert live.stdout is not None
+            assert (await asyncio.wait_for(live.stdout.readline(), 60)).strip() == b"ready"
+            appending = asyncio.Event()
+
+            async def append_more() -> None:
+                version = 200
+                while not appending.is_set():
+                    await asyncio.gather(
+                        *(store.append(f"s{s}", [make_event(version, key=f"s{s}")], version) for s in range(6))
+                    )
+                    version += 1
+                    await asyncio.sleep(0.02)
+
+            appender = asyncio.create_task(append_more())
+            code, out, err = await _rebuild(env, interrupt_after=None)
+            appending.set()
+            await appender
+            assert code == 0, err
+            assert "asking the service's runner of stream-summaries to pause" in err
+            assert json.loads(out)["switched"] is True
+            head = await store.last_position()
+            await asyncio.wait_for(_caught_up(checkpoints, "stream-summaries", head), 60)
+            assert await checkpoints.load("stream-summaries@paused") > 0  # the runner answered
+            await ProjectionRunner(Summaries(fresh), store, checkpoints, name="fresh").run_until_caught_up()
+            assert head > 1200 and await rows.find(order_by="id") == await fresh.find(order_by="id")
+        finally:
+            if live is not None and live.returncode is None:
+                live.terminate()
+                await live.wait()
+            await engine.execute(f"DROP DATABASE IF EXISTS {settings.database}")
