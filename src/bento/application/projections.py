@@ -33,6 +33,7 @@ from bento.application.polling import poll_until_stopped
 from bento.application.ports.checkpoint_store import CheckpointStore
 from bento.application.ports.event_store import EventStore, StoredEvent
 from bento.application.ports.read_model import ReadModelPort
+from bento.application.projection_switch import SwitchAwareCheckpoints
 from bento.application.read_model_buffer import ReadModelBuffer
 from bento.application.serialization import JsonCodec
 from bento.domain.errors import BentoError, InvalidMessageDefinitionError
@@ -332,15 +333,23 @@ class ProjectionRunner:
     async def run(self, *, stop: asyncio.Event | None = None, max_backoff: float = 10.0) -> None:
         """Catch up, then poll every `poll_interval` seconds until `stop` is set or the
         task is cancelled. An unreachable store or checkpoint store is retried with
-        back-off; a ProjectionError (a bug or a bad event) ends the loop."""
-        await poll_until_stopped(
-            self.run_until_caught_up,
-            stop=stop,
-            interval=self.poll_interval,
-            max_backoff=max_backoff,
-            transient=(BrokerUnavailableError,),
-            label=f"projection {self.name}",
-        )
+        back-off; a ProjectionError (a bug or a bad event) ends the loop. While a rebuild
+        switches this projection to a new version the runner stands still (see
+        `bento.application.projection_switch`), then goes on from the rebuilt checkpoint."""
+        plain = self.checkpoints
+        aware = SwitchAwareCheckpoints(plain, self.name, self.poll_interval)
+        self.checkpoints = aware
+        try:
+            await poll_until_stopped(
+                aware.guard(self.run_until_caught_up),
+                stop=stop,
+                interval=self.poll_interval,
+                max_backoff=max_backoff,
+                transient=(BrokerUnavailableError,),
+                label=f"projection {self.name}",
+            )
+        finally:
+            self.checkpoints = plain
 
 
 async def _settle(read: asyncio.Future[list[StoredEvent]]) -> None:

@@ -8,6 +8,7 @@ import uuid
 import pytest
 from _projection_helpers import StreamSummary, fill
 
+from bento.adapters.clickhouse.checkpoint_store import ClickHouseCheckpointStore
 from bento.adapters.clickhouse.engine import open_engine
 from bento.adapters.clickhouse.event_store import ClickHouseEventStore
 from bento.adapters.clickhouse.read_model import ClickHouseReadModel
@@ -71,3 +72,23 @@ def test_rebuild_fills_the_read_model_and_status_shows_no_lag(
 
     assert main(["projections", "rebuild", "missing"]) == 1
     assert "no projection named 'missing'" in capsys.readouterr().err
+
+
+async def _save_checkpoint(settings: ClickHouseSettings, name: str, position: int) -> None:
+    async with open_engine(settings) as engine, ClickHouseCheckpointStore(engine) as checkpoints:
+        await checkpoints.save(name, position)
+
+
+def test_status_shows_an_interrupted_rebuild_and_hides_a_finished_one(
+    cli_settings: ClickHouseSettings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    asyncio.run(_seed(cli_settings))
+    asyncio.run(_save_checkpoint(cli_settings, "stream-summaries@rebuild", 5))
+    assert main(["projections", "status"]) == 0
+    line = next(li for li in capsys.readouterr().out.splitlines() if li.startswith("stream-summaries@rebuild"))
+    assert line.split()[1:] == ["5", "12", "7", "rebuild"]
+
+    for name in ("stream-summaries@rebuild", "stream-summaries@pause", "stream-summaries@paused"):
+        asyncio.run(_save_checkpoint(cli_settings, name, 0))  # what a switch leaves
+    assert main(["projections", "status"]) == 0
+    assert "@" not in capsys.readouterr().out

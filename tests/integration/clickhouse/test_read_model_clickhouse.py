@@ -15,10 +15,10 @@ from bento.adapters.clickhouse.engine import ClickHouseEngine
 from bento.adapters.clickhouse.read_model import ClickHouseReadModel
 from bento.adapters.clickhouse.snapshot_store import ClickHouseSnapshotStore
 from bento.application.ports.checkpoint_store import CheckpointStore
-from bento.application.ports.read_model import ReadModelPort
+from bento.application.ports.read_model import RebuildableReadModel
 from bento.application.ports.snapshot_store import SnapshotStore
 from bento.testing.contracts.checkpoint_store import CheckpointStoreContract
-from bento.testing.contracts.read_model import ContractRecord, ReadModelContract
+from bento.testing.contracts.read_model import ContractRecord, ReadModelContract, RebuildableReadModelContract
 from bento.testing.contracts.snapshot_store import SnapshotStoreContract
 
 ENGINES = ["embedded", "server"]
@@ -34,9 +34,17 @@ class TestClickHouseReadModel(ReadModelContract):
     @pytest.fixture
     async def read_model(
         self, engine: ClickHouseEngine, table_name: str
-    ) -> AsyncIterator[ReadModelPort[ContractRecord]]:
+    ) -> AsyncIterator[RebuildableReadModel[ContractRecord]]:
         async with ClickHouseReadModel(engine, ContractRecord, table=table_name) as model:
             yield model
+        await model.drop_shadow()
+        await engine.execute(f"DROP TABLE IF EXISTS {model.qualified}")
+
+
+class TestClickHouseReadModelRebuilds(RebuildableReadModelContract):
+    """The optional shadow/promote extension: EXCHANGE on chdb, one RENAME on 18.16."""
+
+    read_model = TestClickHouseReadModel.read_model
 
 
 class TestClickHouseCheckpointStore(CheckpointStoreContract):

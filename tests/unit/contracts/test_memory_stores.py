@@ -10,12 +10,12 @@ from bento.adapters.memory.stream_lock import InProcessStreamLock
 from bento.application.ports.checkpoint_store import CheckpointStore
 from bento.application.ports.event_store import EventStore
 from bento.application.ports.inbox import Inbox
-from bento.application.ports.read_model import ReadModelPort
+from bento.application.ports.read_model import RebuildableReadModel
 from bento.application.ports.stream_lock import StreamLock
 from bento.testing.contracts.checkpoint_store import CheckpointStoreContract
 from bento.testing.contracts.event_store import EventStoreContract
 from bento.testing.contracts.inbox import InboxContract
-from bento.testing.contracts.read_model import ContractRecord, ReadModelContract
+from bento.testing.contracts.read_model import ContractRecord, ReadModelContract, RebuildableReadModelContract
 from bento.testing.contracts.stream_lock import StreamLockContract
 
 
@@ -29,7 +29,13 @@ class TestInMemoryEventStore(EventStoreContract):
 
 class TestInMemoryReadModel(ReadModelContract):
     @pytest.fixture
-    def read_model(self) -> ReadModelPort[ContractRecord]:
+    def read_model(self) -> RebuildableReadModel[ContractRecord]:
+        return InMemoryReadModel(ContractRecord)
+
+
+class TestInMemoryReadModelRebuilds(RebuildableReadModelContract):
+    @pytest.fixture
+    def read_model(self) -> RebuildableReadModel[ContractRecord]:
         return InMemoryReadModel(ContractRecord)
 
 

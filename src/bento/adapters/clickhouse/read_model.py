@@ -8,6 +8,13 @@ WHERE, so an older write arriving late, or a replay, never shows through and a
 tombstone hides the record until a newer upsert. Checked on ClickHouse 18.16 and on
 chdb. Background merges eventually drop the superseded rows.
 
+A zero-downtime rebuild (RebuildableReadModel) fills a shadow table `<table>__rebuild`
+beside the serving one, then swaps the names in one statement: `EXCHANGE TABLES` where the
+database supports it (chdb, any Atomic database), else (ClickHouse 18.16) one
+`RENAME TABLE t TO t__retired, t__rebuild TO t`, which renames both under the server's
+global lock. Readers name the table only, so every process reads the new version from the
+next query on; a query already running finishes on the old one.
+
 Projections should write through `write_batch` (the projection runner's buffer does):
 one INSERT per batch instead of one per event keeps ClickHouse's part count low.
 Calls go through the shared `ClickHouseEngine`, which runs the blocking client in its
@@ -17,11 +24,13 @@ thread pool; the engine belongs to its owner, so `close()` does not close it.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any, Generic, Self, TypeVar
 
 from pydantic import BaseModel
 
+from bento.adapters.clickhouse._errors import ClickHouseError
 from bento.adapters.clickhouse._read_model_schema import (
     DELETED_COLUMN,
     VERSION_COLUMN,
@@ -38,6 +47,13 @@ from bento.adapters.clickhouse.engine import ClickHouseEngine
 logger = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
+
+#: Suffixes of the table a rebuild fills and of the one it replaces (see the module docstring).
+SHADOW_SUFFIX = "__rebuild"
+RETIRED_SUFFIX = "__retired"
+
+#: Engines found to lack EXCHANGE TABLES (ClickHouse 18.16): they switch with one RENAME.
+_EXCHANGE: weakref.WeakKeyDictionary[ClickHouseEngine, bool] = weakref.WeakKeyDictionary()
 
 #: LIMIT needs a count; this one means "all the rest".
 _NO_LIMIT = 2**63 - 1
@@ -56,6 +72,7 @@ class ClickHouseReadModel(Generic[M]):
         self._insert_columns = [*self._names, VERSION_COLUMN, DELETED_COLUMN]
         self._select = ", ".join(self._names)
         self._started = False
+        self._shadow: ClickHouseReadModel[M] | None = None
 
     @property
     def qualified(self) -> str:
@@ -113,6 +130,58 @@ class ClickHouseReadModel(Generic[M]):
 
     async def clear(self) -> None:
         await self.engine.execute(f"TRUNCATE TABLE {self.qualified}")
+
+    # -- RebuildableReadModel ---------------------------------------------------------
+    async def shadow(self) -> ClickHouseReadModel[M]:
+        """The `<table>__rebuild` table, created (with the model's current columns) when missing."""
+        if self._shadow is None:
+            self._shadow = ClickHouseReadModel(self.engine, self.model, table=self.table + SHADOW_SUFFIX)
+            # A leftover of a switch that died before its DROP would make the RENAME fail.
+            await self._drop(self.engine.table(self.table + RETIRED_SUFFIX))
+        await self._shadow.start()
+        return self._shadow
+
+    async def has_shadow(self) -> bool:
+        rows = await self.engine.execute(
+            "SELECT count() FROM system.tables WHERE database = %(db)s AND name = %(table)s",
+            {"db": self.engine.database, "table": self.table + SHADOW_SUFFIX},
+        )
+        return bool(rows and rows[0][0])
+
+    async def promote_shadow(self) -> None:
+        """Swap the shadow in under this table's name in one statement, then drop the old rows."""
+        serving, shadow = self.qualified, self.engine.table(self.table + SHADOW_SUFFIX)
+        retired = self.engine.table(self.table + RETIRED_SUFFIX)
+        try:
+            if _EXCHANGE.get(self.engine, True):
+                try:
+                    await self.engine.execute(f"EXCHANGE TABLES {serving} AND {shadow}")
+                    old = shadow
+                except ClickHouseError as exc:
+                    if not await self.has_shadow():
+                        raise
+                    # ClickHouse 18.16 (and non-Atomic databases) have no EXCHANGE: one RENAME of
+                    # both names, done under the server's global lock, is the atomic switch there.
+                    logger.debug("EXCHANGE TABLES refused (%s); switching %s with RENAME", exc, serving)
+                    _EXCHANGE[self.engine] = False
+            if not _EXCHANGE.get(self.engine, True):
+                await self.engine.execute(f"RENAME TABLE {serving} TO {retired}, {shadow} TO {serving}")
+                old = retired
+        except ClickHouseError as exc:
+            if not await self.has_shadow():
+                raise LookupError(f"read model table {self.qualified} has no shadow to promote") from exc
+            raise
+        self._shadow = None
+        await self._drop(old)
+
+    async def drop_shadow(self) -> None:
+        await self._drop(self.engine.table(self.table + SHADOW_SUFFIX))
+        self._shadow = None
+
+    async def _drop(self, qualified: str) -> None:
+        # SYNC (modern engines) frees the files now instead of minutes later; 18.16 drops at once anyway.
+        sync = " SYNC" if self.engine.mode == "embedded" else ""
+        await self.engine.execute(f"DROP TABLE IF EXISTS {qualified}{sync}")
 
     # -- reads ------------------------------------------------------------------------
     async def get(self, id: str) -> M | None:

@@ -11,13 +11,18 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class InMemoryReadModel(Generic[M]):
-    """ReadModelPort over a dict; versions decide which write wins (see the port)."""
+    """ReadModelPort over a dict; versions decide which write wins (see the port).
+
+    Also a RebuildableReadModel: the shadow is a second InMemoryReadModel, and promoting
+    it swaps the dict in one assignment (the event loop runs nothing in between), so a
+    reader sees the old rows or the new ones. The shadow lives as long as this object."""
 
     def __init__(self, model: type[M]) -> None:
         if "id" not in model.model_fields:
             raise TypeError(f"read model {model.__name__} needs an `id` field")
         self.model = model
         self._rows: dict[str, tuple[int, M | None]] = {}
+        self._shadow: InMemoryReadModel[M] | None = None
 
     async def upsert(self, record: M, *, version: int) -> None:
         key = str(getattr(record, "id"))  # noqa: B009 - the model is generic
@@ -60,6 +65,23 @@ class InMemoryReadModel(Generic[M]):
 
     async def clear(self) -> None:
         self._rows.clear()
+
+    # -- RebuildableReadModel ---------------------------------------------------------
+    async def shadow(self) -> InMemoryReadModel[M]:
+        if self._shadow is None:
+            self._shadow = InMemoryReadModel(self.model)
+        return self._shadow
+
+    async def has_shadow(self) -> bool:
+        return self._shadow is not None
+
+    async def promote_shadow(self) -> None:
+        if self._shadow is None:
+            raise LookupError(f"read model {self.model.__name__} has no shadow to promote")
+        self._rows, self._shadow = self._shadow._rows, None
+
+    async def drop_shadow(self) -> None:
+        self._shadow = None
 
 
 class InMemoryReadModels:

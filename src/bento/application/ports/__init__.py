@@ -14,7 +14,7 @@ from bento.application.ports.message_bus import (
     MessageHandler,
     Subscription,
 )
-from bento.application.ports.read_model import ReadModelPort, ReadModels
+from bento.application.ports.read_model import ReadModelPort, ReadModels, RebuildableReadModel
 from bento.application.ports.snapshot_store import SnapshotStore
 from bento.application.ports.stream_lock import StreamLock
 from bento.application.ports.work_queue import WorkHandler, WorkQueue, WorkQueueConsumer
@@ -39,6 +39,7 @@ __all__ = [
     "MessageHandler",
     "ReadModelPort",
     "ReadModels",
+    "RebuildableReadModel",
     "SnapshotStore",
     "StoredEvent",
     "StreamLock",

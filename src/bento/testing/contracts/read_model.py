@@ -1,5 +1,6 @@
-"""ReadModelContract. Subclasses provide a `read_model` fixture: an empty ReadModelPort
-of `ContractRecord` (defined here)."""
+"""ReadModelContract and RebuildableReadModelContract. Subclasses provide a `read_model`
+fixture: an empty ReadModelPort (a RebuildableReadModel for the second) of `ContractRecord`
+(defined here)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 
 from pydantic import BaseModel, ConfigDict
 
-from bento.application.ports.read_model import ReadModelPort
+from bento.application.ports.read_model import ReadModelPort, RebuildableReadModel
 
 
 class ContractRecord(BaseModel):
@@ -79,3 +80,70 @@ class ReadModelContract:
         await read_model.clear()
         assert await read_model.count() == 0
         assert await read_model.find() == []
+
+
+class RebuildableReadModelContract:
+    """The optional shadow/promote extension (see RebuildableReadModel): what a
+    zero-downtime projection rebuild relies on."""
+
+    async def test_shadow_writes_are_invisible_until_promoted(
+        self, read_model: RebuildableReadModel[ContractRecord]
+    ) -> None:
+        await read_model.upsert(ContractRecord(id="old", customer="ann"), version=1)
+        assert not await read_model.has_shadow()
+        shadow = await read_model.shadow()
+        assert await read_model.has_shadow()
+        assert await shadow.count() == 0
+        await shadow.upsert(ContractRecord(id="new", customer="bob"), version=1)
+        assert [r.id for r in await read_model.find()] == ["old"]
+        assert await read_model.get("new") is None
+
+        await read_model.promote_shadow()
+        assert [r.id for r in await read_model.find()] == ["new"]
+        assert await read_model.get("old") is None
+        assert not await read_model.has_shadow()
+
+    async def test_shadow_keeps_its_writes_until_dropped(
+        self, read_model: RebuildableReadModel[ContractRecord]
+    ) -> None:
+        await (await read_model.shadow()).upsert(ContractRecord(id="half", customer="c"), version=4)
+        again = await read_model.shadow()  # a resumed rebuild finds what it wrote
+        assert [r.id for r in await again.find()] == ["half"]
+        await read_model.drop_shadow()
+        assert not await read_model.has_shadow()
+        assert await (await read_model.shadow()).count() == 0
+        await read_model.drop_shadow()
+        await read_model.drop_shadow()  # no-op without a shadow
+
+    async def test_a_reader_never_sees_an_empty_or_partial_version(
+        self, read_model: RebuildableReadModel[ContractRecord]
+    ) -> None:
+        old = [ContractRecord(id=f"o-{n}", customer="old") for n in range(20)]
+        new = [ContractRecord(id=f"o-{n}", customer="new") for n in range(30)]
+        for record in old:
+            await read_model.upsert(record, version=1)
+        seen: list[tuple[int, frozenset[str]]] = []
+        done, after_switch = asyncio.Event(), asyncio.Event()
+        wanted = [-1]  # how many reads make "two whole reads after the switch"
+
+        async def reader() -> None:
+            while not done.is_set():
+                rows = await read_model.find()
+                seen.append((len(rows), frozenset(r.customer for r in rows)))
+                if len(seen) == wanted[0]:
+                    after_switch.set()
+                await asyncio.sleep(0)
+
+        reading = asyncio.create_task(reader())
+        shadow = await read_model.shadow()
+        for record in new:
+            await shadow.upsert(record, version=2)
+            await asyncio.sleep(0)
+        await read_model.promote_shadow()
+        wanted[0] = len(seen) + 2
+        await asyncio.wait_for(after_switch.wait(), 10)
+        done.set()
+        await reading
+        assert seen, "the reader never ran"
+        assert set(seen) <= {(20, frozenset({"old"})), (30, frozenset({"new"}))}, set(seen)
+        assert seen[0] == (20, frozenset({"old"})) and seen[-1] == (30, frozenset({"new"}))
