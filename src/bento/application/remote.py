@@ -8,9 +8,12 @@ when its row lands) carries commands with no code of its own:
   + wire name), so exactly one instance runs each command.
 - Where the adapter offers its broker's own request/reply (`bus.request_reply`, the
   RequestReplyPort: NATS core request/reply), `dispatch` and `ask` use it, one hop each way.
-- Otherwise `dispatch` stamps the command with this process's reply topic (header `bento-reply-to`) and
-  waits on a future keyed by the command's message id. The reply topic is private to the
-  process (a broadcast subscription, created at start); replies carry `in_reply_to`.
+- Otherwise `dispatch` publishes the command to its durable topic stamped with this process's
+  reply address (header `bento-reply-to`) and waits on a future keyed by the command's message
+  id; replies carry `in_reply_to`. Where the adapter offers its broker's own route for replies
+  (`bus.direct_reply`, the DirectReplyPort: RabbitMQ direct reply-to, a Redis stream read
+  without a group) the address is that route; otherwise it is a topic private to the process
+  (a broadcast subscription, created at start).
 - The handler's result travels as JSON; its error as a wire name (a DomainError declared with
   `name=`) or a type name and message, rebuilt at the caller (`RemoteHandlerError` otherwise).
 - `send` publishes without a reply topic: the handler's failure is raised into the transport,
@@ -38,6 +41,7 @@ from bento.application.errors import (
     MalformedReplyError,
     RemoteHandlerError,
 )
+from bento.application.ports.direct_reply import REPLY_TO_HEADER, DirectReplyPort
 from bento.application.ports.inbox import Inbox
 from bento.application.ports.message_bus import MessageBus, Subscription
 from bento.application.ports.request_reply import RequestReplyPort
@@ -47,7 +51,8 @@ from bento.domain.wire import WireMessage
 
 logger = logging.getLogger(__name__)
 
-REPLY_TO_HEADER = "bento-reply-to"
+__all__ = ["REPLY_TO_HEADER", "RemoteCommandBus", "RemoteQueryBus", "Reply", "RequestReply"]
+
 HANDLER_NOT_FOUND = "bento.handler_not_found"
 HANDLER_GROUP = "bento.handlers."
 
@@ -84,11 +89,13 @@ class RequestReply:
     ) -> None:
         self._open = open_transport
         self.service, self.timeout, self.prefix = service, timeout, topic_prefix
+        #: Where replies to this process go: this topic, or the adapter's direct reply address.
         self.reply_topic = f"{topic_prefix}bento.reply.{service}.{uuid.uuid4().hex[:12]}"
         self._context: AbstractAsyncContextManager[MessageBus] | None = None
         self._bus: MessageBus | None = None
         self._reply_subscription: Subscription | None = None
         self._pending: dict[str, asyncio.Future[Reply]] = {}
+        self._headers: dict[str, str] = {}
         self._lock = asyncio.Lock()
         self.stray_replies = 0
         self.redeliveries_absorbed = 0
@@ -103,7 +110,13 @@ class RequestReply:
                 context = self._open()
                 bus = await context.__aenter__()
                 self._context = context
-                self._reply_subscription = await bus.subscribe(self.reply_topic, self._on_reply)
+                direct: DirectReplyPort | None = getattr(bus, "direct_reply", None)
+                if direct is not None:
+                    self._reply_subscription = await direct.open_replies(self._on_reply)
+                    self.reply_topic = self._reply_subscription.topic
+                else:
+                    self._reply_subscription = await bus.subscribe(self.reply_topic, self._on_reply)
+                self._headers = {REPLY_TO_HEADER: self.reply_topic}
                 self._bus = bus
         return self._bus
 
@@ -142,7 +155,7 @@ class RequestReply:
         self._pending[message.message_id] = future
         topic = self.topic_of(message)
         try:
-            await bus.publish(topic, _as_event(message), headers={REPLY_TO_HEADER: self.reply_topic})
+            await bus.publish(topic, _as_event(message), headers=self._headers)
             async with asyncio.timeout(limit):
                 reply = await future
         except TimeoutError:
@@ -212,7 +225,7 @@ class _Server:
             return _as_event(_error_reply(message, HandlerNotFoundError(type(message)), ""))
         try:
             result = await self.run(message)
-            reply = Reply(in_reply_to=message.message_id, ok=True, result=to_jsonable_python(result))
+            reply = _ok_reply(message, result)
         except Exception as exc:
             reply = _error_reply(message, exc, self.owner.service)
         await self._mark(message)
@@ -237,7 +250,7 @@ class _Server:
             return
         try:
             result = await self.run(message)
-            reply = Reply(in_reply_to=message.message_id, ok=True, result=to_jsonable_python(result))
+            reply = _ok_reply(message, result)
         except Exception as exc:  # the caller gets it, typed; the transport must not retry it
             reply = _error_reply(message, exc, self.owner.service)
         await self._mark(message)
@@ -273,6 +286,18 @@ class _Both:
         await self._durable.cancel()
 
 
+def _reply_id(message: WireMessage) -> str:
+    # Derived, not random: a reply is identified by what it answers (and a uuid4 per reply is
+    # measurable on the request/reply path).
+    return "reply." + message.message_id
+
+
+def _ok_reply(message: WireMessage, result: Any) -> Reply:
+    return Reply(
+        message_id=_reply_id(message), in_reply_to=message.message_id, ok=True, result=to_jsonable_python(result)
+    )
+
+
 def _error_reply(message: WireMessage, exc: Exception, service: str) -> Reply:
     if isinstance(exc, HandlerNotFoundError):
         error_type = HANDLER_NOT_FOUND
@@ -281,6 +306,7 @@ def _error_reply(message: WireMessage, exc: Exception, service: str) -> Reply:
     else:
         error_type = f"{type(exc).__module__}.{type(exc).__qualname__}"
     return Reply(
+        message_id=_reply_id(message),
         in_reply_to=message.message_id,
         ok=False,
         error_type=error_type,

@@ -59,8 +59,9 @@ class _Served:
 
     def __init__(self, topic: str, group: str, handler: RequestHandler, codec: JsonCodec, max_in_flight: int) -> None:
         self._topic, self._group, self._handler, self._codec = topic, group, handler, codec
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self._max_in_flight = max_in_flight
         self._running: set[asyncio.Task[None]] = set()
+        self._room: asyncio.Future[None] | None = None
         self.subscription: NatsCoreSubscription | None = None
 
     @property
@@ -72,10 +73,20 @@ class _Served:
         return self._group
 
     async def on_message(self, msg: Msg) -> None:
-        await self._slots.acquire()
+        # A task per request (nats-py runs one subscription's callbacks one at a time); at most
+        # `max_in_flight`, then this callback, and so the subscription, waits for room.
+        while len(self._running) >= self._max_in_flight:
+            self._room = asyncio.get_running_loop().create_future()
+            await self._room
         task = asyncio.create_task(self._answer(msg))
         self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        room = self._room
+        if room is not None and not room.done():
+            room.set_result(None)
 
     async def _answer(self, msg: Msg) -> None:
         try:
@@ -87,8 +98,6 @@ class _Served:
             logger.warning("request on %s could not be decoded; not answered: %s", self._topic, exc)
         except Exception as exc:  # the requester times out; the server keeps serving
             logger.error("request on %s failed: %s", self._topic, exc)
-        finally:
-            self._slots.release()
 
     async def cancel(self) -> None:
         if self.subscription is not None:

@@ -28,6 +28,7 @@ from bento.adapters.rabbitmq._connection import (
     close_connection,
     open_connection,
 )
+from bento.adapters.rabbitmq._direct_reply import DIRECT_REPLY_TO, DirectReplies, is_direct_address
 from bento.adapters.rabbitmq._publisher import ConfirmedPublisher
 from bento.adapters.rabbitmq._subscription import RabbitMQSubscription
 from bento.adapters.rabbitmq.settings import RabbitMQSettings
@@ -76,6 +77,7 @@ class RabbitMQMessageBus(StartsAndCloses):
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._publisher: ConfirmedPublisher | None = None
+        self._direct: DirectReplies | None = None
         self._subscriptions: set[RabbitMQSubscription] = set()
         self._reconnect_callbacks = ReconnectCallbacks(self.metrics)
         self._retry_routes: set[str] = set()
@@ -113,6 +115,7 @@ class RabbitMQMessageBus(StartsAndCloses):
             connection.reconnect_callbacks.add(self._on_reconnect)
             self._connection, self._channel = connection, channel
             self._publisher = ConfirmedPublisher(channel, self.settings, self.metrics)
+            self._direct = DirectReplies(channel, self.codec)
             if self.settings.legacy_queue_names:
                 logger.warning(_legacy.legacy_warning(self.settings))
 
@@ -130,7 +133,13 @@ class RabbitMQMessageBus(StartsAndCloses):
             await subscription.close_channel()
         self._subscriptions.clear()
         connection, self._connection, self._channel, self._publisher = self._connection, None, None, None
+        self._direct = None
         await close_connection(connection)
+
+    @property
+    def direct_reply(self) -> DirectReplies | None:
+        """Replies to this process by RabbitMQ direct reply-to (the DirectReplyPort), once started."""
+        return self._direct
 
     def register_reconnect_callback(self, callback: ReconnectCallback) -> None:
         """Run `callback()` (sync or async) after each reconnect, once consumers are restored (seed 003)."""
@@ -154,11 +163,38 @@ class RabbitMQMessageBus(StartsAndCloses):
         headers: Mapping[str, str] | None = None,
     ) -> None:
         publisher = self._live_publisher(topic)
+        if topic.startswith(DIRECT_REPLY_TO):
+            await self._publish_reply(publisher, topic, message)
+            return
         # The aggregate id travels in the body's metadata; only an explicit key becomes a header.
         body, wire_headers = self._wire.encode(message, headers, topic=topic)
+        direct = self._direct
+        if direct is not None and direct.wants_reply(headers):
+            props = _codec.message_properties(
+                message, key, wire_headers, self._wire.content_type, reply_to=DIRECT_REPLY_TO
+            )
+            within_limit(body, self.settings.max_message_bytes, topic)
+            await publisher.send(
+                self.settings.exchange_name, topic, [(body, props)], topic=topic, prepare=direct.ensure_consuming
+            )
+            return
         props = _codec.message_properties(message, key, wire_headers, self._wire.content_type)
         within_limit(body, self.settings.max_message_bytes, topic)
         await publisher.send(self.settings.exchange_name, topic, [(body, props)], topic=topic)
+
+    async def _publish_reply(self, publisher: ConfirmedPublisher, address: str, message: DomainEvent) -> None:
+        """A reply to a requester's channel (direct reply-to): default exchange, not persistent."""
+        if not is_direct_address(address):
+            # The request reached us without the broker's address (a foreign copy of it): no one
+            # can receive this reply, and publishing to the bare pseudo-queue would close our channel.
+            logger.warning("dropped a reply to %r: the request carried no direct reply-to address", address)
+            return
+        # Bento's envelope without transport headers, whatever the bus's wire format: a reply is
+        # read only by a Bento caller, and every header costs per message.
+        body = self.codec.encode(message)
+        props = _codec.reply_properties(message)
+        within_limit(body, self.settings.max_message_bytes, address)
+        await publisher.send("", address, [(body, props)], topic=address)
 
     async def publish_batch(self, topic: str, messages: Sequence[DomainEvent]) -> None:
         publisher = self._live_publisher(topic)

@@ -28,8 +28,10 @@ import socket
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
 from bento.adapters.redis._broadcast import BroadcastSubscription
@@ -42,7 +44,9 @@ from bento.adapters.redis._errors import (
 )
 from bento.adapters.redis._keys import Keys, is_pattern, partition_of
 from bento.adapters.redis._ordered import OrderedSubscription
+from bento.adapters.redis._pipeliner import Pipeliner
 from bento.adapters.redis._pubsub import PubSubHub
+from bento.adapters.redis._replies import REPLY_MAXLEN, RedisReplies, is_reply_address, reply_stream
 from bento.adapters.redis._streams import StreamSubscription
 from bento.adapters.redis.settings import RedisSettings
 from bento.adapters.shared.delivery import typed_handler
@@ -96,6 +100,8 @@ class RedisMessageBus(StartsAndCloses):
         self._keys = Keys(settings.key_prefix, settings.partitions)
         self._client, self._owns_client = client, client is None
         self._ctx: DurableContext | None = None
+        self._pipeliner: Pipeliner | None = None
+        self._replies: RedisReplies | None = None
         self._hub: PubSubHub | None = None
         self._subscriptions: set[_Subscription] = set()
         self._modes: dict[tuple[str, str], bool] = {}  # (topic, group) -> ordered, to refuse mixing
@@ -115,13 +121,24 @@ class RedisMessageBus(StartsAndCloses):
             raise BusClosedError("this RedisMessageBus was closed; build a new one")
         if self._ctx is not None:
             return
-        client = await checked_client(self.settings.url.get_secret_value(), self._client)
+        client = await checked_client(
+            self.settings.url.get_secret_value(), self._client, max_connections=self.settings.max_connections
+        )
         self._client = client
         self._ctx = DurableContext(
             client, self._keys, self.codec, self.settings, self.settings.retry_policy(), self.supervisor
         )
+        self._pipeliner = Pipeliner(client, self.settings.publish_pipelines)
         if self.settings.mode == "broadcast":
             self._hub = PubSubHub(client, self.supervisor)
+        else:
+            self._replies = RedisReplies(self._ctx)
+
+    @property
+    def direct_reply(self) -> RedisReplies | None:
+        """Replies to this process on a private stream read without a group (the DirectReplyPort;
+        durable mode, once started)."""
+        return self._replies
 
     def _context(self, action: str, topic: str) -> DurableContext:
         return opened("the Redis bus", f"{action} {topic!r}", self._ctx, closed=self._closed)
@@ -135,6 +152,13 @@ class RedisMessageBus(StartsAndCloses):
         key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
+        if self._replies is not None and is_reply_address(topic):
+            # Bento's envelope without transport headers, whatever the bus's wire format: a reply
+            # is read only by a Bento caller, and every header costs per message.
+            body = self.codec.encode(message)
+            within_limit(body, self.settings.max_message_bytes, topic)
+            await self._send(topic, [body], None)
+            return
         body, wire_headers = self._wire.encode(message, headers, topic=topic)
         within_limit(body, self.settings.max_message_bytes, topic)
         await self._send(topic, [body], [key or message.metadata.aggregate_id or message.message_id], [wire_headers])
@@ -168,26 +192,35 @@ class RedisMessageBus(StartsAndCloses):
         if is_pattern(topic):
             raise PublishError(topic, "a topic name cannot contain wildcards (*, ?, [)")
         durable, settings = self.settings.mode == "durable", self.settings
-        new_topic = durable and topic not in self._known_topics
+        reply = self._replies is not None and is_reply_address(topic)
+        new_topic = durable and not reply and topic not in self._known_topics
+
+        def commands(pipe: Pipeline) -> int:
+            if not durable:
+                channel = self._keys.channel(topic)
+                for body in bodies:
+                    pipe.publish(channel, body)
+                return len(bodies)
+            if new_topic:
+                pipe.sadd(self._keys.topics, topic)
+            if reply:  # a reply stream: only while its reader keeps it (see _replies), never a topic
+                trim: dict[str, Any] = {"maxlen": REPLY_MAXLEN, "approximate": True, "nomkstream": True}
+                single: str | None = reply_stream(ctx, topic)
+            else:
+                trim = {"maxlen": settings.maxlen, "approximate": True} if settings.maxlen else {}
+                single = self._keys.stream(topic) if keys is None or settings.partitions == 1 else None
+            for index, body in enumerate(bodies):
+                stream = single or self._stream(topic, keys[index] if keys else None)
+                entry: dict[FieldT, EncodableT] = {b"b": body}
+                entry_headers = headers[index] if headers else None
+                if entry_headers:
+                    entry[b"h"] = json.dumps(entry_headers, separators=(",", ":")).encode()
+                pipe.xadd(stream, entry, **trim)
+            return len(bodies) + new_topic
+
+        assert self._pipeliner is not None  # set with the context
         try:
-            async with ctx.redis.pipeline(transaction=False) as pipe:
-                if not durable:
-                    channel = self._keys.channel(topic)
-                    for body in bodies:
-                        pipe.publish(channel, body)
-                else:
-                    if new_topic:
-                        pipe.sadd(self._keys.topics, topic)
-                    trim = {"maxlen": settings.maxlen, "approximate": True} if settings.maxlen else {}
-                    single = self._keys.stream(topic) if keys is None or settings.partitions == 1 else None
-                    for index, body in enumerate(bodies):
-                        stream = single or self._stream(topic, keys[index] if keys else None)
-                        entry: dict[FieldT, EncodableT] = {b"b": body}
-                        entry_headers = headers[index] if headers else None
-                        if entry_headers:
-                            entry[b"h"] = json.dumps(entry_headers, separators=(",", ":")).encode()
-                        pipe.xadd(stream, entry, **trim)  # type: ignore[arg-type]
-                await pipe.execute()
+            await self._pipeliner.send(commands)
         except RedisError as exc:
             raise publish_error(topic, exc) from exc
         if new_topic:
@@ -278,6 +311,8 @@ class RedisMessageBus(StartsAndCloses):
             return
         self._closed = True
         await asyncio.gather(*(s.cancel() for s in list(self._subscriptions)))
+        if self._pipeliner is not None:
+            await self._pipeliner.close()
         if self._hub is not None:
             await self._hub.close()
         if self._client is not None and self._owns_client:
