@@ -89,8 +89,9 @@ class RequestReply:
     ) -> None:
         self._open = open_transport
         self.service, self.timeout, self.prefix = service, timeout, topic_prefix
-        #: Where replies to this process go: this topic, or the adapter's direct reply address.
-        self.reply_topic = f"{topic_prefix}bento.reply.{service}.{uuid.uuid4().hex[:12]}"
+        self._private_topic = f"{topic_prefix}bento.reply.{service}.{uuid.uuid4().hex[:12]}"
+        #: Where replies to this process go: the private topic, or the adapter's direct reply address.
+        self.reply_topic = self._private_topic
         self._context: AbstractAsyncContextManager[MessageBus] | None = None
         self._bus: MessageBus | None = None
         self._reply_subscription: Subscription | None = None
@@ -115,6 +116,7 @@ class RequestReply:
                     self._reply_subscription = await direct.open_replies(self._on_reply)
                     self.reply_topic = self._reply_subscription.topic
                 else:
+                    self.reply_topic = self._private_topic
                     self._reply_subscription = await bus.subscribe(self.reply_topic, self._on_reply)
                 self._headers = {REPLY_TO_HEADER: self.reply_topic}
                 self._bus = bus

@@ -189,9 +189,7 @@ class RabbitMQMessageBus(StartsAndCloses):
             # can receive this reply, and publishing to the bare pseudo-queue would close our channel.
             logger.warning("dropped a reply to %r: the request carried no direct reply-to address", address)
             return
-        # Bento's envelope without transport headers, whatever the bus's wire format: a reply is
-        # read only by a Bento caller, and every header costs per message.
-        body = self.codec.encode(message)
+        body = self._wire.encode_private(message, topic=address)
         props = _codec.reply_properties(message)
         within_limit(body, self.settings.max_message_bytes, address)
         await publisher.send("", address, [(body, props)], topic=address)

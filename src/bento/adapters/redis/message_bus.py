@@ -153,9 +153,7 @@ class RedisMessageBus(StartsAndCloses):
         headers: Mapping[str, str] | None = None,
     ) -> None:
         if self._replies is not None and is_reply_address(topic):
-            # Bento's envelope without transport headers, whatever the bus's wire format: a reply
-            # is read only by a Bento caller, and every header costs per message.
-            body = self.codec.encode(message)
+            body = self._wire.encode_private(message, topic=topic)
             within_limit(body, self.settings.max_message_bytes, topic)
             await self._send(topic, [body], None)
             return

@@ -77,6 +77,14 @@ class WireEncoder:
             self.codec, message, headers, wire_format=self.format, style=self.style, source=self.source
         )
 
+    def encode_private(self, message: DomainEvent, *, topic: str = "") -> bytes:
+        """Bento's envelope and no transport headers, whatever `wire_format` says: for what only
+        Bento reads (the replies of remote commands), where every header costs per message.
+        Counted and traced like `encode`."""
+        if telemetry.tracer is not None or telemetry.metrics is not None:
+            message = observed_publish(message, topic, self.system)
+        return self.codec.encode(message)
+
 
 def observed_publish(message: DomainEvent, topic: str, system: str) -> DomainEvent:
     """`message` as published with tracing or metrics on: counted as sent, and (tracing) with
