@@ -204,7 +204,8 @@ async def raw_redis() -> AsyncIterator[Call]:
 
     server, client = redis.Redis.from_url(REDIS_URL), redis.Redis.from_url(REDIS_URL)
     reader = redis.Redis.from_url(REDIS_URL)
-    requests, replies = f"bench:raw:{RUN}:requests", f"bench:raw:{RUN}:replies"
+    round_id = uuid.uuid4().hex[:8]  # a stream pair per round: nothing of an earlier round is read
+    requests, replies = f"bench:raw:{RUN}:{round_id}:requests", f"bench:raw:{RUN}:{round_id}:replies"
     await server.xgroup_create(requests, "workers", id="$", mkstream=True)
     pending: dict[str, asyncio.Future[Any]] = {}
 
@@ -236,6 +237,9 @@ async def raw_redis() -> AsyncIterator[Call]:
     await asyncio.sleep(0.2)
 
     async def call(n: int) -> Any:
+        for task in tasks:
+            if task.done():  # a dead loop would leave every call waiting out its timeout
+                raise RuntimeError(f"raw Redis loop ended: {task.exception()!r}")
         ident = str(uuid.uuid4())
         future = asyncio.get_running_loop().create_future()
         pending[ident] = future

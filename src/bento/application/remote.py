@@ -25,6 +25,7 @@ when its row lands) carries commands with no code of its own:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import Callable
@@ -97,6 +98,7 @@ class RequestReply:
         self._reply_subscription: Subscription | None = None
         self._pending: dict[str, asyncio.Future[Reply]] = {}
         self._headers: dict[str, str] = {}
+        self._publishing: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         self.stray_replies = 0
         self.redeliveries_absorbed = 0
@@ -128,6 +130,8 @@ class RequestReply:
         for future in self._pending.values():
             future.cancel()
         self._pending.clear()
+        for publishing in list(self._publishing):
+            publishing.cancel()
         if self._reply_subscription is not None:
             await self._reply_subscription.cancel()
             self._reply_subscription = None
@@ -153,18 +157,34 @@ class RequestReply:
             if not isinstance(answer, Reply):
                 raise MalformedReplyError(type(message).__wire_name__, f"got a {type(answer).__wire_name__}")
             return _outcome(answer, message)
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Reply] = loop.create_future()
         self._pending[message.message_id] = future
         topic = self.topic_of(message)
+        # The publish runs beside the wait: a reply proves the command arrived, so it answers the
+        # call even before the broker's confirm does (RabbitMQ confirms a persistent message once
+        # the worker acknowledged it, after the reply); a failed publish fails the call.
+        publishing = loop.create_task(bus.publish(topic, _as_event(message), headers=self._headers))
+        self._publishing.add(publishing)
+        publishing.add_done_callback(functools.partial(self._published, future))
         try:
-            await bus.publish(topic, _as_event(message), headers=self._headers)
             async with asyncio.timeout(limit):
                 reply = await future
         except TimeoutError:
             raise CommandTimeoutError(type(message).__wire_name__, topic, limit) from None
         finally:
             self._pending.pop(message.message_id, None)
+            if not future.done() or future.cancelled() or future.exception() is not None:
+                publishing.cancel()  # no answer is coming: stop resending
         return _outcome(reply, message)
+
+    def _published(self, future: asyncio.Future[Reply], publishing: asyncio.Task[None]) -> None:
+        self._publishing.discard(publishing)
+        if publishing.cancelled():
+            return
+        error = publishing.exception()
+        if error is not None and not future.done():
+            future.set_exception(error)
 
     async def send(self, message: WireMessage) -> None:
         bus = await self.transport()
