@@ -43,6 +43,7 @@ RABBITMQ_URL = os.environ.get("BENTO_BENCH_RABBITMQ_URL", "amqp://guest:guest@12
 NATS_URL = os.environ.get("BENTO_BENCH_NATS_URL", "nats://127.0.0.1:4222")
 REDIS_URL = os.environ.get("BENTO_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_FLIGHT = 100
+ROUND_TIMEOUT = 240.0
 RUN = uuid.uuid4().hex[:8]
 
 
@@ -278,13 +279,20 @@ async def main() -> None:
         rounds: list[tuple[dict[str, float], dict[str, float]]] = []
         for _ in range(args.rounds):
             # Alternating rounds on this shared machine: each ratio compares neighbours in time.
-            async with raw() as call:
-                raw_figures = await measure(call, args.sequential, args.messages)
-            async with bento_call(open_bus) as call:
-                bento_figures = await measure(call, args.sequential, args.messages)
+            try:
+                async with asyncio.timeout(ROUND_TIMEOUT):
+                    async with raw() as call:
+                        raw_figures = await measure(call, args.sequential, args.messages)
+                    async with bento_call(open_bus) as call:
+                        bento_figures = await measure(call, args.sequential, args.messages)
+            except TimeoutError:
+                print(f"{broker:<9} a round did not finish within {ROUND_TIMEOUT} s; left out")
+                continue
             print(f"{broker:<9} raw   {raw_figures}")
             print(f"{broker:<9} bento {bento_figures}")
             rounds.append((raw_figures, bento_figures))
+        if not rounds:
+            continue
         throughput = [b["throughput"] / r["throughput"] for r, b in rounds]
         p50 = [b["p50_ms"] / r["p50_ms"] for r, b in rounds]
         figures[f"{broker}_raw"] = [r for r, _ in rounds]
