@@ -125,14 +125,18 @@ def redis_bus() -> AbstractAsyncContextManager[MessageBus]:
 
 # -- raw clients ----------------------------------------------------------------------------
 @asynccontextmanager
-async def raw_rabbitmq() -> AsyncIterator[Call]:
+async def raw_rabbitmq(*, durable: bool = False) -> AsyncIterator[Call]:
+    """`durable=True`: the request on a durable queue, persistent, as the bus sends commands
+    (reported beside the ratio, to show what the broker's persistence costs by itself)."""
     import aio_pika
 
     server = await aio_pika.connect_robust(RABBITMQ_URL)
     client = await aio_pika.connect_robust(RABBITMQ_URL)
     server_channel = await server.channel()
     await server_channel.set_qos(prefetch_count=IN_FLIGHT)
-    queue = await server_channel.declare_queue(f"bench.raw.{RUN}", auto_delete=True)
+    name = f"bench.raw.{RUN}.{uuid.uuid4().hex[:6]}"
+    queue = await server_channel.declare_queue(name, durable=durable, auto_delete=True)
+    mode = aio_pika.DeliveryMode.PERSISTENT if durable else aio_pika.DeliveryMode.NOT_PERSISTENT
 
     async def serve(message: aio_pika.abc.AbstractIncomingMessage) -> None:
         body = json.loads(message.body)
@@ -161,7 +165,8 @@ async def raw_rabbitmq() -> AsyncIterator[Call]:
         pending[ident] = future
         body = json.dumps({"id": ident, "n": n, "note": "hello"}).encode()
         await channel.default_exchange.publish(
-            aio_pika.Message(body, reply_to="amq.rabbitmq.reply-to", correlation_id=ident), routing_key=queue.name
+            aio_pika.Message(body, reply_to="amq.rabbitmq.reply-to", correlation_id=ident, delivery_mode=mode),
+            routing_key=queue.name,
         )
         return await asyncio.wait_for(future, 30)
 
@@ -266,6 +271,16 @@ BROKERS: dict[str, tuple[Callable[[], AbstractAsyncContextManager[MessageBus]], 
 }
 
 
+@asynccontextmanager
+async def raw_rabbitmq_durable() -> AsyncIterator[Call]:
+    async with raw_rabbitmq(durable=True) as call:
+        yield call
+
+
+#: Raw variants measured beside the raw reference in each round (reported, not in the ratio).
+EXTRA_RAW: dict[str, Callable[[], AbstractAsyncContextManager[Call]]] = {"rabbitmq": raw_rabbitmq_durable}
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=3000)
@@ -277,6 +292,7 @@ async def main() -> None:
     for broker in args.only.split(","):
         open_bus, raw = BROKERS[broker]
         rounds: list[tuple[dict[str, float], dict[str, float]]] = []
+        extra: list[dict[str, float]] = []
         for _ in range(args.rounds):
             # Alternating rounds on this shared machine: each ratio compares neighbours in time.
             try:
@@ -285,6 +301,11 @@ async def main() -> None:
                         raw_figures = await measure(call, args.sequential, args.messages)
                     async with bento_call(open_bus) as call:
                         bento_figures = await measure(call, args.sequential, args.messages)
+                    if broker in EXTRA_RAW:
+                        async with EXTRA_RAW[broker]() as call:
+                            durable_figures = await measure(call, args.sequential, args.messages)
+                        print(f"{broker:<9} raw durable {durable_figures}")
+                        extra.append(durable_figures)
             except TimeoutError:
                 print(f"{broker:<9} a round did not finish within {ROUND_TIMEOUT} s; left out")
                 continue
@@ -299,6 +320,15 @@ async def main() -> None:
         figures[f"{broker}_dispatch"] = [b for _, b in rounds]
         figures[f"{broker}_dispatch_ratio_to_raw_rounds"] = [round(x, 3) for x in throughput]
         figures[f"{broker}_p50_ratio_to_raw_rounds"] = [round(x, 3) for x in p50]
+        if extra:  # the same rounds, against a raw client that also persists its requests
+            figures[f"{broker}_raw_durable"] = extra
+            figures[f"{broker}_dispatch_ratio_to_raw_durable"] = round(
+                statistics.median(b["throughput"] / d["throughput"] for (_, b), d in zip(rounds, extra, strict=False)),
+                3,
+            )
+            figures[f"{broker}_p50_ratio_to_raw_durable"] = round(
+                statistics.median(b["p50_ms"] / d["p50_ms"] for (_, b), d in zip(rounds, extra, strict=False)), 3
+            )
         figures[f"{broker}_dispatch_ratio_to_raw"] = round(statistics.median(throughput), 3)
         figures[f"{broker}_p50_ratio_to_raw"] = round(statistics.median(p50), 3)
         print(
