@@ -168,19 +168,13 @@ class RabbitMQMessageBus(StartsAndCloses):
             return
         # The aggregate id travels in the body's metadata; only an explicit key becomes a header.
         body, wire_headers = self._wire.encode(message, headers, topic=topic)
-        direct = self._direct
-        if direct is not None and direct.wants_reply(headers):
-            props = _codec.message_properties(
-                message, key, wire_headers, self._wire.content_type, reply_to=DIRECT_REPLY_TO
-            )
-            within_limit(body, self.settings.max_message_bytes, topic)
-            await publisher.send(
-                self.settings.exchange_name, topic, [(body, props)], topic=topic, prepare=direct.ensure_consuming
-            )
-            return
-        props = _codec.message_properties(message, key, wire_headers, self._wire.content_type)
+        # A request whose reply takes direct reply-to goes out on the channel consuming the replies.
+        direct = self._direct if self._direct is not None and self._direct.wants_reply(headers) else None
+        reply_to = None if direct is None else DIRECT_REPLY_TO
+        props = _codec.message_properties(message, key, wire_headers, self._wire.content_type, reply_to=reply_to)
         within_limit(body, self.settings.max_message_bytes, topic)
-        await publisher.send(self.settings.exchange_name, topic, [(body, props)], topic=topic)
+        prepare = None if direct is None else direct.ensure_consuming
+        await publisher.send(self.settings.exchange_name, topic, [(body, props)], topic=topic, prepare=prepare)
 
     async def _publish_reply(self, publisher: ConfirmedPublisher, address: str, message: DomainEvent) -> None:
         """A reply to a requester's channel (direct reply-to): default exchange, not persistent."""
