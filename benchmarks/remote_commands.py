@@ -335,7 +335,23 @@ async def main() -> None:
             f"{broker:<9} median of {len(rounds)} rounds: throughput {figures[f'{broker}_dispatch_ratio_to_raw']} "
             f"of raw, p50 {figures[f'{broker}_p50_ratio_to_raw']}x raw"
         )
+    if "redis" in args.only.split(","):
+        await _delete_redis_keys()
     print(json.dumps(figures))
+
+
+async def _delete_redis_keys() -> None:
+    """The run's streams and registry (the bus's `bench:<run>:` prefix and the raw client's)."""
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        for pattern in (f"bench:{RUN}:*", f"bench:raw:{RUN}:*"):
+            keys = [key async for key in client.scan_iter(match=pattern, count=1000)]
+            if keys:
+                await client.delete(*keys)
+    finally:
+        await client.aclose()
 
 
 if __name__ == "__main__":
