@@ -7,10 +7,12 @@ raw equivalents: aio-pika with direct reply-to (`amq.rabbitmq.reply-to`), nats-p
 with a queue-group responder, redis-py streams with a consumer group and a reply stream per
 caller. Both sides encode and decode JSON bodies inside the timing.
 
-Run: `.venv/bin/python benchmarks/remote_commands.py [--messages N] [--only rabbitmq,nats,redis]`.
-The last line printed is one JSON object with every figure, including
-`<broker>_dispatch_ratio_to_raw` (throughput of dispatch / throughput of raw; target >= 0.8)
-and `<broker>_p50_ratio_to_raw` (target <= 1.3).
+Run: `.venv/bin/python benchmarks/remote_commands.py [--messages N] [--rounds N] [--only rabbitmq,nats,redis]`.
+Raw and dispatch are measured alternately, `--rounds` times (3), so each ratio compares two
+neighbouring measurements on a shared machine. The last line printed is one JSON object with
+every figure, including `<broker>_dispatch_ratio_to_raw` (throughput of dispatch / throughput
+of raw, median over the rounds; target >= 0.8) and `<broker>_p50_ratio_to_raw` (sequential p50
+of dispatch / of raw, median; target <= 1.3), and each round's ratios.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ RABBITMQ_URL = os.environ.get("BENTO_BENCH_RABBITMQ_URL", "amqp://guest:guest@12
 NATS_URL = os.environ.get("BENTO_BENCH_NATS_URL", "nats://127.0.0.1:4222")
 REDIS_URL = os.environ.get("BENTO_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_FLIGHT = 100
+ROUND_TIMEOUT = 240.0
 RUN = uuid.uuid4().hex[:8]
 
 
@@ -113,34 +116,27 @@ def nats_bus() -> AbstractAsyncContextManager[MessageBus]:
     return NatsMessageBus(settings)
 
 
-@asynccontextmanager
-async def redis_bus() -> AsyncIterator[MessageBus]:
-    from redis.asyncio import BlockingConnectionPool, Redis
-
+def redis_bus() -> AbstractAsyncContextManager[MessageBus]:
     from bento.adapters.redis import RedisMessageBus, RedisSettings
 
-    # redis-py's default pool refuses a 101st connection (MaxConnectionsError): 100 calls in
-    # flight plus the subscriptions' blocking reads need a larger, waiting pool. Handlers run
-    # concurrently, as the raw worker pipelines its replies.
-    client = Redis(connection_pool=BlockingConnectionPool.from_url(REDIS_URL, max_connections=256))
-    settings = RedisSettings(url=REDIS_URL, key_prefix=f"bench:{RUN}:", concurrency=32)
-    try:
-        async with RedisMessageBus(settings, client=client) as bus:
-            yield bus
-    finally:
-        await client.aclose()
+    # Handlers run concurrently, as the raw worker pipelines its replies.
+    return RedisMessageBus(RedisSettings(url=REDIS_URL, key_prefix=f"bench:{RUN}:", concurrency=32))
 
 
 # -- raw clients ----------------------------------------------------------------------------
 @asynccontextmanager
-async def raw_rabbitmq() -> AsyncIterator[Call]:
+async def raw_rabbitmq(*, durable: bool = False) -> AsyncIterator[Call]:
+    """`durable=True`: the request on a durable queue, persistent, as the bus sends commands
+    (reported beside the ratio, to show what the broker's persistence costs by itself)."""
     import aio_pika
 
     server = await aio_pika.connect_robust(RABBITMQ_URL)
     client = await aio_pika.connect_robust(RABBITMQ_URL)
     server_channel = await server.channel()
     await server_channel.set_qos(prefetch_count=IN_FLIGHT)
-    queue = await server_channel.declare_queue(f"bench.raw.{RUN}", auto_delete=True)
+    name = f"bench.raw.{RUN}.{uuid.uuid4().hex[:6]}"
+    queue = await server_channel.declare_queue(name, durable=durable, auto_delete=True)
+    mode = aio_pika.DeliveryMode.PERSISTENT if durable else aio_pika.DeliveryMode.NOT_PERSISTENT
 
     async def serve(message: aio_pika.abc.AbstractIncomingMessage) -> None:
         body = json.loads(message.body)
@@ -169,7 +165,8 @@ async def raw_rabbitmq() -> AsyncIterator[Call]:
         pending[ident] = future
         body = json.dumps({"id": ident, "n": n, "note": "hello"}).encode()
         await channel.default_exchange.publish(
-            aio_pika.Message(body, reply_to="amq.rabbitmq.reply-to", correlation_id=ident), routing_key=queue.name
+            aio_pika.Message(body, reply_to="amq.rabbitmq.reply-to", correlation_id=ident, delivery_mode=mode),
+            routing_key=queue.name,
         )
         return await asyncio.wait_for(future, 30)
 
@@ -213,7 +210,8 @@ async def raw_redis() -> AsyncIterator[Call]:
 
     server, client = redis.Redis.from_url(REDIS_URL), redis.Redis.from_url(REDIS_URL)
     reader = redis.Redis.from_url(REDIS_URL)
-    requests, replies = f"bench:raw:{RUN}:requests", f"bench:raw:{RUN}:replies"
+    round_id = uuid.uuid4().hex[:8]  # a stream pair per round: nothing of an earlier round is read
+    requests, replies = f"bench:raw:{RUN}:{round_id}:requests", f"bench:raw:{RUN}:{round_id}:replies"
     await server.xgroup_create(requests, "workers", id="$", mkstream=True)
     pending: dict[str, asyncio.Future[Any]] = {}
 
@@ -245,6 +243,9 @@ async def raw_redis() -> AsyncIterator[Call]:
     await asyncio.sleep(0.2)
 
     async def call(n: int) -> Any:
+        for task in tasks:
+            if task.done():  # a dead loop would leave every call waiting out its timeout
+                raise RuntimeError(f"raw Redis loop ended: {task.exception()!r}")
         ident = str(uuid.uuid4())
         future = asyncio.get_running_loop().create_future()
         pending[ident] = future
@@ -270,26 +271,87 @@ BROKERS: dict[str, tuple[Callable[[], AbstractAsyncContextManager[MessageBus]], 
 }
 
 
+@asynccontextmanager
+async def raw_rabbitmq_durable() -> AsyncIterator[Call]:
+    async with raw_rabbitmq(durable=True) as call:
+        yield call
+
+
+#: Raw variants measured beside the raw reference in each round (reported, not in the ratio).
+EXTRA_RAW: dict[str, Callable[[], AbstractAsyncContextManager[Call]]] = {"rabbitmq": raw_rabbitmq_durable}
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--sequential", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3, help="raw and dispatch measured alternately, this often")
     parser.add_argument("--only", default=",".join(BROKERS))
     args = parser.parse_args()
     figures: dict[str, Any] = {}
     for broker in args.only.split(","):
         open_bus, raw = BROKERS[broker]
-        async with raw() as call:
-            raw_figures = await measure(call, args.sequential, args.messages)
-        async with bento_call(open_bus) as call:
-            bento_figures = await measure(call, args.sequential, args.messages)
-        print(f"{broker:<9} raw   {raw_figures}")
-        print(f"{broker:<9} bento {bento_figures}")
-        figures[f"{broker}_raw"] = raw_figures
-        figures[f"{broker}_dispatch"] = bento_figures
-        figures[f"{broker}_dispatch_ratio_to_raw"] = round(bento_figures["throughput"] / raw_figures["throughput"], 3)
-        figures[f"{broker}_p50_ratio_to_raw"] = round(bento_figures["p50_ms"] / raw_figures["p50_ms"], 3)
+        rounds: list[tuple[dict[str, float], dict[str, float]]] = []
+        extra: list[dict[str, float]] = []
+        for _ in range(args.rounds):
+            # Alternating rounds on this shared machine: each ratio compares neighbours in time.
+            try:
+                async with asyncio.timeout(ROUND_TIMEOUT):
+                    async with raw() as call:
+                        raw_figures = await measure(call, args.sequential, args.messages)
+                    async with bento_call(open_bus) as call:
+                        bento_figures = await measure(call, args.sequential, args.messages)
+                    if broker in EXTRA_RAW:
+                        async with EXTRA_RAW[broker]() as call:
+                            durable_figures = await measure(call, args.sequential, args.messages)
+                        print(f"{broker:<9} raw durable {durable_figures}")
+                        extra.append(durable_figures)
+            except TimeoutError:
+                print(f"{broker:<9} a round did not finish within {ROUND_TIMEOUT} s; left out")
+                continue
+            print(f"{broker:<9} raw   {raw_figures}")
+            print(f"{broker:<9} bento {bento_figures}")
+            rounds.append((raw_figures, bento_figures))
+        if not rounds:
+            continue
+        throughput = [b["throughput"] / r["throughput"] for r, b in rounds]
+        p50 = [b["p50_ms"] / r["p50_ms"] for r, b in rounds]
+        figures[f"{broker}_raw"] = [r for r, _ in rounds]
+        figures[f"{broker}_dispatch"] = [b for _, b in rounds]
+        figures[f"{broker}_dispatch_ratio_to_raw_rounds"] = [round(x, 3) for x in throughput]
+        figures[f"{broker}_p50_ratio_to_raw_rounds"] = [round(x, 3) for x in p50]
+        if extra:  # the same rounds, against a raw client that also persists its requests
+            figures[f"{broker}_raw_durable"] = extra
+            figures[f"{broker}_dispatch_ratio_to_raw_durable"] = round(
+                statistics.median(b["throughput"] / d["throughput"] for (_, b), d in zip(rounds, extra, strict=False)),
+                3,
+            )
+            figures[f"{broker}_p50_ratio_to_raw_durable"] = round(
+                statistics.median(b["p50_ms"] / d["p50_ms"] for (_, b), d in zip(rounds, extra, strict=False)), 3
+            )
+        figures[f"{broker}_dispatch_ratio_to_raw"] = round(statistics.median(throughput), 3)
+        figures[f"{broker}_p50_ratio_to_raw"] = round(statistics.median(p50), 3)
+        print(
+            f"{broker:<9} median of {len(rounds)} rounds: throughput {figures[f'{broker}_dispatch_ratio_to_raw']} "
+            f"of raw, p50 {figures[f'{broker}_p50_ratio_to_raw']}x raw"
+        )
+    if "redis" in args.only.split(","):
+        await _delete_redis_keys()
     print(json.dumps(figures))
+
+
+async def _delete_redis_keys() -> None:
+    """The run's streams and registry (the bus's `bench:<run>:` prefix and the raw client's)."""
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        for pattern in (f"bench:{RUN}:*", f"bench:raw:{RUN}:*"):
+            keys = [key async for key in client.scan_iter(match=pattern, count=1000)]
+            if keys:
+                await client.delete(*keys)
+    finally:
+        await client.aclose()
 
 
 if __name__ == "__main__":

@@ -8,9 +8,12 @@ when its row lands) carries commands with no code of its own:
   + wire name), so exactly one instance runs each command.
 - Where the adapter offers its broker's own request/reply (`bus.request_reply`, the
   RequestReplyPort: NATS core request/reply), `dispatch` and `ask` use it, one hop each way.
-- Otherwise `dispatch` stamps the command with this process's reply topic (header `bento-reply-to`) and
-  waits on a future keyed by the command's message id. The reply topic is private to the
-  process (a broadcast subscription, created at start); replies carry `in_reply_to`.
+- Otherwise `dispatch` publishes the command to its durable topic stamped with this process's
+  reply address (header `bento-reply-to`) and waits on a future keyed by the command's message
+  id; replies carry `in_reply_to`. Where the adapter offers its broker's own route for replies
+  (`bus.direct_reply`, the DirectReplyPort: RabbitMQ direct reply-to, a Redis stream read
+  without a group) the address is that route; otherwise it is a topic private to the process
+  (a broadcast subscription, created at start).
 - The handler's result travels as JSON; its error as a wire name (a DomainError declared with
   `name=`) or a type name and message, rebuilt at the caller (`RemoteHandlerError` otherwise).
 - `send` publishes without a reply topic: the handler's failure is raised into the transport,
@@ -24,6 +27,7 @@ when its row lands) carries commands with no code of its own:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import Callable
@@ -42,6 +46,7 @@ from bento.application.errors import (
     RemoteHandlerError,
 )
 from bento.application.messages import Query
+from bento.application.ports.direct_reply import REPLY_TO_HEADER, DirectReplyPort
 from bento.application.ports.inbox import Inbox
 from bento.application.ports.message_bus import MessageBus, Subscription
 from bento.application.ports.request_reply import RequestReplyPort
@@ -51,7 +56,8 @@ from bento.domain.wire import WireMessage
 
 logger = logging.getLogger(__name__)
 
-REPLY_TO_HEADER = "bento-reply-to"
+__all__ = ["REPLY_TO_HEADER", "RemoteCommandBus", "RemoteQueryBus", "Reply", "RequestReply"]
+
 HANDLER_NOT_FOUND = "bento.handler_not_found"
 HANDLER_GROUP = "bento.handlers."
 
@@ -91,11 +97,15 @@ class RequestReply:
         self.service, self.timeout, self.prefix = service, timeout, topic_prefix
         #: The transport's `messaging.system` on spans (the backend name; empty: not recorded).
         self.system = system
-        self.reply_topic = f"{topic_prefix}bento.reply.{service}.{uuid.uuid4().hex[:12]}"
+        self._private_topic = f"{topic_prefix}bento.reply.{service}.{uuid.uuid4().hex[:12]}"
+        #: Where replies to this process go: the private topic, or the adapter's direct reply address.
+        self.reply_topic = self._private_topic
         self._context: AbstractAsyncContextManager[MessageBus] | None = None
         self._bus: MessageBus | None = None
         self._reply_subscription: Subscription | None = None
         self._pending: dict[str, asyncio.Future[Reply]] = {}
+        self._headers: dict[str, str] = {}
+        self._publishing: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         self.stray_replies = 0
         self.redeliveries_absorbed = 0
@@ -110,7 +120,14 @@ class RequestReply:
                 context = self._open()
                 bus = await context.__aenter__()
                 self._context = context
-                self._reply_subscription = await bus.subscribe(self.reply_topic, self._on_reply)
+                direct: DirectReplyPort | None = getattr(bus, "direct_reply", None)
+                if direct is not None:
+                    self._reply_subscription = await direct.open_replies(self._on_reply)
+                    self.reply_topic = self._reply_subscription.topic
+                else:
+                    self.reply_topic = self._private_topic
+                    self._reply_subscription = await bus.subscribe(self.reply_topic, self._on_reply)
+                self._headers = {REPLY_TO_HEADER: self.reply_topic}
                 self._bus = bus
         return self._bus
 
@@ -125,6 +142,8 @@ class RequestReply:
         for future in self._pending.values():
             future.cancel()
         self._pending.clear()
+        for publishing in list(self._publishing):
+            publishing.cancel()
         if self._reply_subscription is not None:
             await self._reply_subscription.cancel()
             self._reply_subscription = None
@@ -157,18 +176,34 @@ class RequestReply:
             if not isinstance(answer, Reply):
                 raise MalformedReplyError(type(message).__wire_name__, f"got a {type(answer).__wire_name__}")
             return _outcome(answer, message)
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Reply] = loop.create_future()
         self._pending[message.message_id] = future
         topic = self.topic_of(message)
+        # The publish runs beside the wait: a reply proves the command arrived, so it answers the
+        # call even before the broker's confirm does (RabbitMQ confirms a persistent message once
+        # the worker acknowledged it, after the reply); a failed publish fails the call.
+        publishing = loop.create_task(bus.publish(topic, _as_event(message), headers=self._headers))
+        self._publishing.add(publishing)
+        publishing.add_done_callback(functools.partial(self._published, future))
         try:
-            await bus.publish(topic, _as_event(message), headers={REPLY_TO_HEADER: self.reply_topic})
             async with asyncio.timeout(limit):
                 reply = await future
         except TimeoutError:
             raise CommandTimeoutError(type(message).__wire_name__, topic, limit) from None
         finally:
             self._pending.pop(message.message_id, None)
+            if not future.done() or future.cancelled() or future.exception() is not None:
+                publishing.cancel()  # no answer is coming: stop resending
         return _outcome(reply, message)
+
+    def _published(self, future: asyncio.Future[Reply], publishing: asyncio.Task[None]) -> None:
+        self._publishing.discard(publishing)
+        if publishing.cancelled():
+            return
+        error = publishing.exception()
+        if error is not None and not future.done():
+            future.set_exception(error)
 
     async def send(self, message: WireMessage) -> None:
         bus = await self.transport()
@@ -255,8 +290,7 @@ class _Server:
 
     async def _reply_to(self, message: WireMessage) -> Reply:
         try:
-            result = await self.run(message)
-            return Reply(in_reply_to=message.message_id, ok=True, result=to_jsonable_python(result))
+            return _ok_reply(message, await self.run(message))
         except Exception as exc:  # the caller gets it, typed; the transport must not retry it
             return _error_reply(message, exc, self.owner.service)
 
@@ -334,6 +368,18 @@ class _Both:
         await self._durable.cancel()
 
 
+def _reply_id(message: WireMessage) -> str:
+    # Derived, not random: a reply is identified by what it answers (and a uuid4 per reply is
+    # measurable on the request/reply path).
+    return "reply." + message.message_id
+
+
+def _ok_reply(message: WireMessage, result: Any) -> Reply:
+    return Reply(
+        message_id=_reply_id(message), in_reply_to=message.message_id, ok=True, result=to_jsonable_python(result)
+    )
+
+
 def _error_reply(message: WireMessage, exc: Exception, service: str) -> Reply:
     if isinstance(exc, HandlerNotFoundError):
         error_type = HANDLER_NOT_FOUND
@@ -342,6 +388,7 @@ def _error_reply(message: WireMessage, exc: Exception, service: str) -> Reply:
     else:
         error_type = f"{type(exc).__module__}.{type(exc).__qualname__}"
     return Reply(
+        message_id=_reply_id(message),
         in_reply_to=message.message_id,
         ok=False,
         error_type=error_type,

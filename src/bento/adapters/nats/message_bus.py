@@ -75,6 +75,7 @@ class NatsMessageBus(ObservedBus, StartsAndCloses):
         self._conn.on_replaced(self._wake_subscriptions)
         self._sweeper: asyncio.Task[None] | None = None
         self._closed = False
+        self._request_reply = NatsRequestReply(self._conn, self.settings, self.codec)
 
     @property
     def capabilities(self) -> Capabilities:
@@ -97,7 +98,7 @@ class NatsMessageBus(ObservedBus, StartsAndCloses):
     @property
     def request_reply(self) -> NatsRequestReply:
         """NATS core request/reply for a remote CommandBus's dispatch and ask (RequestReplyPort)."""
-        return NatsRequestReply(self._conn, self.settings, self.codec)
+        return self._request_reply
 
     async def start(self) -> None:
         """Connect and declare the streams. Idempotent; refused after close()."""

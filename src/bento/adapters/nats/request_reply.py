@@ -61,8 +61,9 @@ class _Served:
 
     def __init__(self, topic: str, group: str, handler: RequestHandler, codec: JsonCodec, max_in_flight: int) -> None:
         self._topic, self._group, self._handler, self._codec = topic, group, handler, codec
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self._max_in_flight = max_in_flight
         self._running: set[asyncio.Task[None]] = set()
+        self._room: asyncio.Future[None] | None = None
         self.subscription: NatsCoreSubscription | None = None
 
     @property
@@ -74,10 +75,20 @@ class _Served:
         return self._group
 
     async def on_message(self, msg: Msg) -> None:
-        await self._slots.acquire()
+        # A task per request (nats-py runs one subscription's callbacks one at a time); at most
+        # `max_in_flight`, then this callback, and so the subscription, waits for room.
+        while len(self._running) >= self._max_in_flight:
+            self._room = asyncio.get_running_loop().create_future()
+            await self._room
         task = asyncio.create_task(self._answer(msg))
         self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        room = self._room
+        if room is not None and not room.done():
+            room.set_result(None)
 
     async def _answer(self, msg: Msg) -> None:
         started, message_type, outcome, error_type = perf_counter(), "", "ack", ""
@@ -94,7 +105,6 @@ class _Served:
             outcome, error_type = "dead", type(exc).__name__
             logger.error("request on %s failed: %s", self._topic, exc)
         finally:
-            self._slots.release()
             # Counted like a delivery off the stream, so /metrics shows natively served requests.
             if telemetry.metrics is not None:
                 seconds = perf_counter() - started

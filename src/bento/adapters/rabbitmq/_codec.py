@@ -19,6 +19,7 @@ from bento.domain.events import DomainEvent
 PERSISTENT = 2
 #: A dead letter's id in its queue (a uuid written when the bus dead-lettered it).
 LETTER_ID_HEADER = "x-bento-letter-id"
+TRANSIENT = 1
 #: Headers the broker adds when it dead-letters; copying them into a republished message would
 #: make RabbitMQ's cycle detection drop it on the next expiry, so they are never forwarded.
 _BROKER_DEATH_HEADERS = ("x-death", "x-first-death-", "x-last-death-")
@@ -35,21 +36,40 @@ def properties(message_id: str | None, key: str | None, headers: Mapping[str, st
 
 
 def message_properties(
-    message: DomainEvent, key: str | None, headers: dict[str, Any], content_type: str
+    message: DomainEvent,
+    key: str | None,
+    headers: dict[str, Any],
+    content_type: str,
+    *,
+    reply_to: str | None = None,
 ) -> Basic.Properties:
     """Properties of a published message (docs/wire-format.md): the AMQP message_id, type,
     correlation_id, timestamp and content_type, and `headers` (metadata or CloudEvents
-    attributes, from WireEncoder) as the headers table."""
+    attributes, from WireEncoder) as the headers table; `reply_to` for a request whose reply
+    takes direct reply-to."""
     if key:
         headers[KEY_HEADER] = key
     return Basic.Properties(
         delivery_mode=PERSISTENT,
+        reply_to=reply_to,
         content_type=content_type,
         message_id=message.message_id,
         correlation_id=message.metadata.correlation_id,
         timestamp=message.timestamp,
         message_type=type(message).__wire_name__,
         headers=headers,
+    )
+
+
+def reply_properties(message: DomainEvent) -> Basic.Properties:
+    """Properties of a reply sent by direct reply-to: not persistent (it is never stored), Bento's
+    envelope, no headers."""
+    return Basic.Properties(
+        delivery_mode=TRANSIENT,
+        content_type=CONTENT_TYPE,
+        message_id=message.message_id,
+        correlation_id=message.metadata.correlation_id,
+        message_type=type(message).__wire_name__,
     )
 
 
@@ -90,6 +110,7 @@ def republished(
         correlation_id=original.correlation_id,
         message_type=original.message_type,
         timestamp=original.timestamp,
+        reply_to=original.reply_to,  # a retried request still gets its direct reply
     )
 
 

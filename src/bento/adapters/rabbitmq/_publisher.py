@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from aio_pika.abc import AbstractRobustChannel
+from aiormq.abc import AbstractChannel
 from aiormq.exceptions import DeliveryError
 from pamqp.commands import Basic
 
@@ -25,6 +26,8 @@ from bento.application.errors import PublishError
 logger = logging.getLogger(__name__)
 
 Item = tuple[bytes, Basic.Properties]
+#: Runs on the underlying channel before a window goes out on it (see _direct_reply).
+Prepare = Callable[[AbstractChannel], Awaitable[None]]
 _RETRY_PAUSE = 0.05
 
 
@@ -36,11 +39,19 @@ class ConfirmedPublisher:
         self._timeout, self._window = settings.publish_timeout, settings.publish_window
 
     async def send(
-        self, exchange: str, routing_key: str, items: Sequence[Item], *, topic: str, counted: bool = True
+        self,
+        exchange: str,
+        routing_key: str,
+        items: Sequence[Item],
+        *,
+        topic: str,
+        counted: bool = True,
+        prepare: Prepare | None = None,
     ) -> None:
         """Return once the broker confirmed every item; raise PublishError otherwise.
         `counted=False` for the bus's own retry and dead-letter copies: they are not messages
-        a service published, so they stay out of `messages_published`."""
+        a service published, so they stay out of `messages_published`. `prepare` runs on the
+        channel first (again after a reconnect gave a new one)."""
         loop = asyncio.get_running_loop()
         for start in range(0, len(items), self._window):
             pending = list(items[start : start + self._window])
@@ -49,7 +60,7 @@ class ConfirmedPublisher:
                 try:
                     async with asyncio.timeout_at(deadline):
                         sent = len(pending)
-                        pending = await self._send_window(exchange, routing_key, pending)
+                        pending = await self._send_window(exchange, routing_key, pending, prepare)
                         if counted:
                             self._metrics.messages_published += sent - len(pending)
                 except DeliveryError as exc:
@@ -69,10 +80,14 @@ class ConfirmedPublisher:
                     # Confirms lost to a dropped connection: resend once the channel is restored.
                     await asyncio.sleep(_RETRY_PAUSE)
 
-    async def _send_window(self, exchange: str, routing_key: str, items: list[Item]) -> list[Item]:
+    async def _send_window(
+        self, exchange: str, routing_key: str, items: list[Item], prepare: Prepare | None
+    ) -> list[Item]:
         """Publish `items` pipelined; return those whose confirm was lost to a transient failure."""
         # Waits while the robust connection is reconnecting, then gives the restored channel.
         channel = await self._channel.get_underlay_channel()
+        if prepare is not None:
+            await prepare(channel)
         if len(items) == 1:
             body, props = items[0]
             await channel.basic_publish(body, exchange=exchange, routing_key=routing_key, properties=props)

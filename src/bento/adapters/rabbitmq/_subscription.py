@@ -32,6 +32,7 @@ from aiormq.abc import DeliveredMessage
 from bento.adapters.rabbitmq._acks import AckBatcher
 from bento.adapters.rabbitmq._codec import failed_attempts, text, transport_facts
 from bento.adapters.rabbitmq._connection import DRIVER_ERRORS
+from bento.adapters.rabbitmq._direct_reply import Addressed, is_direct_address
 from bento.adapters.shared.delivery import ORIGINAL_TOPIC_HEADER, Action, handle_delivery
 from bento.application.errors import BusClosedError, PublishError
 from bento.application.ports.message_bus import MessageHandler
@@ -154,9 +155,13 @@ class RabbitMQSubscription:
         attempt = failed_attempts(headers) + 1
         topic = text(headers.get(ORIGINAL_TOPIC_HEADER)) if headers else ""
         topic = topic or message.routing_key or self._pattern
+        handler = self._handler
+        reply_to = properties.reply_to
+        if reply_to and is_direct_address(reply_to):  # a request whose reply takes direct reply-to
+            handler = Addressed(handler, reply_to)
         verdict = await handle_delivery(
             bus.codec,
-            self._handler,
+            handler,
             message.body,
             attempt=attempt,
             policy=bus.retry_policy,

@@ -30,6 +30,7 @@ from bento.adapters.rabbitmq._connection import (
     open_connection,
 )
 from bento.adapters.rabbitmq._dead_letters import DeadLetterQueue, close_quietly
+from bento.adapters.rabbitmq._direct_reply import DIRECT_REPLY_TO, DirectReplies, is_direct_address
 from bento.adapters.rabbitmq._publisher import ConfirmedPublisher
 from bento.adapters.rabbitmq._subscription import RabbitMQSubscription
 from bento.adapters.rabbitmq.settings import RabbitMQSettings
@@ -86,6 +87,7 @@ class RabbitMQMessageBus(ObservedBus, StartsAndCloses):
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._publisher: ConfirmedPublisher | None = None
+        self._direct: DirectReplies | None = None
         self._subscriptions: set[RabbitMQSubscription] = set()
         self._reconnect_callbacks = ReconnectCallbacks(self._counters)
         self._background: set[asyncio.Task[None]] = set()
@@ -125,6 +127,7 @@ class RabbitMQMessageBus(ObservedBus, StartsAndCloses):
             connection.close_callbacks.add(self._on_lost)
             self._connection, self._channel = connection, channel
             self._publisher = ConfirmedPublisher(channel, self.settings, self._counters)
+            self._direct = DirectReplies(channel, self.codec)
             if self.settings.legacy_queue_names:
                 logger.warning(_legacy.legacy_warning(self.settings))
 
@@ -142,7 +145,13 @@ class RabbitMQMessageBus(ObservedBus, StartsAndCloses):
             await subscription.close_channel()
         self._subscriptions.clear()
         connection, self._connection, self._channel, self._publisher = self._connection, None, None, None
+        self._direct = None
         await close_connection(connection)
+
+    @property
+    def direct_reply(self) -> DirectReplies | None:
+        """Replies to this process by RabbitMQ direct reply-to (the DirectReplyPort), once started."""
+        return self._direct
 
     async def _on_reconnect(self, _connection: object) -> None:
         """aio-pika restored topology and consumers; now the reconnect callbacks (seed 003)."""
@@ -172,11 +181,30 @@ class RabbitMQMessageBus(ObservedBus, StartsAndCloses):
         headers: Mapping[str, str] | None = None,
     ) -> None:
         publisher = self._live_publisher(topic)
+        if topic.startswith(DIRECT_REPLY_TO):
+            await self._publish_reply(publisher, topic, message)
+            return
         # The aggregate id travels in the body's metadata; only an explicit key becomes a header.
         body, wire_headers = self._wire.encode(message, headers, topic=topic)
-        props = _codec.message_properties(message, key, wire_headers, self._wire.content_type)
+        # A request whose reply takes direct reply-to goes out on the channel consuming the replies.
+        direct = self._direct if self._direct is not None and self._direct.wants_reply(headers) else None
+        reply_to = None if direct is None else DIRECT_REPLY_TO
+        props = _codec.message_properties(message, key, wire_headers, self._wire.content_type, reply_to=reply_to)
         within_limit(body, self.settings.max_message_bytes, topic, self._counters)
-        await publisher.send(self.settings.exchange_name, topic, [(body, props)], topic=topic)
+        prepare = None if direct is None else direct.ensure_consuming
+        await publisher.send(self.settings.exchange_name, topic, [(body, props)], topic=topic, prepare=prepare)
+
+    async def _publish_reply(self, publisher: ConfirmedPublisher, address: str, message: DomainEvent) -> None:
+        """A reply to a requester's channel (direct reply-to): default exchange, not persistent."""
+        if not is_direct_address(address):
+            # The request reached us without the broker's address (a foreign copy of it): no one
+            # can receive this reply, and publishing to the bare pseudo-queue would close our channel.
+            logger.warning("dropped a reply to %r: the request carried no direct reply-to address", address)
+            return
+        body = self._wire.encode_private(message, topic=address)
+        props = _codec.reply_properties(message)
+        within_limit(body, self.settings.max_message_bytes, address, self._counters)
+        await publisher.send("", address, [(body, props)], topic=address)
 
     async def publish_batch(self, topic: str, messages: Sequence[DomainEvent]) -> None:
         publisher = self._live_publisher(topic)

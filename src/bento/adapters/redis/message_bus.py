@@ -28,8 +28,10 @@ import socket
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
 from bento.adapters.redis import _backlog
@@ -43,7 +45,9 @@ from bento.adapters.redis._errors import (
 )
 from bento.adapters.redis._keys import Keys, is_pattern, partition_of
 from bento.adapters.redis._ordered import OrderedSubscription
+from bento.adapters.redis._pipeliner import Pipeliner
 from bento.adapters.redis._pubsub import PubSubHub
+from bento.adapters.redis._replies import REPLY_MAXLEN, RedisReplies, is_reply_address, reply_stream
 from bento.adapters.redis._streams import StreamSubscription
 from bento.adapters.redis.settings import RedisSettings
 from bento.adapters.shared.dead_letters import replay_copy, requeue_each
@@ -103,6 +107,8 @@ class RedisMessageBus(ObservedBus, StartsAndCloses):
         self._keys = Keys(settings.key_prefix, settings.partitions)
         self._client, self._owns_client = client, client is None
         self._ctx: DurableContext | None = None
+        self._pipeliner: Pipeliner | None = None
+        self._replies: RedisReplies | None = None
         self._hub: PubSubHub | None = None
         self._subscriptions: set[_Subscription] = set()
         self._modes: dict[tuple[str, str], bool] = {}  # (topic, group) -> ordered, to refuse mixing
@@ -125,13 +131,18 @@ class RedisMessageBus(ObservedBus, StartsAndCloses):
             raise BusClosedError("this RedisMessageBus was closed; build a new one")
         if self._ctx is not None:
             return
-        client = await checked_client(self.settings.url.get_secret_value(), self._client)
+        client = await checked_client(
+            self.settings.url.get_secret_value(), self._client, max_connections=self.settings.max_connections
+        )
         self._client = client
         self._ctx = DurableContext(
             client, self._keys, self.codec, self.settings, self.settings.retry_policy(), self.supervisor
         )
+        self._pipeliner = Pipeliner(client, self.settings.publish_pipelines)
         if self.settings.mode == "broadcast":
             self._hub = PubSubHub(client, self.supervisor)
+        else:
+            self._replies = RedisReplies(self._ctx)
         where = f"Redis at {self._address()}"
         self._watch = self.supervisor.spawn(
             "connection watch",
@@ -155,6 +166,12 @@ class RedisMessageBus(ObservedBus, StartsAndCloses):
             return False
         return True
 
+    @property
+    def direct_reply(self) -> RedisReplies | None:
+        """Replies to this process on a private stream read without a group (the DirectReplyPort;
+        durable mode, once started)."""
+        return self._replies
+
     def _context(self, action: str, topic: str) -> DurableContext:
         return opened("the Redis bus", f"{action} {topic!r}", self._ctx, closed=self._closed)
 
@@ -167,6 +184,11 @@ class RedisMessageBus(ObservedBus, StartsAndCloses):
         key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
+        if self._replies is not None and is_reply_address(topic):
+            body = self._wire.encode_private(message, topic=topic)
+            within_limit(body, self.settings.max_message_bytes, topic, self._counters)
+            await self._send(topic, [body], None)
+            return
         body, wire_headers = self._wire.encode(message, headers, topic=topic)
         within_limit(body, self.settings.max_message_bytes, topic, self._counters)
         await self._send(topic, [body], [key or message.metadata.aggregate_id or message.message_id], [wire_headers])
@@ -201,59 +223,42 @@ class RedisMessageBus(ObservedBus, StartsAndCloses):
         ctx = self._context("publish to", topic)
         if is_pattern(topic):
             raise PublishError(topic, "a topic name cannot contain wildcards (*, ?, [)")
-        durable = self.settings.mode == "durable"
-        new_topic = durable and topic not in self._known_topics
-        try:
-            if durable and not new_topic and len(bodies) == 1:
-                await self._xadd_one(ctx.redis, topic, bodies[0], keys[0] if keys else None, headers)
+        durable, settings = self.settings.mode == "durable", self.settings
+        reply = self._replies is not None and is_reply_address(topic)
+        new_topic = durable and not reply and topic not in self._known_topics
+
+        def commands(pipe: Pipeline) -> int:
+            if not durable:
+                channel = self._keys.channel(topic)
+                for body in bodies:
+                    pipe.publish(channel, body)
+                return len(bodies)
+            if new_topic:
+                pipe.sadd(self._keys.topics, topic)
+            if reply:  # a reply stream: only while its reader keeps it (see _replies), never a topic
+                trim: dict[str, Any] = {"maxlen": REPLY_MAXLEN, "approximate": True, "nomkstream": True}
+                single: str | None = reply_stream(ctx, topic)
             else:
-                await self._pipelined(ctx.redis, topic, bodies, keys, headers, new_topic=new_topic)
+                trim = {"maxlen": settings.maxlen, "approximate": True} if settings.maxlen else {}
+                single = self._keys.stream(topic) if keys is None or settings.partitions == 1 else None
+            for index, body in enumerate(bodies):
+                stream = single or self._stream(topic, keys[index] if keys else None)
+                entry: dict[FieldT, EncodableT] = {b"b": body}
+                entry_headers = headers[index] if headers else None
+                if entry_headers:
+                    entry[b"h"] = json.dumps(entry_headers, separators=(",", ":")).encode()
+                pipe.xadd(stream, entry, **trim)
+            return len(bodies) + new_topic
+
+        assert self._pipeliner is not None  # set with the context
+        try:
+            await self._pipeliner.send(commands)
         except RedisError as exc:
             self._counters.publish_errors += len(bodies)
             raise publish_error(topic, exc) from exc
         self._counters.messages_published += len(bodies)
         if new_topic:
             self._known_topics.add(topic)
-
-    async def _xadd_one(
-        self,
-        redis: Redis,
-        topic: str,
-        body: bytes,
-        key: str | None,
-        headers: Sequence[Mapping[str, str] | None] | None,
-    ) -> None:
-        settings = self.settings
-        trim = {"maxlen": settings.maxlen, "approximate": True} if settings.maxlen else {}
-        entry = self._entry(body, headers[0] if headers else None)
-        await redis.xadd(self._stream(topic, key), entry, **trim)  # type: ignore[arg-type]
-
-    async def _pipelined(
-        self,
-        redis: Redis,
-        topic: str,
-        bodies: list[bytes],
-        keys: Sequence[str | None] | None,
-        headers: Sequence[Mapping[str, str] | None] | None,
-        *,
-        new_topic: bool,
-    ) -> None:
-        durable, settings = self.settings.mode == "durable", self.settings
-        async with redis.pipeline(transaction=False) as pipe:
-            if not durable:
-                channel = self._keys.channel(topic)
-                for body in bodies:
-                    pipe.publish(channel, body)
-            else:
-                if new_topic:
-                    pipe.sadd(self._keys.topics, topic)
-                trim = {"maxlen": settings.maxlen, "approximate": True} if settings.maxlen else {}
-                single = self._keys.stream(topic) if keys is None or settings.partitions == 1 else None
-                for index, body in enumerate(bodies):
-                    stream = single or self._stream(topic, keys[index] if keys else None)
-                    entry = self._entry(body, headers[index] if headers else None)
-                    pipe.xadd(stream, entry, **trim)  # type: ignore[arg-type]
-            await pipe.execute()
 
     @staticmethod
     def _entry(body: bytes, headers: Mapping[str, str] | None) -> dict[FieldT, EncodableT]:
@@ -417,6 +422,8 @@ class RedisMessageBus(ObservedBus, StartsAndCloses):
             self._watch.cancel()
             await asyncio.gather(self._watch, return_exceptions=True)
         await asyncio.gather(*(s.cancel() for s in list(self._subscriptions)))
+        if self._pipeliner is not None:
+            await self._pipeliner.close()
         if self._hub is not None:
             await self._hub.close()
         if self._client is not None and self._owns_client:

@@ -22,6 +22,18 @@ class RedisSettings(MessageBusSettingsBase):
     url: SecretUrl = SecretUrl("redis://127.0.0.1:6379/0")
     key_prefix: str = "bento:"
     mode: Literal["durable", "broadcast"] = "durable"
+    max_connections: int = Field(
+        100,
+        ge=4,
+        description="size of the bus's connection pool (when it makes its client); beyond it callers wait "
+        "for a connection instead of failing",
+    )
+    publish_pipelines: int = Field(
+        4,
+        ge=1,
+        description="publish round trips in flight at once; publishes made meanwhile queue and share the "
+        "next one (one connection each)",
+    )
 
     # -- durable mode -----------------------------------------------------------------
     partitions: int = Field(

@@ -114,6 +114,14 @@ class WireEncoder:
             type_pairs = self._type_pairs[cls] = type_header_pairs(cls)
         return body, metadata_header_pairs(message, body, type_pairs)
 
+    def encode_private(self, message: DomainEvent, *, topic: str = "") -> bytes:
+        """Bento's envelope and no transport headers, whatever `wire_format` says: for what only
+        Bento reads (the replies of remote commands), where every header costs per message.
+        Counted and traced like `encode`."""
+        if telemetry.tracer is not None or telemetry.metrics is not None:
+            message = observed_publish(message, topic, self.system)
+        return self.codec.encode(message)
+
 
 def observed_publish(message: DomainEvent, topic: str, system: str) -> DomainEvent:
     """`message` as published with tracing or metrics on: counted as sent, and (tracing) with
