@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run Bento's whole test suite (unit + integration) on a fresh Debian/Ubuntu machine:
+# Run Bento's whole test suite (unit, integration, and every code block of README.md and docs/) on a fresh Debian/Ubuntu machine:
 # installs what is missing (virtualenv and extras, Debian's clickhouse-server, and the
 # Redis, RabbitMQ and NATS servers if they are neither running nor installed), starts
 # the system services that are not running, and runs pytest. Private ClickHouse,
@@ -58,4 +58,4 @@ fi
 
 # CI=true makes a missing service a failure instead of a skip.
 export CI="${CI:-true}"
-exec .venv/bin/python -m pytest tests/unit tests/integration "$@"
+exec .venv/bin/python -m pytest tests/unit tests/integration tests/docs "$@"
