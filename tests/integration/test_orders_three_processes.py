@@ -19,6 +19,7 @@ import pytest
 
 from servers import free_port, require_tcp
 from servers.pulsar_lite import PulsarLite
+from servers.tansu import Tansu
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKERS = {
@@ -34,6 +35,16 @@ def pulsar_url() -> Iterator[str]:
         yield broker.url
 
 
+@pytest.fixture(scope="module")
+def kafka_url() -> Iterator[str]:
+    broker = Tansu()
+    try:
+        broker.start()
+        yield broker.url
+    finally:
+        broker.cleanup()
+
+
 def broker_settings(backend: str, request: pytest.FixtureRequest) -> dict[str, str]:
     run = uuid.uuid4().hex[:8]
     per_bus = {
@@ -41,6 +52,10 @@ def broker_settings(backend: str, request: pytest.FixtureRequest) -> dict[str, s
         "redis": {"KEY_PREFIX": f"orders:{run}:"},
         "nats": {"STREAM_NAME": f"ORDERS_{run}", "SUBJECT_PREFIX": f"orders{run}"},
         "pulsar": {"SERVICE_URL": request.getfixturevalue("pulsar_url") if backend == "pulsar" else ""},
+        "kafka": {
+            "URL": request.getfixturevalue("kafka_url") if backend == "kafka" else "",
+            "TOPIC_PREFIX": f"o{run}.",
+        },
     }[backend]
     if backend in BROKERS:
         name, port, start = BROKERS[backend]
@@ -75,7 +90,7 @@ def _worker(target: str, settings: dict[str, str], service: str, *extra: str) ->
     raise AssertionError(f"{target} did not start ({process.wait()}): {''.join(seen)}")
 
 
-@pytest.mark.parametrize("backend", [*BROKERS, "pulsar"])
+@pytest.mark.parametrize("backend", [*BROKERS, "pulsar", "kafka"])
 def test_three_processes_on_one_broker(backend: str, request: pytest.FixtureRequest) -> None:
     settings = broker_settings(backend, request)
     workers = []
