@@ -105,8 +105,9 @@ async def run_traced_flow(
     system = _system(bus)
     suffix = uuid.uuid4().hex[:8]
     prefix, child_topic, relayed = f"trace-{suffix}.", f"trace-child-{suffix}", f"trace-out-{suffix}"
-    server_link = RequestReply(_borrowed(bus), service="shelves", topic_prefix=prefix, system=system)
-    caller_link = RequestReply(_borrowed(bus), service="front", topic_prefix=prefix, system=system)
+    # One link per bus, as in a service that serves and calls: a broker's direct reply route
+    # (RabbitMQ's reply-to) has one taker per connection.
+    server_link = caller_link = RequestReply(_borrowed(bus), service="shelves", topic_prefix=prefix, system=system)
     try:
         shelves = EventSourcedRepository(Shelf, store)
         projected: list[DomainEvent] = []
@@ -146,7 +147,6 @@ async def run_traced_flow(
     finally:
         telemetry.disable_tracing()
         await caller_link.close()
-        await server_link.close()
 
 
 def _system(bus: MessageBus) -> str:
