@@ -46,7 +46,7 @@ from bento.application.errors import (
     RemoteHandlerError,
 )
 from bento.application.messages import Query
-from bento.application.ports.direct_reply import REPLY_TO_HEADER, DirectReplyPort
+from bento.application.ports.direct_reply import REPLY_TO_HEADER, DirectReplyPort, PrivateTopicDisposal
 from bento.application.ports.inbox import Inbox
 from bento.application.ports.message_bus import MessageBus, Subscription
 from bento.application.ports.request_reply import RequestReplyPort
@@ -147,6 +147,8 @@ class RequestReply:
         if self._reply_subscription is not None:
             await self._reply_subscription.cancel()
             self._reply_subscription = None
+            if bus is not None and self.reply_topic == self._private_topic:
+                await _dispose_reply_topic(bus, self.reply_topic)
         if bus is not None and context is not None:
             await context.__aexit__(None, None, None)
 
@@ -341,6 +343,17 @@ def _in_current_trace(message: WireMessage) -> WireMessage:
     (which encodes without the traced wire encoder) carries it to the handler's span; handled,
     so what the handler creates is parented on its span."""
     return message.with_metadata(trace_context=telemetry.inject())
+
+
+async def _dispose_reply_topic(bus: MessageBus, topic: str) -> None:
+    """Delete this process's reply topic where the broker would keep it (best effort: a
+    leftover topic is harmless, a failing close is not)."""
+    if not hasattr(bus, "delete_private_topic"):
+        return
+    try:
+        await cast(PrivateTopicDisposal, bus).delete_private_topic(topic)
+    except Exception as exc:
+        logger.warning("could not delete reply topic %s: %s: %s", topic, type(exc).__name__, exc)
 
 
 def _native(bus: MessageBus) -> RequestReplyPort | None:

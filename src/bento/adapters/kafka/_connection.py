@@ -134,6 +134,18 @@ class Topics:
                 logger.info("created Kafka topic %s", name)
         self._known.add(name)
 
+    async def delete(self, names: list[str]) -> list[str]:
+        """Delete those of `names` that exist; the names deleted."""
+        admin = self._admin
+        if admin is None:
+            raise BrokerUnavailableError("Kafka", self._settings.address, "the admin client is not started")
+        present = set(await admin.list_topics())
+        doomed = [name for name in names if name in present]
+        if doomed:
+            await admin.delete_topics(doomed, timeout_ms=int(self._settings.publish_timeout * 1000))
+        self._known.difference_update(names)
+        return doomed
+
     async def exists(self, name: str) -> bool:
         if name in self._known:
             return True

@@ -374,6 +374,17 @@ class KafkaMessageBus(ObservedBus, StartsAndCloses):
         await producer.send_and_wait(removed, dead.letter_id.encode(), key=dead.letter_id.encode())
 
     # -- health -------------------------------------------------------------------------
+    async def delete_private_topic(self, topic: str) -> None:
+        """PrivateTopicDisposal: delete a topic only this process used (a remote CommandBus's
+        reply topic) and its broadcast dead-letter topic; Kafka keeps topics until deleted."""
+        names = [self._topics.name(topic), self._topics.dead_letter_name(topic, None)]
+        try:
+            deleted = await self._topics.delete(names)
+        except (KafkaError, OSError) as exc:
+            raise BrokerUnavailableError("Kafka", self.settings.address, _reason(exc)) from exc
+        if deleted:
+            logger.info("deleted Kafka topics %s", ", ".join(deleted))
+
     async def health_check(self) -> HealthStatus:
         """A metadata round trip to the brokers; unhealthy too while a subscriber cannot fetch."""
         started = time.perf_counter()

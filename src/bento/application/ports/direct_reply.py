@@ -32,3 +32,14 @@ class DirectReplyPort(Protocol):
         """Receive this process's replies with `handler`; the Subscription's `topic` is the
         address for REPLY_TO_HEADER, and `cancel` stops receiving."""
         ...
+
+
+class PrivateTopicDisposal(Protocol):
+    """A MessageBus adapter whose broker keeps topics until they are deleted (Kafka) may offer
+    `delete_private_topic`: a remote CommandBus without a direct reply route subscribes a reply
+    topic of its own per process, and deletes it (with the dead-letter topic the bus made for
+    it) when the process closes its link, so process restarts do not pile up topics."""
+
+    async def delete_private_topic(self, topic: str) -> None:
+        """Delete `topic` and what the bus created for it; a topic that is gone already is fine."""
+        ...
