@@ -19,7 +19,6 @@ import pytest
 
 from servers import free_port, require_tcp
 from servers.pulsar_lite import PulsarLite
-from servers.tansu import Tansu
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKERS = {
@@ -33,16 +32,6 @@ BROKERS = {
 def pulsar_url() -> Iterator[str]:
     with PulsarLite() as broker:
         yield broker.url
-
-
-@pytest.fixture(scope="module")
-def kafka_url() -> Iterator[str]:
-    broker = Tansu()
-    try:
-        broker.start()
-        yield broker.url
-    finally:
-        broker.cleanup()
 
 
 def broker_settings(backend: str, request: pytest.FixtureRequest) -> dict[str, str]:
@@ -90,7 +79,7 @@ def _worker(target: str, settings: dict[str, str], service: str, *extra: str) ->
     raise AssertionError(f"{target} did not start ({process.wait()}): {''.join(seen)}")
 
 
-@pytest.mark.parametrize("backend", [*BROKERS, "pulsar", "kafka"])
+@pytest.mark.parametrize("backend", [*BROKERS, "pulsar"])
 def test_three_processes_on_one_broker(backend: str, request: pytest.FixtureRequest) -> None:
     settings = broker_settings(backend, request)
     workers = []
