@@ -183,26 +183,39 @@ def store_check(kind: str, store: Any) -> HealthCheck:
 _STORES = ("event_store", "checkpoint_store", "snapshot_store", "inbox")
 
 
-def opened_checks(container: containers.Container) -> dict[str, HealthCheck]:
-    """Name → check of every component `container` has opened (see the module docstring)."""
-    checks: dict[str, HealthCheck] = {}
-    seen: set[int] = set()
+class UniqueChecks:
+    """Checks by name, each component once: one reachable under two names (a bus that is also
+    the command transport, say) is checked under the first."""
 
-    def add(name: str, target: Any, check: HealthCheck) -> None:
-        if id(target) not in seen and name not in checks:
-            seen.add(id(target))
-            checks[name] = check
+    def __init__(self) -> None:
+        self.checks: dict[str, HealthCheck] = {}
+        self._seen: set[int] = set()
 
+    def add(self, name: str, target: Any, check: HealthCheck) -> None:
+        if id(target) not in self._seen and name not in self.checks:
+            self._seen.add(id(target))
+            self.checks[name] = check
+
+
+def collect_opened(container: containers.Container) -> UniqueChecks:
+    """The checks of every component `container` has opened (see the module docstring), open
+    for more to be added (`bento.managers.health` adds the named managers)."""
+    found = UniqueChecks()
     for name, bus in opened_buses(container).items():
-        add(name, bus, bus.health_check)
+        found.add(name, bus, bus.health_check)
     for kind in _STORES:
         for store in _branches(container, kind):
-            add(kind, store, store_check(kind, store))
+            found.add(kind, store, store_check(kind, store))
     for health in _branches(container, "health_checks"):
         if isinstance(health, HealthChecks):
             for name, check in health.checks().items():
-                add(name, check, check)
-    return checks
+                found.add(name, check, check)
+    return found
+
+
+def opened_checks(container: containers.Container) -> dict[str, HealthCheck]:
+    """Name → check of every component `container` has opened (see the module docstring)."""
+    return collect_opened(container).checks
 
 
 async def run_checks(

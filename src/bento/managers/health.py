@@ -16,11 +16,10 @@ The same object seen twice (a manager wrapping the container's own bus) is check
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from dependency_injector import containers
 
-from bento.infrastructure.health import ComponentHealth, HealthCheck, HealthReport, opened_checks, run_checks
+from bento.infrastructure.health import ComponentHealth, HealthCheck, HealthReport, collect_opened, run_checks
 from bento.managers import runtime
 
 __all__ = ["ComponentHealth", "HealthCheck", "HealthReport", "collect_health", "discover"]
@@ -35,23 +34,13 @@ _PREFIXES = {
 
 def discover(container: containers.Container) -> dict[str, HealthCheck]:
     """Name → check of every component the container has opened (see the module docstring)."""
-    checks: dict[str, HealthCheck] = {}
-    seen: set[int] = set()
-
-    def add(name: str, target: Any, check: HealthCheck) -> None:
-        if id(target) not in seen and name not in checks:
-            seen.add(id(target))
-            checks[name] = check
-
-    for name, check in opened_checks(container).items():
-        checks[name] = check
-        seen.add(id(getattr(check, "__self__", check)))
+    found = collect_opened(container)
     if getattr(container, runtime.REGISTRY_PROVIDER, None) is not None:
         for item in runtime.registry_of(container).items():
             if item.initialized:
                 target = getattr(item, "bus", None) if item.kind == "EventBusManager" else item
-                add(f"{_PREFIXES.get(item.kind, item.kind)}:{item.name}", target, item.health)
-    return checks
+                found.add(f"{_PREFIXES.get(item.kind, item.kind)}:{item.name}", target, item.health)
+    return found.checks
 
 
 async def collect_health(
